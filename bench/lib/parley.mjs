@@ -1,0 +1,97 @@
+// Parley under test: built app (`node dist/main.js`) on an SQLite file, users
+// seeded straight into the database (argon2 is not what we measure), tokens
+// minted with the same secret, channels made through the HTTP API.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import Database from 'better-sqlite3';
+import argon2 from 'argon2';
+import jwt from 'jsonwebtoken';
+import { ROOT_DIR, startServer, freePort } from './servers.mjs';
+import { pool } from './util.mjs';
+
+export const JWT_SECRET = 'bench-secret-0123456789abcdef';
+export const MAIN = join(ROOT_DIR, 'dist/main.js');
+
+// Is there a runnable build? Build it if only the sources are there.
+export function ensureBuilt(log) {
+  if (existsSync(MAIN)) return true;
+  if (!existsSync(join(ROOT_DIR, 'src/main.ts'))) return false;
+  try {
+    log('building Parley (npm run build)...');
+    execFileSync('npm', ['run', 'build'], { cwd: ROOT_DIR, stdio: 'ignore', timeout: 300_000 });
+  } catch { return false; }
+  return existsSync(MAIN);
+}
+
+export function parleyEnv(dbFile) {
+  return {
+    DATABASE_URL: `sqlite:${dbFile}`,
+    JWT_SECRET,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_PER_SEC: '0', // load tests send far above a person's rate
+    SEND_BUFFER_CAP_BYTES: String(256 * 1024 * 1024), // measure the server, not the slow-consumer guard
+  };
+}
+
+export async function startParley({ dbFile, logDir, name = 'parley' }) {
+  const port = await freePort();
+  return startServer({ name, script: MAIN, env: parleyEnv(dbFile), port, logDir });
+}
+
+export const tokenFor = (u) => jwt.sign({ sub: u.id, username: u.username }, JWT_SECRET, { algorithm: 'HS256', expiresIn: '1h' });
+
+// Users for every scenario; ids are uuids so they also work for the references.
+export function makeUsers(prefix, n) {
+  return Array.from({ length: n }, (_, i) => ({ id: randomUUID(), username: `${prefix}${i}` }));
+}
+
+// First start runs the migrations; then users go straight into `users`.
+export async function seedParley({ dbFile, logDir, users }) {
+  const srv = await startParley({ dbFile, logDir, name: 'parley-migrate' });
+  await srv.stop();
+  const hash = await argon2.hash('bench-password', { type: argon2.argon2id });
+  const db = new Database(dbFile);
+  try {
+    const now = Date.now();
+    const ins = db.prepare('INSERT INTO users (id, username, username_key, password_hash, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, NULL)');
+    db.transaction(() => { for (const u of users) ins.run(u.id, u.username, u.username.toLowerCase(), hash, now); })();
+  } finally { db.close(); }
+}
+
+export async function api(srv, method, path, token, body) {
+  const r = await fetch(srv.url + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = text; }
+  if (!r.ok) throw Object.assign(new Error(`${method} ${path}: HTTP ${r.status} ${text.slice(0, 300)}`), { status: r.status, body: json });
+  return json;
+}
+
+// A public channel holding `members` (the first one creates it). Tries the
+// members list in one request; if the API refuses a list that long, the rest
+// join one by one (before anyone is connected, so no member.joined fan-out).
+export async function createChannel(srv, name, members) {
+  const [owner, ...rest] = members;
+  const id = (ch) => ch.id ?? ch.channelId ?? ch.channel?.id ?? ch.conversation?.channelId;
+  try {
+    const ch = await api(srv, 'POST', '/channels', tokenFor(owner), { name, visibility: 'public', members: rest.map((u) => u.username) });
+    return id(ch);
+  } catch (e) {
+    if (e.status !== 400 && e.status !== 413) throw e;
+  }
+  const ch = await api(srv, 'POST', '/channels', tokenFor(owner), { name, visibility: 'public' });
+  const channelId = id(ch);
+  await pool(rest, 16, (u) => api(srv, 'POST', `/channels/${channelId}/join`, tokenFor(u)));
+  return channelId;
+}
+
+export function countRows(dbFile, sql) {
+  const db = new Database(dbFile, { readonly: true });
+  try { return db.prepare(sql).pluck().get(); } finally { db.close(); }
+}

@@ -1,0 +1,96 @@
+// Spawns servers under test with the probe preloaded, waits until they answer,
+// and guarantees they die with the harness (normal exit, error or signal).
+import { fork } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { procCpuSec, procRssBytes, waitFor, sleep } from './util.mjs';
+
+export const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
+export const ROOT_DIR = join(BENCH_DIR, '..');
+const PROBE = pathToFileURL(join(BENCH_DIR, 'lib/probe.mjs')).href;
+
+// Every child process we start (servers and load generators) is tracked here.
+export const children = new Set();
+export function track(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+function killAll() {
+  for (const c of children) try { c.kill('SIGKILL'); } catch { /* already gone */ }
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => { killAll(); process.exit(130); });
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    }).on('error', reject);
+  });
+}
+
+export class Server {
+  constructor(name, child, port, logFile) {
+    Object.assign(this, { name, child, port, logFile, pid: child.pid });
+    this.url = `http://127.0.0.1:${port}`;
+    this.exited = null;
+    this.seq = 0;
+    this.pending = new Map();
+    child.on('exit', (code, sig) => { this.exited = { code, sig }; });
+    child.on('message', (m) => {
+      if (m?.probe !== 'stats') return;
+      this.pending.get(m.id)?.(m);
+      this.pending.delete(m.id);
+    });
+  }
+  // Memory, CPU (µs, all threads) and event-loop delay, via the preloaded probe.
+  // reset: restart the event-loop delay histogram (so it covers the next window).
+  stats({ gc = false, reset = false } = {}) {
+    const id = ++this.seq;
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => { this.pending.delete(id); reject(new Error(`${this.name}: probe timeout`)); }, 30_000);
+      this.pending.set(id, (m) => { clearTimeout(t); resolve(m); });
+      this.child.send({ probe: 'stats', id, gc, reset });
+    });
+  }
+  cpuSec() { return procCpuSec(this.pid); }
+  rss() { return procRssBytes(this.pid); }
+  async stop() {
+    if (this.exited) return;
+    this.child.kill('SIGTERM');
+    for (let i = 0; i < 100 && !this.exited; i++) await sleep(50);
+    if (!this.exited) this.child.kill('SIGKILL');
+    for (let i = 0; i < 40 && !this.exited; i++) await sleep(50);
+  }
+}
+
+// Start `script` (a path) as a server listening on `port`. healthPath must answer 200.
+export async function startServer({ name, script, args = [], env = {}, port, healthPath = '/health', logDir, cwd = ROOT_DIR, timeoutMs = 60_000 }) {
+  const logFile = join(logDir, `${name}.log`);
+  const fd = openSync(logFile, 'a');
+  const child = track(fork(script, args, {
+    cwd,
+    env: { ...process.env, ...env, PORT: String(port) },
+    execArgv: ['--expose-gc', '--import', PROBE],
+    stdio: ['ignore', fd, fd, 'ipc'],
+  }));
+  closeSync(fd);
+  const srv = new Server(name, child, port, logFile);
+  try {
+    await waitFor(async () => {
+      if (srv.exited) throw new Error(`${name} exited during start-up (${JSON.stringify(srv.exited)}); see ${logFile}`);
+      try {
+        const r = await fetch(`${srv.url}${healthPath}`);
+        return r.ok;
+      } catch { return false; }
+    }, { timeoutMs, everyMs: 100, what: `${name} health` });
+  } catch (e) {
+    await srv.stop();
+    throw e;
+  }
+  return srv;
+}

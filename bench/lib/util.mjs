@@ -1,0 +1,122 @@
+// Small helpers shared by the harness: clock, histogram, /proc readers, tables.
+import { readFileSync } from 'node:fs';
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// One clock for every process: process.hrtime is CLOCK_MONOTONIC, shared by all
+// processes on the machine, so a sender and a receiver in different processes
+// can subtract their readings. Microseconds, as a Number (fits easily).
+export const nowUs = () => Number(process.hrtime.bigint() / 1000n);
+
+// Poll `fn` until it returns truthy or `timeoutMs` passes (bounded, like every loop here).
+export async function waitFor(fn, { timeoutMs = 10_000, everyMs = 50, what = 'condition' } = {}) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+// Log-bucketed latency histogram (2% wide buckets, 1 µs .. ~10 min). Recording is
+// one Math.log and an array increment: cheap enough to record every delivery at
+// hundreds of thousands per second, and histograms from several processes merge
+// by adding arrays.
+const K = 1 / Math.log(1.02);
+const NB = 1100;
+export class Hist {
+  constructor(src) {
+    this.b = src ? Float64Array.from(src.b) : new Float64Array(NB);
+    this.n = src?.n ?? 0;
+    this.sum = src?.sum ?? 0;
+    this.max = src?.max ?? 0;
+  }
+  record(us) {
+    if (us < 0) us = 0;
+    const i = Math.min(NB - 1, Math.floor(Math.log(us + 1) * K));
+    this.b[i]++;
+    this.n++;
+    this.sum += us;
+    if (us > this.max) this.max = us;
+  }
+  merge(o) {
+    for (let i = 0; i < NB; i++) this.b[i] += o.b[i];
+    this.n += o.n;
+    this.sum += o.sum;
+    if (o.max > this.max) this.max = o.max;
+    return this;
+  }
+  // Value (µs) at quantile q: the middle of the bucket holding it, capped by max.
+  q(q) {
+    if (!this.n) return NaN;
+    const want = q * this.n;
+    let c = 0;
+    for (let i = 0; i < NB; i++) {
+      c += this.b[i];
+      if (c >= want) return Math.min(this.max, Math.exp((i + 0.5) / K) - 1);
+    }
+    return this.max;
+  }
+  toJSON() {
+    return { b: Array.from(this.b), n: this.n, sum: this.sum, max: this.max };
+  }
+  summaryMs() {
+    const r = (x) => Math.round(x / 10) / 100;
+    return { n: this.n, p50: r(this.q(0.5)), p90: r(this.q(0.9)), p99: r(this.q(0.99)), max: r(this.max), mean: r(this.n ? this.sum / this.n : NaN) };
+  }
+}
+
+// CPU seconds (user+system, all threads) of a process, from /proc/<pid>/stat.
+// Resolution is one clock tick (10 ms), so measure windows of seconds.
+const CLK_TCK = 100;
+export function procCpuSec(pid) {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+}
+
+export function procRssBytes(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+export function machineInfo() {
+  const cpu = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /model name\s*:\s*(.*)/.exec(cpu)?.[1] ?? 'unknown';
+  const nproc = (cpu.match(/^processor\s*:/gm) || []).length;
+  return { nproc, cpuModel: model, node: process.version, platform: `${process.platform} ${process.arch}` };
+}
+
+// Plain fixed-width table for the terminal.
+export function table(title, rows) {
+  if (!rows.length) return `${title}\n  (no rows)\n`;
+  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const cell = (v) => (v === undefined || v === null ? '' : typeof v === 'number' ? fmtNum(v) : String(v));
+  const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals) => '  ' + vals.map((v, i) => v.padStart(w[i])).join('  ');
+  return [`\n${title}`, line(cols), line(w.map((n) => '-'.repeat(n))), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n') + '\n';
+}
+
+export function fmtNum(v) {
+  if (!Number.isFinite(v)) return String(v);
+  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
+  if (Math.abs(v) >= 10) return (Math.round(v * 10) / 10).toString();
+  return (Math.round(v * 100) / 100).toString();
+}
+
+export const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? Math.round((a / b) * 100) / 100 : null);
+
+// Run async `fn` over `items` with at most `n` in flight.
+export async function pool(items, n, fn) {
+  const out = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  return out;
+}

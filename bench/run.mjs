@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+// Parley benchmark harness. Usage: node bench/run.mjs [--quick] [--only fanout,ingest,connections,history,inbound]
+//                                                     [--servers parley,ws,sio] [--keep]
+// See bench/README.md. Results: bench/results/<scenario>.json and bench/results/summary.json.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BENCH_DIR } from './lib/servers.mjs';
+import { ensureBuilt, seedParley, makeUsers } from './lib/parley.mjs';
+import { LABEL } from './lib/targets.mjs';
+import { machineInfo, table, ratio } from './lib/util.mjs';
+import * as fanoutS from './scenarios/fanout.mjs';
+import * as ingestS from './scenarios/ingest.mjs';
+import * as connectionsS from './scenarios/connections.mjs';
+import * as historyS from './scenarios/history.mjs';
+import * as inboundS from './scenarios/inbound.mjs';
+
+const SCENARIOS = { fanout: fanoutS, ingest: ingestS, connections: connectionsS, history: historyS, inbound: inboundS };
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(`--${name}`);
+const opt = (name) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : (argv.find((a) => a.startsWith(`--${name}=`)) || '').split('=')[1]; };
+if (flag('help') || flag('h')) {
+  console.log('node bench/run.mjs [--quick] [--only fanout,ingest,connections,history,inbound] [--servers parley,ws,sio] [--keep]');
+  process.exit(0);
+}
+
+// 19,000 connections need ~19,100 descriptors in the server process. If the
+// soft limit is lower than the hard one, re-run ourselves under a shell that
+// raises it, so every server and load generator inherits the raised limit.
+const limits = spawnSync('sh', ['-c', 'ulimit -Sn; ulimit -Hn'], { encoding: 'utf8' }).stdout.trim().split('\n');
+const [soft, hard] = limits.map((x) => (x === 'unlimited' ? Infinity : Number(x)));
+if (soft < Math.min(hard, 20_000) && !process.env.BENCH_ULIMIT_RAISED) {
+  const want = Math.min(hard, 20_000);
+  const r = spawnSync('sh', ['-c', `ulimit -n ${want} && exec "$0" "$@"`, process.execPath, ...process.execArgv, process.argv[1], ...argv], { stdio: 'inherit', env: { ...process.env, BENCH_ULIMIT_RAISED: '1' } });
+  process.exit(r.status ?? 1);
+}
+
+const quick = flag('quick');
+const only = (opt('only') || Object.keys(SCENARIOS).join(',')).split(',').filter(Boolean);
+for (const s of only) if (!SCENARIOS[s]) { console.error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(', ')}`); process.exit(2); }
+let kinds = (opt('servers') || 'parley,ws,sio').split(',').filter(Boolean);
+
+const started = Date.now();
+const log = (m) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${m}`);
+const resultsDir = join(BENCH_DIR, 'results');
+const logDir = join(resultsDir, 'logs');
+rmSync(logDir, { recursive: true, force: true });
+mkdirSync(logDir, { recursive: true });
+const work = mkdtempSync(join(tmpdir(), 'parley-bench-'));
+
+const ctx = {
+  quick, log, logDir, kinds, fdLimit: Math.min(soft, hard),
+  dbFile: join(work, 'bench.sqlite'),
+  users: {
+    fan: makeUsers('fan', 1000), // fan-out channel members
+    dm: makeUsers('dm', 400), // 200 DM pairs
+    idle: makeUsers('idle', 1000), // idle connections (no shared channels: no presence fan-out)
+    hist: makeUsers('hist', 1), // owner of the history channel
+    inb: makeUsers('inb', 1), // alone in a channel: inbound cost
+  },
+  notes: [],
+};
+
+const summary = { startedAt: new Date().toISOString(), machine: { ...machineInfo(), fdLimit: ctx.fdLimit }, quick, scenarios: {}, ratios: {}, notes: ctx.notes };
+try {
+  log(`machine: ${JSON.stringify(summary.machine)}`);
+  if (kinds.includes('parley')) {
+    if (!ensureBuilt(log)) {
+      ctx.notes.push('Parley not benchmarked: no runnable build (dist/main.js) and `npm run build` failed or src/main.ts is missing.');
+      kinds = ctx.kinds = kinds.filter((k) => k !== 'parley');
+    } else {
+      log('seeding Parley database');
+      await seedParley({ dbFile: ctx.dbFile, logDir, users: Object.values(ctx.users).flat() });
+    }
+  }
+  ctx.parley = kinds.includes('parley');
+  for (const name of only) {
+    log(`== ${name} ==`);
+    const t0 = Date.now();
+    let r;
+    try { r = await SCENARIOS[name].run(ctx); }
+    catch (e) { r = { error: String(e.stack || e) }; log(`${name} failed: ${e.stack || e}`); }
+    r.seconds = Math.round((Date.now() - t0) / 100) / 10;
+    summary.scenarios[name] = r;
+    writeFileSync(join(resultsDir, `${name}.json`), JSON.stringify({ machine: summary.machine, quick, at: new Date().toISOString(), ...r }, null, 2));
+    if (!r.error) {
+      const rep = SCENARIOS[name].report(r, { table, ratio, LABEL });
+      console.log(rep.text);
+      Object.assign(summary.ratios, rep.ratios);
+    }
+  }
+  summary.goals = goals(summary.scenarios);
+  console.log(table('Ratios (same run)', Object.entries(summary.ratios).map(([k, v]) => ({ ratio: k, value: v }))));
+  console.log(table('Goals', summary.goals));
+  for (const n of ctx.notes) console.log(`note: ${n}`);
+} finally {
+  summary.seconds = Math.round((Date.now() - started) / 1000);
+  writeFileSync(join(resultsDir, 'summary.json'), JSON.stringify(summary, null, 2));
+  if (!flag('keep')) rmSync(work, { recursive: true, force: true });
+  else log(`kept ${work}`);
+  log(`done in ${summary.seconds}s; results in ${resultsDir}, server logs in ${logDir}`);
+}
+process.exit(0); // load generators and servers are killed by the exit handler
+
+// Where each goal of the issue stands, from this run's figures only.
+function goals(s) {
+  const g = [];
+  const add = (goal, value, ok) => g.push({ goal, measured: value ?? 'not measured', status: value == null ? 'n/a' : ok ? 'met' : 'NOT met' });
+  const f = s.fanout?.servers;
+  const pr = f?.parley?.maxRate, wr = f?.ws?.maxRate, sr = f?.sio?.maxRate;
+  add('Fan-out Parley >= 0.9x ws-ref', pr && wr ? `${ratio(pr, wr)}x` : null, pr / wr >= 0.9);
+  add('Fan-out Parley >= 1.2x socket.io-ref', pr && sr ? `${ratio(pr, sr)}x` : null, pr / sr >= 1.2);
+  const ing = s.ingest?.servers?.parley?.msgsPerSec;
+  add('Ingest >= 50,000 msgs/s', ing != null ? `${ing} msgs/s` : null, ing >= 50_000);
+  const at = f?.parley?.fixed?.find((x) => x.target === 100_000);
+  add('p50 <= 5 ms at 100k deliv/s', at ? `${at.p50} ms` : null, at?.p50 <= 5);
+  add('p99 <= 50 ms at 100k deliv/s', at ? `${at.p99} ms` : null, at?.p99 <= 50);
+  const c = s.connections?.servers;
+  const big = (v) => v?.levels?.at(-1);
+  const ph = big(c?.parley)?.heapPerConn, wh = big(c?.ws)?.heapPerConn;
+  add(`Heap/conn <= 1.5x ws-ref at ${big(c?.parley)?.connections ?? '19k'}`, ph && wh ? `${ratio(ph, wh)}x (${ph} vs ${wh} B)` : null, ph / wh <= 1.5);
+  const h = s.history;
+  const hp = h?.servers?.parley?.reqPerSec, hb = h?.servers?.bare?.reqPerSec;
+  add('History >= 0.7x bare handler', hp && hb ? `${ratio(hp, hb)}x` : null, hp / hb >= 0.7);
+  return g;
+}

@@ -1,0 +1,19 @@
+import { applyDecorators, createParamDecorator, ExecutionContext, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiResponse } from '@nestjs/swagger';
+import { ErrorResponseDto } from '../common/error-response.dto.js';
+import type { AuthenticatedRequest } from './jwt-auth.guard.js';
+import { JwtAuthGuard } from './jwt-auth.guard.js';
+
+/** Guard + OpenAPI metadata in one: every protected controller says `@Authenticated()`. */
+export function Authenticated() {
+  return applyDecorators(
+    UseGuards(JwtAuthGuard),
+    ApiBearerAuth(),
+    ApiResponse({ status: 401, type: ErrorResponseDto, description: '`unauthorized`: missing, invalid or expired token' }),
+  );
+}
+
+/** The verified caller, set by JwtAuthGuard. */
+export const CurrentUser = createParamDecorator(
+  (_: unknown, ctx: ExecutionContext) => ctx.switchToHttp().getRequest<AuthenticatedRequest>().user,
+);

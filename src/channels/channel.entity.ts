@@ -1,0 +1,36 @@
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { epochMs } from '../common/epoch-ms.transformer.js';
+
+export type ChannelKind = 'dm' | 'channel';
+export type ChannelVisibility = 'public' | 'private';
+
+@Entity('channels')
+export class Channel {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id!: string;
+
+  @Column({ type: 'varchar', length: 8 })
+  kind!: ChannelKind;
+
+  /** Group channels only; a DM's name is the peer's username, which depends on who looks. */
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  name!: string | null;
+
+  /** Lower-cased name, unique among group channels (NULL for DMs). */
+  @Column({ name: 'name_key', type: 'varchar', length: 64, nullable: true, unique: true })
+  nameKey!: string | null;
+
+  @Column({ type: 'varchar', length: 8 })
+  visibility!: ChannelVisibility;
+
+  /** DMs only: the two user ids sorted and joined by ':', so a pair has exactly one DM. */
+  @Column({ name: 'dm_key', type: 'varchar', length: 80, nullable: true, unique: true })
+  dmKey!: string | null;
+
+  /** The last assigned seq; bumped in the same transaction as the message insert. */
+  @Column({ name: 'head_seq', type: 'integer', default: 0 })
+  headSeq!: number;
+
+  @Column({ name: 'created_at', type: 'bigint', transformer: epochMs })
+  createdAt!: number;
+}

@@ -1,0 +1,55 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { MessageView } from '../messages/message.mapper.js';
+import type { ChannelState } from './channel-state.store.js';
+
+export type PresenceStatus = 'online' | 'offline';
+
+export class PeerView {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ example: 'bob' }) username!: string;
+  @ApiProperty({ enum: ['online', 'offline'] }) status!: PresenceStatus;
+}
+
+/** The contract's Conversation: one channel as one user sees it. */
+export class ConversationView {
+  @ApiProperty({ format: 'uuid' }) channelId!: string;
+  @ApiProperty({ enum: ['dm', 'channel'] }) kind!: 'dm' | 'channel';
+  @ApiProperty({ example: 'general', description: "channel name, or the peer's username for a DM" }) name!: string;
+  @ApiPropertyOptional({ type: PeerView, description: 'DMs only' }) peer?: PeerView;
+  @ApiProperty({ type: MessageView, nullable: true }) lastMessage!: MessageView | null;
+  @ApiProperty({ example: 42 }) headSeq!: number;
+  @ApiProperty({ example: 40 }) lastReadSeq!: number;
+  @ApiProperty({ example: 2, description: 'messages with seq > lastReadSeq not sent by this user' }) unreadCount!: number;
+}
+
+/**
+ * Personalizes a channel for one user. unreadCount is headSeq - lastReadSeq: exact, because a
+ * user's own messages always sit at or below their read marker (sending moves it).
+ */
+export function toConversation(
+  state: ChannelState,
+  userId: string,
+  statusOf: (userId: string) => PresenceStatus,
+): ConversationView {
+  const lastReadSeq = state.members.get(userId)?.lastReadSeq ?? state.headSeq;
+  const base = {
+    channelId: state.id,
+    kind: state.kind,
+    lastMessage: state.lastMessage,
+    headSeq: state.headSeq,
+    lastReadSeq,
+    unreadCount: Math.max(0, state.headSeq - lastReadSeq),
+  };
+  if (state.kind === 'dm') {
+    const peer = [...state.members.values()].find((m) => m.userId !== userId) ?? state.members.get(userId);
+    const peerView = peer ? { id: peer.userId, username: peer.username, status: statusOf(peer.userId) } : undefined;
+    return { ...base, name: peerView?.username ?? '', peer: peerView };
+  }
+  return { ...base, name: state.name ?? '' };
+}
+
+/** Most recent activity first: the last message, or the channel's creation when it has none. */
+export function byRecentActivity(a: ChannelState, b: ChannelState): number {
+  const at = (s: ChannelState) => (s.lastMessage ? Date.parse(s.lastMessage.createdAt) : s.createdAt);
+  return at(b) - at(a);
+}

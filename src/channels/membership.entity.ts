@@ -1,0 +1,37 @@
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, type Relation } from 'typeorm';
+import { User } from '../users/user.entity.js';
+import { Channel } from './channel.entity.js';
+import { epochMs } from '../common/epoch-ms.transformer.js';
+
+export type MemberRole = 'owner' | 'member';
+
+@Entity('memberships')
+@Index('idx_memberships_user', ['userId'])
+export class Membership {
+  @PrimaryColumn({ name: 'channel_id', type: 'varchar', length: 36 })
+  channelId!: string;
+
+  @PrimaryColumn({ name: 'user_id', type: 'varchar', length: 36 })
+  userId!: string;
+
+  @Column({ type: 'varchar', length: 16, default: 'member' })
+  role!: MemberRole;
+
+  /**
+   * Forward-only read marker. Sending moves it to the sent message, so every message of the
+   * reader's own is at or below it and unreadCount is exactly headSeq - lastReadSeq.
+   */
+  @Column({ name: 'last_read_seq', type: 'integer', default: 0 })
+  lastReadSeq!: number;
+
+  @ManyToOne(() => Channel, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'channel_id' })
+  channel?: Relation<Channel>;
+
+  @ManyToOne(() => User, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'user_id' })
+  user?: Relation<User>;
+
+  @Column({ name: 'joined_at', type: 'bigint', transformer: epochMs })
+  joinedAt!: number;
+}

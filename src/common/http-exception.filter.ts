@@ -1,0 +1,46 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { Response } from 'express';
+import { AppError, CODE_BY_HTTP_STATUS, ErrorCode } from './app-error.js';
+
+/** Maps every error to the contract's HTTP shape `{statusCode, code, message, details?}`. */
+@Catch()
+export class HttpExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('HttpExceptionFilter');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    if (host.getType() !== 'http') return;
+    const res = host.switchToHttp().getResponse<Response>();
+    const { status, code, message, details } = toHttpError(exception);
+    if (status >= 500) this.logger.error(exception instanceof Error ? exception.stack : String(exception));
+    if (res.headersSent) return;
+    res.status(status).json({ statusCode: status, code, message, ...(details ? { details } : {}) });
+  }
+}
+
+export function toHttpError(exception: unknown): {
+  status: number;
+  code: ErrorCode;
+  message: string;
+  details?: Record<string, unknown>;
+} {
+  if (exception instanceof AppError) {
+    return { status: exception.status, code: exception.code, message: exception.message, details: exception.details };
+  }
+  // body-parser's errors: malformed JSON and oversized bodies.
+  const bodyErr = exception as { type?: string; status?: number; message?: string };
+  if (bodyErr?.type === 'entity.parse.failed') {
+    return { status: 400, code: 'invalid_payload', message: 'request body is not valid JSON' };
+  }
+  if (bodyErr?.type === 'entity.too.large') {
+    return { status: 413, code: 'too_large', message: 'request body is too large' };
+  }
+  if (exception instanceof HttpException) {
+    const status = exception.getStatus();
+    const code = CODE_BY_HTTP_STATUS[status] ?? (status >= 500 ? 'internal' : 'invalid_payload');
+    const body = exception.getResponse();
+    const message =
+      typeof body === 'string' ? body : String((body as { message?: unknown }).message ?? exception.message);
+    return { status, code, message };
+  }
+  return { status: 500, code: 'internal', message: 'internal server error' };
+}

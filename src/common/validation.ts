@@ -1,0 +1,33 @@
+import { ValidationError, ValidationPipe } from '@nestjs/common';
+import { AppError } from './app-error.js';
+
+/**
+ * Flattens class-validator errors to `{ field: [messages] }` (nested fields dotted), the
+ * `details` of every `invalid_payload` error on both transports.
+ */
+export function validationDetails(errors: ValidationError[], prefix = ''): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const e of errors) {
+    const path = prefix ? `${prefix}.${e.property}` : e.property;
+    if (e.constraints) out[path] = Object.values(e.constraints);
+    if (e.children?.length) Object.assign(out, validationDetails(e.children, path));
+  }
+  return out;
+}
+
+/** The one ValidationPipe of the project: whitelist, transform, and AppError on failure. */
+export function createValidationPipe(): ValidationPipe {
+  return new ValidationPipe({
+    whitelist: true,
+    forbidNonWhitelisted: true,
+    transform: true,
+    // Cheaper and clearer: one message per field is plenty for a client to act on.
+    stopAtFirstError: true,
+    exceptionFactory: (errors) => {
+      const fields = validationDetails(errors);
+      const first = Object.entries(fields)[0];
+      const message = first ? `${first[0]}: ${first[1][0]}` : 'invalid payload';
+      return new AppError('invalid_payload', message, { fields });
+    },
+  });
+}

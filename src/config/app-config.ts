@@ -1,0 +1,179 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { plainToInstance, Transform } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, MinLength, validateSync } from 'class-validator';
+
+/**
+ * The environment, validated once at boot. Everything the service can be told from the outside
+ * is here, so a bad value stops the boot with the variable's name instead of failing later.
+ */
+const toInt = ({ value }: { value: unknown }) =>
+  value === undefined || value === '' ? undefined : /^-?\d+$/.test(String(value)) ? Number(value) : value;
+
+export class EnvironmentVariables {
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  PORT: number = 3000;
+
+  @IsOptional() @IsString()
+  @Matches(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, {
+    message: 'DATABASE_URL must be sqlite:<file>, sqlite::memory: or postgres://...',
+  })
+  DATABASE_URL: string = 'sqlite:./data/parley.sqlite';
+
+  @IsOptional() @IsString() @Matches(/^rediss?:\/\/.+/, { message: 'REDIS_URL must be redis://...' })
+  REDIS_URL?: string;
+
+  @IsOptional() @IsString() @MinLength(16, { message: 'JWT_SECRET must be at least 16 characters' })
+  JWT_SECRET?: string;
+
+  @IsOptional() @IsString()
+  @Matches(/^\d+(ms|s|m|h|d)?$/, { message: 'JWT_TTL must be a duration such as 3600, 90s, 15m, 1h or 7d' })
+  JWT_TTL: string = '1h';
+
+  @IsOptional() @IsString()
+  ALLOWED_ORIGINS?: string;
+
+  @IsOptional() @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+  LOG_LEVEL: string = 'info';
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1024) @Max(16 * 1024 * 1024)
+  MAX_FRAME_BYTES: number = 65536;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  RATE_LIMIT_PER_SEC: number = 50;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1)
+  RATE_LIMIT_BURST: number = 200;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1024)
+  SEND_BUFFER_CAP_BYTES: number = 4 * 1024 * 1024;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100)
+  HEARTBEAT_INTERVAL_MS: number = 30000;
+
+  /** How long a user stays "online" after their last connection closes (no flapping on reconnect). */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  PRESENCE_GRACE_MS: number = 5000;
+
+  /** FULL survives power loss; NORMAL survives a killed process but not a power cut (WAL mode). */
+  @IsOptional() @IsIn(['FULL', 'NORMAL'])
+  SQLITE_SYNCHRONOUS: string = 'FULL';
+
+  /** argon2id memory cost in KiB; lower it only for tests and benchmarks. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1024)
+  PASSWORD_HASH_MEMORY_KIB: number = 19456;
+
+  @IsOptional() @IsString() @Matches(/^(true|false|1|0)$/, { message: 'DOCS_ENABLED must be true or false' })
+  DOCS_ENABLED: string = 'true';
+}
+
+export type DatabaseTarget =
+  | { type: 'sqlite'; file: string }
+  | { type: 'postgres'; url: string; schema?: string };
+
+/** The resolved configuration the rest of the code reads (injected as a provider). */
+export class AppConfig {
+  constructor(
+    readonly port: number,
+    readonly database: DatabaseTarget,
+    readonly dataDir: string,
+    readonly redisUrl: string | undefined,
+    readonly jwtSecret: string,
+    readonly jwtSecretGenerated: boolean,
+    readonly jwtTtlSeconds: number,
+    readonly allowedOrigins: string[] | null,
+    readonly logLevel: string,
+    readonly maxFrameBytes: number,
+    readonly rateLimitPerSec: number,
+    readonly rateLimitBurst: number,
+    readonly sendBufferCapBytes: number,
+    readonly heartbeatIntervalMs: number,
+    readonly presenceGraceMs: number,
+    readonly sqliteSynchronous: 'FULL' | 'NORMAL',
+    readonly passwordHashMemoryKib: number,
+    readonly docsEnabled: boolean,
+  ) {}
+}
+
+export class ConfigError extends Error {}
+
+const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+
+export function parseDuration(text: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(text);
+  if (!m) throw new ConfigError(`bad duration ${text}`);
+  return Math.max(1, Math.floor(Number(m[1]) * UNIT_SECONDS[m[2] ?? 's']));
+}
+
+function parseDatabase(url: string): { database: DatabaseTarget; dataDir: string } {
+  if (url.startsWith('sqlite:')) {
+    const file = url.slice('sqlite:'.length);
+    if (file === ':memory:') return { database: { type: 'sqlite', file }, dataDir: resolve('./data') };
+    const abs = resolve(file);
+    return { database: { type: 'sqlite', file: abs }, dataDir: dirname(abs) };
+  }
+  // postgres://user@host/db?schema=name lets tests give each run its own schema.
+  const parsed = new URL(url);
+  const schema = parsed.searchParams.get('schema') ?? undefined;
+  if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new ConfigError('DATABASE_URL: ?schema= must be a lower-case identifier');
+  }
+  parsed.searchParams.delete('schema');
+  return { database: { type: 'postgres', url: parsed.toString(), schema }, dataDir: resolve('./data') };
+}
+
+/**
+ * A JWT secret must survive restarts (or every token dies with the process), so an unset
+ * JWT_SECRET is generated once and kept in the data folder, readable only by its owner.
+ */
+function loadOrCreateSecret(dataDir: string): string {
+  const file = join(dataDir, 'jwt-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(48).toString('base64url');
+  writeFileSync(file, secret + '\n', { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return secret;
+}
+
+/** Validates `env` and resolves it; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const raw: Record<string, string> = {};
+  for (const key of Object.keys(new EnvironmentVariables())) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  for (const key of ['REDIS_URL', 'JWT_SECRET', 'ALLOWED_ORIGINS']) {
+    if (env[key]) raw[key] = env[key] as string;
+  }
+  const vars = plainToInstance(EnvironmentVariables, raw);
+  const errors = validateSync(vars, { skipMissingProperties: false });
+  if (errors.length > 0) {
+    const lines = errors.map((e) => `${e.property}: ${Object.values(e.constraints ?? {}).join('; ')}`);
+    throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const { database, dataDir } = parseDatabase(vars.DATABASE_URL);
+  const generated = !vars.JWT_SECRET;
+  const origins = vars.ALLOWED_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean);
+  return new AppConfig(
+    vars.PORT,
+    database,
+    dataDir,
+    vars.REDIS_URL,
+    vars.JWT_SECRET ?? loadOrCreateSecret(dataDir),
+    generated,
+    parseDuration(vars.JWT_TTL),
+    origins && origins.length > 0 ? origins : null,
+    vars.LOG_LEVEL,
+    vars.MAX_FRAME_BYTES,
+    vars.RATE_LIMIT_PER_SEC,
+    vars.RATE_LIMIT_BURST,
+    vars.SEND_BUFFER_CAP_BYTES,
+    vars.HEARTBEAT_INTERVAL_MS,
+    vars.PRESENCE_GRACE_MS,
+    vars.SQLITE_SYNCHRONOUS as 'FULL' | 'NORMAL',
+    vars.PASSWORD_HASH_MEMORY_KIB,
+    vars.DOCS_ENABLED === 'true' || vars.DOCS_ENABLED === '1',
+  );
+}

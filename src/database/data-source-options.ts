@@ -1,0 +1,65 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DataSourceOptions } from 'typeorm';
+import type { DatabaseTarget } from '../config/app-config.js';
+import { Channel } from '../channels/channel.entity.js';
+import { Membership } from '../channels/membership.entity.js';
+import { Message } from '../messages/message.entity.js';
+import { User } from '../users/user.entity.js';
+import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.js';
+
+export const ENTITIES = [User, Channel, Membership, Message];
+
+/**
+ * One place that turns DATABASE_URL into TypeORM options. Entities and migrations are listed as
+ * classes, not globs, so the same options work from `dist/` and under ts-jest.
+ */
+export function dataSourceOptions(
+  target: DatabaseTarget,
+  opts: { sqliteSynchronous?: 'FULL' | 'NORMAL'; migrationsRun?: boolean } = {},
+): DataSourceOptions {
+  const common = {
+    entities: ENTITIES,
+    synchronize: false,
+    migrationsRun: opts.migrationsRun ?? true,
+    logging: ['error'] as ('error')[],
+  };
+  if (target.type === 'sqlite') {
+    if (target.file !== ':memory:') mkdirSync(dirname(target.file), { recursive: true });
+    return {
+      ...common,
+      type: 'better-sqlite3',
+      database: target.file,
+      migrations: SQLITE_MIGRATIONS,
+      enableWAL: target.file !== ':memory:',
+      // Waits for a lock held by another process (a CLI, a backup) instead of failing at once.
+      timeout: 5000,
+      statementCacheSize: 500,
+      prepareDatabase: (db: { pragma: (s: string) => unknown }) => {
+        db.pragma(`synchronous = ${opts.sqliteSynchronous ?? 'FULL'}`);
+      },
+    };
+  }
+  return {
+    ...common,
+    type: 'postgres',
+    url: target.url,
+    migrations: POSTGRES_MIGRATIONS,
+    // A schema given in DATABASE_URL (?schema=) becomes the search_path, so every query, raw SQL
+    // included, and the migrations table land in it. Tests give each run its own schema this way.
+    extra: { max: 10, ...(target.schema ? { options: `-c search_path=${target.schema}` } : {}) },
+  };
+}
+
+/** A schema named in DATABASE_URL is created on first start, like the SQLite file is. */
+export async function ensurePostgresSchema(target: DatabaseTarget): Promise<void> {
+  if (target.type !== 'postgres' || !target.schema) return;
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: target.url });
+  await client.connect();
+  try {
+    await client.query(`CREATE SCHEMA IF NOT EXISTS "${target.schema}"`);
+  } finally {
+    await client.end();
+  }
+}

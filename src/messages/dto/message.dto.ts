@@ -1,0 +1,48 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { MessageView } from '../message.mapper.js';
+
+export const MAX_TEXT_LENGTH = 4000;
+
+/** Shared by HTTP and WebSocket sends. */
+export class MessageBodyDto {
+  @ApiProperty({ example: 'hello', minLength: 1, maxLength: MAX_TEXT_LENGTH })
+  @IsString() @MinLength(1) @MaxLength(MAX_TEXT_LENGTH) @Matches(/\S/, { message: 'text must not be blank' })
+  text!: string;
+
+  @ApiProperty({ example: 'c-6f1e2d', description: "the sender's idempotency key (1 to 64 characters)" })
+  @IsString() @MinLength(1) @MaxLength(64)
+  clientMsgId!: string;
+}
+
+export class HistoryQueryDto {
+  @ApiPropertyOptional({ description: 'only messages with seq < before (page backwards)', example: 101 })
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1)
+  before?: number;
+
+  @ApiPropertyOptional({ description: 'only messages with seq > after (page forwards)', example: 0 })
+  @IsOptional() @Type(() => Number) @IsInt() @Min(0)
+  after?: number;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(200)
+  limit: number = 50;
+}
+
+export class HistoryPage {
+  @ApiProperty({ format: 'uuid' }) channelId!: string;
+  @ApiProperty({ type: [MessageView], description: 'ascending seq' }) messages!: MessageView[];
+  @ApiProperty({ description: 'more messages exist beyond this page in the direction of the cursor' }) hasMore!: boolean;
+}
+
+export class ReadMarkerDto {
+  @ApiProperty({ example: 42, description: 'the last seq read; clamped to headSeq; markers never move back' })
+  @IsInt() @Min(0)
+  seq!: number;
+}
+
+export class SendResult {
+  @ApiProperty({ type: MessageView }) message!: MessageView;
+  @ApiProperty({ description: 'true when this clientMsgId was already stored: the original is returned' }) duplicate!: boolean;
+}

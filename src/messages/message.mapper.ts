@@ -1,0 +1,41 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { UserRef } from '../users/user.mapper.js';
+
+/** The contract's Message: the one wire shape of a message, HTTP and WebSocket alike. */
+export class MessageView {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ format: 'uuid' }) channelId!: string;
+  @ApiProperty({ example: 42, description: 'per-channel sequence number: 1, 2, 3, ... with no gaps' }) seq!: number;
+  @ApiProperty({ type: UserRef }) sender!: UserRef;
+  @ApiProperty({ example: 'hello' }) text!: string;
+  @ApiProperty({ example: 'c-6f1e2d' }) clientMsgId!: string;
+  @ApiProperty({ example: '2026-11-22T10:00:00.000Z' }) createdAt!: string;
+}
+
+export interface MessageRow {
+  id: string;
+  channel_id: string;
+  seq: number | string;
+  sender_id: string;
+  sender_username: string;
+  text: string;
+  client_msg_id: string;
+  created_at: number | string;
+}
+
+/** Raw rows (SQLite numbers, PostgreSQL bigint strings) to the wire shape. */
+export function rowToMessage(r: MessageRow): MessageView {
+  return {
+    id: r.id,
+    channelId: r.channel_id,
+    seq: Number(r.seq),
+    sender: { id: r.sender_id, username: r.sender_username },
+    text: r.text,
+    clientMsgId: r.client_msg_id,
+    createdAt: new Date(Number(r.created_at)).toISOString(),
+  };
+}
+
+/** SELECT list matching MessageRow; `m` is messages, `u` the sender. */
+export const MESSAGE_COLUMNS =
+  'm.id, m.channel_id, m.seq, m.sender_id, u.username AS sender_username, m.text, m.client_msg_id, m.created_at';

@@ -1,0 +1,13 @@
+import { Module } from '@nestjs/common';
+import { ChannelsModule } from '../channels/channels.module.js';
+import { MessageWriter } from './message-writer.js';
+import { MessagesController } from './messages.controller.js';
+import { MessagesService } from './messages.service.js';
+
+@Module({
+  imports: [ChannelsModule],
+  controllers: [MessagesController],
+  providers: [MessagesService, MessageWriter],
+  exports: [MessagesService, MessageWriter],
+})
+export class MessagesModule {}

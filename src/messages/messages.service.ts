@@ -1,0 +1,124 @@
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import type { AuthUser } from '../auth/auth.service.js';
+import { ChannelState, ChannelStateStore } from '../channels/channel-state.store.js';
+import { ChannelsService } from '../channels/channels.service.js';
+import type { ConversationView } from '../channels/conversation.mapper.js';
+import { AppError } from '../common/app-error.js';
+import { DomainEvents } from '../common/domain-events.js';
+import { DatabaseWriter } from '../database/database-writer.js';
+import { Membership } from '../channels/membership.entity.js';
+import type { HistoryPage } from './dto/message.dto.js';
+import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from './message.mapper.js';
+import { MessageWriter, SendOutcome } from './message-writer.js';
+
+export interface SendInput {
+  channelId?: string;
+  /** A username: the DM with that user, created on first use. */
+  to?: string;
+  text: string;
+  clientMsgId: string;
+}
+
+export interface SyncPage extends HistoryPage {
+  headSeq: number;
+}
+
+/** Messages per `sync.result` page; the client repeats while hasMore. */
+export const SYNC_PAGE = 200;
+
+@Injectable()
+export class MessagesService implements OnModuleInit {
+  constructor(
+    private readonly db: DataSource,
+    private readonly writer: DatabaseWriter,
+    private readonly messageWriter: MessageWriter,
+    private readonly channels: ChannelsService,
+    private readonly store: ChannelStateStore,
+    private readonly events: DomainEvents,
+  ) {}
+
+  onModuleInit(): void {
+    this.messageWriter.onCommitted = (created) => this.afterCommit(created);
+  }
+
+  /** Persist, then answer: the promise resolves only after the row is committed. */
+  async send(caller: AuthUser, input: SendInput): Promise<SendOutcome> {
+    if ((input.channelId === undefined) === (input.to === undefined)) {
+      throw new AppError('invalid_payload', 'give exactly one of channelId or to', { fields: { channelId: ['channelId or to is required'] } });
+    }
+    const channelId = input.to !== undefined
+      ? (await this.channels.getOrCreateDm(caller, input.to)).state.id
+      : (await this.channels.requireMember(input.channelId!, caller.id)).id;
+    return this.messageWriter.write({ channelId, sender: caller, text: input.text, clientMsgId: input.clientMsgId });
+  }
+
+  async history(caller: AuthUser, channelId: string, q: { before?: number; after?: number; limit: number }): Promise<HistoryPage> {
+    await this.channels.requireMember(channelId, caller.id);
+    return this.page(channelId, q);
+  }
+
+  /** Resume: everything after lastSeq, oldest first, one page at a time. */
+  async sync(caller: AuthUser, channelId: string, lastSeq: number): Promise<SyncPage> {
+    const state = await this.channels.requireMember(channelId, caller.id);
+    const headSeq = state.headSeq;
+    const page = await this.page(channelId, { after: lastSeq, limit: SYNC_PAGE });
+    return { ...page, headSeq };
+  }
+
+  /** Moves the caller's read marker forward (never back), clamped to the channel's head. */
+  async markRead(caller: AuthUser, channelId: string, seq: number): Promise<ConversationView> {
+    const state = await this.channels.requireMember(channelId, caller.id);
+    const target = Math.min(seq, state.headSeq);
+    const member = state.members.get(caller.id)!;
+    if (target > member.lastReadSeq) {
+      await this.writer.transaction((em) =>
+        em
+          .createQueryBuilder()
+          .update(Membership)
+          .set({ lastReadSeq: target })
+          .where('channelId = :channelId AND userId = :userId AND lastReadSeq < :target', { channelId, userId: caller.id, target })
+          .execute(),
+      );
+      this.store.applyRead(channelId, caller.id, target);
+      this.events.emit('read.moved', { channel: state, userId: caller.id });
+    }
+    return this.channels.conversationFor(state, caller.id);
+  }
+
+  private async page(channelId: string, q: { before?: number; after?: number; limit: number }): Promise<HistoryPage> {
+    const qb = this.db
+      .createQueryBuilder()
+      .select(MESSAGE_COLUMNS)
+      .from('messages', 'm')
+      .innerJoin('users', 'u', 'u.id = m.sender_id')
+      .where('m.channel_id = :channelId', { channelId })
+      .limit(q.limit + 1);
+    if (q.before !== undefined) qb.andWhere('m.seq < :before', { before: q.before });
+    // With `after` the page walks forwards from it; otherwise backwards from `before` (or the end).
+    const forwards = q.after !== undefined;
+    if (forwards) qb.andWhere('m.seq > :after', { after: q.after });
+    qb.orderBy('m.seq', forwards ? 'ASC' : 'DESC');
+    const rows = await qb.getRawMany<MessageRow>();
+    const hasMore = rows.length > q.limit;
+    const messages = rows.slice(0, q.limit).map(rowToMessage);
+    if (!forwards) messages.reverse();
+    return { channelId, messages, hasMore };
+  }
+
+  /**
+   * Runs synchronously right after a batch commits: the in-memory state moves first (so a read
+   * that follows sees the new head), and the fan-out goes out on the next turn of the event
+   * loop, after the senders' acks, as the contract orders them.
+   */
+  private afterCommit(created: MessageView[]): void {
+    const messages: { message: MessageView; channel: ChannelState }[] = [];
+    for (const message of created) {
+      const channel = this.store.touch(message.channelId);
+      if (!channel) continue; // not cached: the next load reads it from the database
+      this.store.applyMessage(channel, message);
+      messages.push({ message, channel });
+    }
+    if (messages.length > 0) setImmediate(() => this.events.emit('messages.created', { messages }));
+  }
+}

@@ -1,0 +1,24 @@
+import { Injectable } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Every Prometheus metric of the service, on its own registry (tests build several apps). */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+
+  readonly connections = new Gauge({ name: 'parley_ws_connections', help: 'Open WebSocket connections', registers: [this.registry] });
+  readonly messagesSent = new Counter({ name: 'parley_messages_sent_total', help: 'Messages stored (not counting idempotent retries)', labelNames: ['transport'] as const, registers: [this.registry] });
+  readonly messagesDelivered = new Counter({ name: 'parley_messages_delivered_total', help: 'message.new frames handed to connections', registers: [this.registry] });
+  readonly sendLatency = new Histogram({
+    name: 'parley_send_ack_seconds',
+    help: 'From a message.send frame read to its message.ack written',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({ name: 'parley_errors_total', help: 'Errors answered to clients, by code', labelNames: ['code', 'transport'] as const, registers: [this.registry] });
+  readonly closes = new Counter({ name: 'parley_ws_closes_total', help: 'Connections closed by the server, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

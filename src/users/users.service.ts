@@ -1,0 +1,84 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { In, Repository } from 'typeorm';
+import { AppError } from '../common/app-error.js';
+import { DatabaseWriter } from '../database/database-writer.js';
+import { User } from './user.entity.js';
+
+export const USERNAME_PATTERN = /^[A-Za-z0-9_.-]{3,32}$/;
+
+const isUniqueViolation = (err: unknown): boolean => {
+  const e = err as { code?: string; message?: string };
+  return e?.code === '23505' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || /UNIQUE constraint failed/.test(e?.message ?? '');
+};
+export { isUniqueViolation };
+
+@Injectable()
+export class UsersService {
+  constructor(
+    @InjectRepository(User) private readonly users: Repository<User>,
+    private readonly writer: DatabaseWriter,
+  ) {}
+
+  async create(username: string, passwordHash: string): Promise<User> {
+    const user = Object.assign(new User(), {
+      id: randomUUID(),
+      username,
+      usernameKey: username.toLowerCase(),
+      passwordHash,
+      createdAt: Date.now(),
+      lastSeenAt: null,
+    });
+    try {
+      await this.writer.transaction((em) => em.insert(User, user));
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new AppError('conflict', `username "${username}" is taken`);
+      throw err;
+    }
+    return user;
+  }
+
+  findById(id: string): Promise<User | null> {
+    return this.users.findOneBy({ id });
+  }
+
+  async getById(id: string): Promise<User> {
+    const user = await this.findById(id);
+    if (!user) throw AppError.notFound('user');
+    return user;
+  }
+
+  findByUsername(username: string): Promise<User | null> {
+    return this.users.findOneBy({ usernameKey: username.toLowerCase() });
+  }
+
+  /** With the hash: only the login path asks for it. */
+  findForLogin(username: string): Promise<User | null> {
+    return this.users
+      .createQueryBuilder('u')
+      .addSelect('u.passwordHash')
+      .where('u.usernameKey = :key', { key: username.toLowerCase() })
+      .getOne();
+  }
+
+  findByIds(ids: string[]): Promise<User[]> {
+    return ids.length === 0 ? Promise.resolve([]) : this.users.findBy({ id: In(ids) });
+  }
+
+  /** Prefix search on the case-insensitive name; the caller is left out of the results. */
+  search(query: string, excludeId: string, limit = 20): Promise<User[]> {
+    const escaped = query.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c);
+    return this.users
+      .createQueryBuilder('u')
+      .where("u.usernameKey LIKE :q ESCAPE '\\'", { q: `${escaped}%` })
+      .andWhere('u.id != :me', { me: excludeId })
+      .orderBy('u.usernameKey', 'ASC')
+      .limit(limit)
+      .getMany();
+  }
+
+  async touchLastSeen(userId: string, at: number): Promise<void> {
+    await this.writer.transaction((em) => em.update(User, { id: userId }, { lastSeenAt: at }));
+  }
+}
