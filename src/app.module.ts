@@ -10,6 +10,7 @@ import { HealthModule } from './health/health.module.js';
 import { MessagesModule } from './messages/messages.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { PresenceModule } from './presence/presence.module.js';
+import { RealtimeModule } from './realtime/realtime.module.js';
 import { UsersModule } from './users/users.module.js';
 
 /** Drops `token` from logged URLs: browsers put the JWT in the WebSocket URL. */
@@ -44,6 +45,7 @@ export class AppModule {
         UsersModule,
         ChannelsModule,
         MessagesModule,
+        RealtimeModule,
         ...extra,
       ],
     };

@@ -4,12 +4,16 @@ import { Logger } from 'nestjs-pino';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
+import { MetricsService } from './metrics/metrics.service.js';
+import { ParleyWsAdapter } from './realtime/parley-ws.adapter.js';
+import { SessionService } from './realtime/session.service.js';
 
 /** Everything `main.ts` and the e2e tests both need, so the tests run the real app. */
 export function configureApp(app: INestApplication, config: AppConfig): void {
   app.useLogger(app.get(Logger));
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new HttpExceptionFilter());
+  app.useWebSocketAdapter(new ParleyWsAdapter(app, app.get(SessionService), config, app.get(MetricsService)));
   if (config.docsEnabled) {
     const document = SwaggerModule.createDocument(
       app,

@@ -106,10 +106,10 @@ export class ChannelsService {
   }
 
   /** Joins a public channel by name, creating it when nobody has yet (chat-room style). */
-  async joinByName(caller: Caller, name: string): Promise<{ conversation: ConversationView; joined: boolean }> {
+  async joinByName(caller: Caller, name: string, origin?: string): Promise<{ conversation: ConversationView; joined: boolean }> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const existing = await this.db.getRepository(Channel).findOneBy({ nameKey: name.toLowerCase() });
-      if (existing) return this.join(caller, existing.id);
+      if (existing) return this.join(caller, existing.id, origin);
       const channel = this.newChannel({ kind: 'channel', name, visibility: 'public' });
       try {
         await this.writer.transaction(async (em) => {
@@ -121,13 +121,13 @@ export class ChannelsService {
         throw err;
       }
       const state = await this.loaded(channel.id);
-      this.events.emit('conversation.created', { channel: state, userIds: [caller.id] });
+      this.events.emit('conversation.created', { channel: state, userIds: [caller.id], origin });
       return { conversation: this.conversationFor(state, caller.id), joined: true };
     }
     throw new AppError('conflict', 'channel is being created concurrently; retry');
   }
 
-  async join(caller: Caller, channelId: string): Promise<{ conversation: ConversationView; joined: boolean }> {
+  async join(caller: Caller, channelId: string, origin?: string): Promise<{ conversation: ConversationView; joined: boolean }> {
     const state = await this.store.get(channelId);
     if (!state) throw AppError.notFound('channel');
     if (state.members.has(caller.id)) return { conversation: this.conversationFor(state, caller.id), joined: false };
@@ -150,16 +150,16 @@ export class ChannelsService {
     const member: MemberState = { userId: caller.id, username: caller.username, role: 'member', lastReadSeq, joinedAt };
     this.store.applyMemberAdded(channelId, member);
     const fresh = await this.loaded(channelId);
-    this.events.emit('member.joined', { channel: fresh, user: toUserRef(caller) });
+    this.events.emit('member.joined', { channel: fresh, user: toUserRef(caller), origin });
     return { conversation: this.conversationFor(fresh, caller.id), joined: true };
   }
 
-  async leave(caller: Caller, channelId: string): Promise<void> {
+  async leave(caller: Caller, channelId: string, origin?: string): Promise<void> {
     const state = await this.requireMember(channelId, caller.id);
     if (state.kind === 'dm') throw AppError.forbidden('a direct message cannot be left');
     await this.writer.transaction((em) => em.delete(Membership, { channelId, userId: caller.id }));
     this.store.applyMemberRemoved(channelId, caller.id);
-    this.events.emit('member.left', { channel: state, user: toUserRef(caller) });
+    this.events.emit('member.left', { channel: state, user: toUserRef(caller), origin });
   }
 
   /** The DM of a pair: one channel per pair, made on first use. */

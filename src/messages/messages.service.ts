@@ -7,6 +7,7 @@ import type { ConversationView } from '../channels/conversation.mapper.js';
 import { AppError } from '../common/app-error.js';
 import { DomainEvents } from '../common/domain-events.js';
 import { DatabaseWriter } from '../database/database-writer.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { Membership } from '../channels/membership.entity.js';
 import type { HistoryPage } from './dto/message.dto.js';
 import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from './message.mapper.js';
@@ -36,6 +37,7 @@ export class MessagesService implements OnModuleInit {
     private readonly channels: ChannelsService,
     private readonly store: ChannelStateStore,
     private readonly events: DomainEvents,
+    private readonly metrics: MetricsService,
   ) {}
 
   onModuleInit(): void {
@@ -67,7 +69,7 @@ export class MessagesService implements OnModuleInit {
   }
 
   /** Moves the caller's read marker forward (never back), clamped to the channel's head. */
-  async markRead(caller: AuthUser, channelId: string, seq: number): Promise<ConversationView> {
+  async markRead(caller: AuthUser, channelId: string, seq: number, origin?: string): Promise<ConversationView> {
     const state = await this.channels.requireMember(channelId, caller.id);
     const target = Math.min(seq, state.headSeq);
     const member = state.members.get(caller.id)!;
@@ -81,7 +83,7 @@ export class MessagesService implements OnModuleInit {
           .execute(),
       );
       this.store.applyRead(channelId, caller.id, target);
-      this.events.emit('read.moved', { channel: state, userId: caller.id });
+      this.events.emit('read.moved', { channel: state, userId: caller.id, origin });
     }
     return this.channels.conversationFor(state, caller.id);
   }
@@ -112,6 +114,7 @@ export class MessagesService implements OnModuleInit {
    * loop, after the senders' acks, as the contract orders them.
    */
   private afterCommit(created: MessageView[]): void {
+    this.metrics.messagesSent.inc(created.length);
     const messages: { message: MessageView; channel: ChannelState }[] = [];
     for (const message of created) {
       const channel = this.store.touch(message.channelId);

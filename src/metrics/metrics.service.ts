@@ -7,7 +7,7 @@ export class MetricsService {
   readonly registry = new Registry();
 
   readonly connections = new Gauge({ name: 'parley_ws_connections', help: 'Open WebSocket connections', registers: [this.registry] });
-  readonly messagesSent = new Counter({ name: 'parley_messages_sent_total', help: 'Messages stored (not counting idempotent retries)', labelNames: ['transport'] as const, registers: [this.registry] });
+  readonly messagesSent = new Counter({ name: 'parley_messages_sent_total', help: 'Messages stored (idempotent retries not counted)', registers: [this.registry] });
   readonly messagesDelivered = new Counter({ name: 'parley_messages_delivered_total', help: 'message.new frames handed to connections', registers: [this.registry] });
   readonly sendLatency = new Histogram({
     name: 'parley_send_ack_seconds',

@@ -1,0 +1,70 @@
+import type { WebSocket } from 'ws';
+import type { AuthUser } from '../auth/auth.service.js';
+import { TokenBucket } from './token-bucket.js';
+
+/** WebSocket close codes of the protocol. */
+export const CLOSE = {
+  GOING_AWAY: 1001,
+  POLICY: 1008,
+  TOO_LARGE: 1009,
+  SLOW_CONSUMER: 4008,
+} as const;
+
+/**
+ * One authenticated socket. Every outgoing frame goes through `send`, which
+ *  - holds frames until `session.ready` has gone out, so it is always the first frame;
+ *  - closes a slow consumer (4008) instead of letting its buffer grow without bound.
+ */
+export class Connection {
+  alive = true;
+  ready = false;
+  closed = false;
+  /** Rate-limited frames in a row; past a threshold the connection is closed (1008). */
+  strikes = 0;
+  private held: (string | Buffer)[] | null = [];
+
+  constructor(
+    readonly id: string,
+    readonly user: AuthUser,
+    readonly socket: WebSocket,
+    readonly bucket: TokenBucket | null,
+    private readonly sendBufferCap: number,
+    private readonly onSlowConsumer: (conn: Connection) => void,
+  ) {}
+
+  send(data: string | Buffer): void {
+    if (this.closed) return;
+    if (this.held) {
+      this.held.push(data);
+      return;
+    }
+    if (this.socket.readyState !== 1) return;
+    if (this.socket.bufferedAmount + data.length > this.sendBufferCap) {
+      this.onSlowConsumer(this);
+      return;
+    }
+    this.socket.send(data, { binary: false });
+  }
+
+  /** Sends `first` ahead of everything held back since the connection opened. */
+  open(first: string): void {
+    const held = this.held ?? [];
+    this.held = null;
+    this.ready = true;
+    this.send(first);
+    for (const frame of held) this.send(frame);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.held = null;
+    try {
+      this.socket.close(code, reason);
+    } catch {
+      this.socket.terminate();
+    }
+    // A peer that never answers the close handshake must not hold the socket forever.
+    setTimeout(() => this.socket.terminate(), 2000).unref();
+  }
+}

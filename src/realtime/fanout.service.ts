@@ -1,0 +1,83 @@
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import type { ChannelState } from '../channels/channel-state.store.js';
+import { ChannelsService } from '../channels/channels.service.js';
+import { DomainEvents, DomainEventMap } from '../common/domain-events.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { FanoutBus } from './fanout-bus.js';
+import { frame } from './server-events.js';
+
+/**
+ * Turns committed changes into frames. `message.new` is serialized once per message and the
+ * same bytes go to every member connection; `conversation.update` is personal (read marker,
+ * unread count, a DM's name), so it is built per user, from memory, once per batch and channel.
+ */
+@Injectable()
+export class FanoutService implements OnModuleInit {
+  constructor(
+    private readonly events: DomainEvents,
+    private readonly bus: FanoutBus,
+    private readonly channels: ChannelsService,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  onModuleInit(): void {
+    this.events.on('messages.created', (e) => this.onMessages(e));
+    this.events.on('read.moved', ({ channel, userId, origin }) => {
+      this.bus.toUsers([userId], this.conversationFrame(channel, userId), origin);
+    });
+    this.events.on('member.joined', ({ channel, user, origin }) => {
+      const others = [...channel.members.keys()].filter((id) => id !== user.id);
+      this.bus.toUsers(others, frame('member.joined', { channelId: channel.id, user }));
+      // The joiner's other devices learn of the new conversation.
+      this.bus.toUsers([user.id], this.conversationFrame(channel, user.id), origin);
+    });
+    this.events.on('member.left', ({ channel, user, origin }) => {
+      this.bus.toUsers(channel.members.keys(), frame('member.left', { channelId: channel.id, user }));
+      this.bus.toUsers([user.id], frame('channel.left', { channelId: channel.id }), origin);
+    });
+    this.events.on('conversation.created', ({ channel, userIds, origin }) => {
+      for (const userId of userIds) this.bus.toUsers([userId], this.conversationFrame(channel, userId), origin);
+    });
+  }
+
+  private onMessages({ messages }: DomainEventMap['messages.created']): void {
+    const touched = new Set<ChannelState>();
+    let delivered = 0;
+    for (const { message, channel } of messages) {
+      delivered += this.bus.toUsers(channel.members.keys(), frame('message.new', { message }));
+      touched.add(channel);
+    }
+    this.metrics.messagesDelivered.inc(delivered);
+    // One conversation.update per member and channel for the whole batch: coalesced, and
+    // computed from the state as it is now, which already includes every message above.
+    for (const channel of touched) {
+      const build = this.conversationFrames(channel);
+      for (const userId of channel.members.keys()) this.bus.toUsers([userId], build(userId));
+    }
+  }
+
+  private conversationFrame(channel: ChannelState, userId: string): string {
+    return frame('conversation.update', { conversation: this.channels.conversationFor(channel, userId) });
+  }
+
+  /**
+   * For a group channel only the read marker and unread count differ between members, so the
+   * rest is serialized once and the two numbers spliced in (the fan-out hot path). The result
+   * is the same JSON as `conversationFrame` (a unit test holds it to that).
+   */
+  conversationFrames(channel: ChannelState): (userId: string) => string {
+    if (channel.kind === 'dm') return (userId) => this.conversationFrame(channel, userId);
+    const shared = JSON.stringify({
+      channelId: channel.id,
+      kind: channel.kind,
+      lastMessage: channel.lastMessage,
+      headSeq: channel.headSeq,
+      name: channel.name ?? '',
+    });
+    const head = `{"event":"conversation.update","data":{"conversation":${shared.slice(0, -1)},"lastReadSeq":`;
+    return (userId) => {
+      const lastReadSeq = channel.members.get(userId)?.lastReadSeq ?? channel.headSeq;
+      return `${head}${lastReadSeq},"unreadCount":${Math.max(0, channel.headSeq - lastReadSeq)}}}}`;
+    };
+  }
+}

@@ -1,0 +1,130 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
+import { WsAdapter } from '@nestjs/platform-ws';
+import type { MessageMappingProperties } from '@nestjs/websockets';
+import type { Observable } from 'rxjs';
+import type { RawData, WebSocket } from 'ws';
+import type { AppConfig } from '../config/app-config.js';
+import type { MetricsService } from '../metrics/metrics.service.js';
+import { CLOSE, Connection } from './connection.js';
+import { frame } from './server-events.js';
+import { connectionOf, SessionService } from './session.service.js';
+
+/** Rate-limited frames in a row after which a connection is closed as abusive (1008). */
+const MAX_STRIKES = 100;
+
+/**
+ * The `ws` adapter with Parley's rules:
+ *  - the handshake is authenticated in `verifyClient`, before the upgrade completes;
+ *  - frames are limited in size (1009), never compressed, and rate-limited per connection;
+ *  - a frame that is not JSON, not `{event, data}`, or names no known event gets an `error`
+ *    frame (`bad_json`, `invalid_payload`, `unknown_event`) instead of being dropped in silence.
+ * Handlers' replies and errors go through the Connection, so `session.ready` stays first.
+ */
+export class ParleyWsAdapter extends WsAdapter {
+  private readonly log = new Logger('ParleyWsAdapter');
+
+  constructor(
+    app: INestApplicationContext,
+    private readonly session: SessionService,
+    private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
+  ) {
+    super(app);
+  }
+
+  override create(port: number, options: Record<string, unknown> & { path?: string } = {}) {
+    return super.create(port, {
+      ...options,
+      maxPayload: this.config.maxFrameBytes,
+      perMessageDeflate: false,
+      verifyClient: (info: Parameters<SessionService['verifyHandshake']>[0], done: Parameters<SessionService['verifyHandshake']>[1]) =>
+        this.session.verifyHandshake(info, done),
+    });
+  }
+
+  override bindMessageHandlers(
+    client: WebSocket,
+    handlers: MessageMappingProperties[],
+    transform: (data: unknown) => Observable<unknown>,
+  ): void {
+    const byEvent = new Map(handlers.map((h) => [h.message as string, h]));
+    client.on('message', (raw: RawData, isBinary: boolean) => {
+      const conn = connectionOf(client);
+      if (!conn || conn.closed) return;
+      try {
+        this.dispatch(conn, raw, isBinary, byEvent, transform);
+      } catch (err) {
+        // Never let one frame's failure silence the connection's later frames.
+        this.log.error(`frame dispatch failed: ${(err as Error).stack}`);
+        this.sendError(conn, 'internal', 'internal error');
+      }
+    });
+  }
+
+  private dispatch(
+    conn: Connection,
+    raw: RawData,
+    isBinary: boolean,
+    byEvent: Map<string, MessageMappingProperties>,
+    transform: (data: unknown) => Observable<unknown>,
+  ): void {
+    if (conn.bucket) {
+      const retryAfterMs = conn.bucket.take();
+      if (retryAfterMs > 0) {
+        this.metrics.errors.inc({ code: 'rate_limited', transport: 'ws' });
+        if (++conn.strikes > MAX_STRIKES) {
+          this.metrics.closes.inc({ reason: 'abuse' });
+          conn.close(CLOSE.POLICY, 'rate limit abuse');
+          return;
+        }
+        return this.sendError(conn, 'rate_limited', `too many frames; retry in ${retryAfterMs} ms`, peekRef(raw), { retryAfterMs });
+      }
+      conn.strikes = 0;
+    }
+    if (isBinary) return this.sendError(conn, 'bad_json', 'frames must be JSON text frames');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw.toString());
+    } catch {
+      return this.sendError(conn, 'bad_json', 'frame is not valid JSON');
+    }
+    if (!isRecord(parsed) || typeof parsed.event !== 'string') {
+      return this.sendError(conn, 'bad_json', 'a frame is {"event": "<name>", "data": {...}}');
+    }
+    const data = parsed.data === undefined ? {} : parsed.data;
+    const ref = isRecord(data) && typeof data.ref === 'string' ? data.ref : undefined;
+    const handler = byEvent.get(parsed.event);
+    if (!handler) return this.sendError(conn, 'unknown_event', `unknown event "${parsed.event.slice(0, 64)}"`, ref);
+    if (!isRecord(data)) return this.sendError(conn, 'invalid_payload', '`data` must be an object', ref);
+
+    const started = parsed.event === 'message.send' ? performance.now() : 0;
+    transform(handler.callback(data, parsed.event)).subscribe({
+      next: (reply) => {
+        if (reply === undefined || reply === null) return;
+        conn.send(JSON.stringify(reply));
+        if (started) this.metrics.sendLatency.observe((performance.now() - started) / 1000);
+      },
+      error: (err: unknown) => this.log.error(`handler failed: ${(err as Error)?.stack ?? String(err)}`),
+    });
+  }
+
+  private sendError(
+    conn: Connection,
+    code: 'bad_json' | 'unknown_event' | 'invalid_payload' | 'rate_limited' | 'internal',
+    message: string,
+    ref?: string,
+    extra: { retryAfterMs?: number } = {},
+  ): void {
+    if (code !== 'rate_limited') this.metrics.errors.inc({ code, transport: 'ws' });
+    conn.send(frame('error', { code, message, ...(ref ? { ref } : {}), ...extra }));
+  }
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A rate-limited frame is not parsed in full; its ref is echoed when cheaply found. */
+function peekRef(raw: RawData): string | undefined {
+  const m = /"ref"\s*:\s*"([^"\\]{1,64})"/.exec(raw.toString());
+  return m?.[1];
+}

@@ -1,0 +1,46 @@
+import type { ConversationView, PresenceStatus } from '../channels/conversation.mapper.js';
+import type { ErrorCode } from '../common/app-error.js';
+import type { MessageView } from '../messages/message.mapper.js';
+import type { UserRef } from '../users/user.mapper.js';
+
+/**
+ * Every server-to-client event and its payload. Frames are built only through `frame()`, so a
+ * wrong event name or payload fails to compile. The AsyncAPI document lists the same events and
+ * a test keeps the two in step.
+ */
+export interface ServerEventMap {
+  'session.ready': { user: UserRef; sessionId: string; heartbeatIntervalMs: number; conversations: ConversationView[] };
+  'message.ack': { clientMsgId: string; message: MessageView; duplicate: boolean; ref?: string };
+  'message.new': { message: MessageView };
+  'conversation.update': { conversation: ConversationView; ref?: string };
+  'presence.update': { user: UserRef; status: PresenceStatus; lastSeenAt: string | null };
+  typing: { channelId: string; user: UserRef };
+  'member.joined': { channelId: string; user: UserRef };
+  'member.left': { channelId: string; user: UserRef };
+  'channel.joined': { conversation: ConversationView; ref?: string };
+  'channel.left': { channelId: string; ref?: string };
+  'sync.result': { channelId: string; messages: MessageView[]; headSeq: number; hasMore: boolean; ref?: string };
+  'history.result': { channelId: string; messages: MessageView[]; hasMore: boolean; ref?: string };
+  pong: { serverTime: string; ref?: string };
+  error: { code: ErrorCode; message: string; ref?: string; clientMsgId?: string; retryAfterMs?: number; details?: Record<string, unknown> };
+}
+
+export type ServerEvent = keyof ServerEventMap;
+
+export const SERVER_EVENTS: ServerEvent[] = [
+  'session.ready', 'message.ack', 'message.new', 'conversation.update', 'presence.update', 'typing',
+  'member.joined', 'member.left', 'channel.joined', 'channel.left', 'sync.result', 'history.result', 'pong', 'error',
+];
+
+/** A handler's reply: the adapter serializes it and sends it to the asking connection. */
+export interface Reply<K extends ServerEvent = ServerEvent> {
+  event: K;
+  data: ServerEventMap[K];
+}
+
+export const reply = <K extends ServerEvent>(event: K, data: ServerEventMap[K]): Reply<K> => ({ event, data });
+
+/** Serializes a frame once; fan-out sends the same string to every recipient. */
+export function frame<K extends ServerEvent>(event: K, data: ServerEventMap[K]): string {
+  return JSON.stringify({ event, data });
+}

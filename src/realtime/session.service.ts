@@ -1,0 +1,178 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import type { WebSocket } from 'ws';
+import { AppError } from '../common/app-error.js';
+import { AuthService, AuthUser, bearerToken } from '../auth/auth.service.js';
+import { ChannelsService } from '../channels/channels.service.js';
+import { ChannelStateStore } from '../channels/channel-state.store.js';
+import { AppConfig } from '../config/app-config.js';
+import { DatabaseWriter } from '../database/database-writer.js';
+import { MessageWriter } from '../messages/message-writer.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { PresenceService } from '../presence/presence.service.js';
+import { UsersService } from '../users/users.service.js';
+import { toUserRef } from '../users/user.mapper.js';
+import { CLOSE, Connection } from './connection.js';
+import { ConnectionRegistry } from './connection-registry.js';
+import { FanoutBus } from './fanout-bus.js';
+import { frame } from './server-events.js';
+import { TokenBucket } from './token-bucket.js';
+
+const CONNECTION = Symbol('parley.connection');
+const HANDSHAKE_USER = Symbol('parley.user');
+
+type TaggedSocket = WebSocket & { [CONNECTION]?: Connection };
+type TaggedRequest = IncomingMessage & { [HANDSHAKE_USER]?: AuthUser };
+
+export const connectionOf = (socket: unknown): Connection | undefined => (socket as TaggedSocket)?.[CONNECTION];
+
+/**
+ * The life of a connection: the handshake check, `session.ready`, presence transitions,
+ * heartbeats, slow consumers and the shutdown that closes every socket with 1001.
+ */
+@Injectable()
+export class SessionService implements OnModuleDestroy {
+  private readonly logger = new Logger('Session');
+  private heartbeat: NodeJS.Timeout | null = null;
+  private shuttingDown = false;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly auth: AuthService,
+    private readonly registry: ConnectionRegistry,
+    private readonly bus: FanoutBus,
+    private readonly channels: ChannelsService,
+    private readonly store: ChannelStateStore,
+    private readonly presence: PresenceService,
+    private readonly users: UsersService,
+    private readonly metrics: MetricsService,
+    private readonly messageWriter: MessageWriter,
+    private readonly dbWriter: DatabaseWriter,
+  ) {}
+
+  /**
+   * `verifyClient` of the ws server: runs before the upgrade completes, so a socket that fails
+   * here never exists and no frame of it is ever handled. The token never reaches a log.
+   */
+  verifyHandshake(
+    info: { origin?: string; req: IncomingMessage },
+    done: (ok: boolean, status?: number, message?: string) => void,
+  ): void {
+    if (this.shuttingDown) return done(false, 503, 'Server shutting down');
+    const allowed = this.config.allowedOrigins;
+    if (allowed && !(info.origin && allowed.includes(info.origin))) return done(false, 403, 'Origin not allowed');
+    try {
+      const req = info.req as TaggedRequest;
+      const token = bearerToken(req.headers.authorization) ?? new URL(req.url ?? '/', 'http://x').searchParams.get('token');
+      req[HANDSHAKE_USER] = this.auth.verifyToken(token);
+      done(true);
+    } catch (err) {
+      done(false, 401, err instanceof AppError ? err.message : 'Unauthorized');
+    }
+  }
+
+  /** Called synchronously when the socket opens: the Connection exists before any frame is read. */
+  connect(socket: WebSocket, req: IncomingMessage): Connection | undefined {
+    const user = (req as TaggedRequest)[HANDSHAKE_USER];
+    if (!user) {
+      socket.close(CLOSE.POLICY, 'unauthenticated');
+      return undefined;
+    }
+    const bucket = this.config.rateLimitPerSec > 0 ? new TokenBucket(this.config.rateLimitPerSec, this.config.rateLimitBurst) : null;
+    const conn = new Connection(randomUUID(), user, socket, bucket, this.config.sendBufferCapBytes, (c) => this.closeSlowConsumer(c));
+    (socket as TaggedSocket)[CONNECTION] = conn;
+    socket.on('pong', () => (conn.alive = true));
+    this.registry.add(conn);
+    this.metrics.connections.inc();
+    const cameOnline = this.presence.connected(user.id);
+    this.ensureHeartbeat();
+    void this.start(conn, cameOnline);
+    return conn;
+  }
+
+  private async start(conn: Connection, cameOnline: boolean): Promise<void> {
+    try {
+      const conversations = await this.channels.conversations(conn.user.id);
+      conn.open(
+        frame('session.ready', {
+          user: toUserRef(conn.user),
+          sessionId: conn.id,
+          heartbeatIntervalMs: this.config.heartbeatIntervalMs,
+          conversations,
+        }),
+      );
+      if (cameOnline) await this.announcePresence(conn.user, 'online');
+    } catch (err) {
+      this.logger.error(`session start failed: ${(err as Error).message}`);
+      conn.open(frame('error', { code: 'unavailable', message: 'session could not start; reconnect' }));
+      conn.close(1011, 'session start failed');
+    }
+  }
+
+  disconnect(socket: WebSocket): void {
+    const conn = connectionOf(socket);
+    if (!conn) return;
+    conn.closed = true;
+    this.registry.remove(conn);
+    this.metrics.connections.dec();
+    this.presence.disconnected(conn.user.id, () => void this.announcePresence(conn.user, 'offline'));
+  }
+
+  /** presence.update to everyone who shares a conversation with the user, on transitions only. */
+  private async announcePresence(user: AuthUser, status: 'online' | 'offline'): Promise<void> {
+    const at = Date.now();
+    try {
+      const states = await this.store.getMany(await this.store.channelIdsOf(user.id));
+      const peers = new Set<string>();
+      for (const s of states) for (const id of s.members.keys()) if (id !== user.id) peers.add(id);
+      this.bus.toUsers(peers, frame('presence.update', { user: toUserRef(user), status, lastSeenAt: new Date(at).toISOString() }));
+      await this.users.touchLastSeen(user.id, at);
+    } catch (err) {
+      this.logger.warn(`presence update failed: ${(err as Error).message}`);
+    }
+  }
+
+  private closeSlowConsumer(conn: Connection): void {
+    this.metrics.closes.inc({ reason: 'slow_consumer' });
+    conn.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
+  }
+
+  /** WebSocket pings: a socket that has not answered the previous ping is terminated. */
+  private ensureHeartbeat(): void {
+    if (this.heartbeat) return;
+    this.heartbeat = setInterval(() => {
+      for (const conn of this.registry.connections()) {
+        if (!conn.alive) {
+          this.metrics.closes.inc({ reason: 'heartbeat' });
+          conn.socket.terminate();
+          continue;
+        }
+        conn.alive = false;
+        try {
+          conn.socket.ping();
+        } catch {
+          conn.socket.terminate();
+        }
+      }
+    }, this.config.heartbeatIntervalMs);
+    this.heartbeat.unref();
+  }
+
+  /**
+   * Shutdown: refuse new sockets, tell every client to reconnect elsewhere (1001), and let the
+   * writes already queued commit. HTTP stops accepting when Nest closes the server afterwards.
+   */
+  async onModuleDestroy(): Promise<void> {
+    this.shuttingDown = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const conn of [...this.registry.connections()]) conn.close(CLOSE.GOING_AWAY, 'server shutting down');
+    this.presence.clear();
+    await this.messageWriter.drain();
+    await this.dbWriter.drain();
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+}
