@@ -19,9 +19,18 @@ async function bootstrap(): Promise<void> {
   }
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { bufferLogs: true });
   configureApp(app, config);
-  // SIGTERM/SIGINT run the modules' shutdown hooks: stop accepting, close sockets, drain writes.
-  app.enableShutdownHooks();
   await app.listen(config.port);
+  // SIGTERM/SIGINT: the modules' shutdown hooks stop accepting, close sockets with 1001 and let
+  // queued writes commit; whatever happens, the process is gone within 10 s.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      setTimeout(() => process.exit(1), 10_000).unref();
+      app.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    });
+  }
   if (config.jwtSecretGenerated) {
     new Logger('Bootstrap').warn(`JWT_SECRET is not set: using a generated one kept in ${config.dataDir}/jwt-secret`);
   }

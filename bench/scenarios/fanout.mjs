@@ -123,7 +123,8 @@ async function runStep({ ctx, t, sender, recv, all, channelId, rate, durationMs,
     serverCpuUsPerDelivery: delivered ? round2((cpuS * 1e6) / delivered) : null,
     serverEldP99Ms: st.eld.p99, serverRssMB: Math.round(st.rss / 2 ** 20), serverHeapMB: Math.round(st.heapUsed / 2 ** 20),
     clientCpu, clientEldP99Ms: Math.round(Math.max(snaps[0].clientEldP99Ms, snaps[1].clientEldP99Ms) * 10) / 10,
-    closed: { ...snaps[0].closed, ...snaps[1].closed }, errors: snaps[0].errors + snaps[1].errors,
+    acks: snaps[0].acks, closed: mergeCounts(snaps[0].closed, snaps[1].closed), errors: snaps[0].errors + snaps[1].errors,
+    errorSamples: [...snaps[0].errorSamples, ...snaps[1].errorSamples].slice(0, 3), otherFrames: mergeCounts(snaps[0].other, snaps[1].other),
   };
   // The client shares the two cores: a client process near a full core cannot
   // keep up, and clients taking a whole core between them starve the server.
@@ -133,6 +134,7 @@ async function runStep({ ctx, t, sender, recv, all, channelId, rate, durationMs,
 }
 
 const round2 = (v) => Math.round(v * 100) / 100;
+const mergeCounts = (a, b) => { const o = { ...a }; for (const [k, v] of Object.entries(b)) o[k] = (o[k] || 0) + v; return o; };
 
 export function report(r, { table, ratio, LABEL }) {
   const rows = Object.entries(r.servers).map(([k, v]) => {

@@ -1,0 +1,104 @@
+import { createChannel, registerUser, startApp, TestApp } from './helpers/test-app.js';
+import { HandshakeRefused, TestClient } from './helpers/ws-client.js';
+
+/** Gateway limits; they do not depend on the database, so they run on SQLite only. */
+describe('WebSocket limits', () => {
+  describe('origin check', () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await startApp('sqlite', { ALLOWED_ORIGINS: 'https://app.example, https://admin.example' });
+    });
+    afterAll(() => t.close());
+
+    it('refuses an Origin outside ALLOWED_ORIGINS with HTTP 403 and accepts a listed one', async () => {
+      const u = await registerUser(t);
+      await expect(TestClient.open(t.wsUrl, u.token, { origin: 'https://evil.example' })).rejects.toEqual(new HandshakeRefused(403));
+      await expect(TestClient.open(t.wsUrl, u.token)).rejects.toEqual(new HandshakeRefused(403));
+      const { client } = await TestClient.connect(t.wsUrl, u.token, { origin: 'https://admin.example' });
+      await client.close();
+    });
+  });
+
+  describe('rate limit, frame size, heartbeat', () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await startApp('sqlite', {
+        RATE_LIMIT_PER_SEC: '5',
+        RATE_LIMIT_BURST: '5',
+        MAX_FRAME_BYTES: '2048',
+        HEARTBEAT_INTERVAL_MS: '200',
+      });
+    });
+    afterAll(() => t.close());
+
+    it('answers frames over the rate with rate_limited and retryAfterMs, and keeps the connection', async () => {
+      const u = await registerUser(t);
+      const { client } = await TestClient.connect(t.wsUrl, u.token);
+      for (let i = 0; i < 8; i++) client.send('ping', { ref: `p${i}` });
+      const pongs = [];
+      for (let i = 0; i < 5; i++) pongs.push(await client.next('pong'));
+      const limited = await client.next('error');
+      expect(limited).toMatchObject({ code: 'rate_limited', retryAfterMs: expect.any(Number), ref: expect.stringMatching(/^p[5-7]$/) });
+      expect(limited.retryAfterMs).toBeGreaterThan(0);
+      await new Promise((r) => setTimeout(r, limited.retryAfterMs + 50));
+      client.send('ping', { ref: 'later' });
+      expect(await client.next('pong', (d) => d.ref === 'later')).toBeDefined();
+      await client.close();
+    });
+
+    it('closes a frame larger than MAX_FRAME_BYTES with 1009', async () => {
+      const u = await registerUser(t);
+      const { client } = await TestClient.connect(t.wsUrl, u.token);
+      client.send('ping', { ref: 'x'.repeat(4096) });
+      expect((await client.waitClosed()).code).toBe(1009);
+    });
+
+    it('terminates a socket that stops answering pings', async () => {
+      const u = await registerUser(t);
+      const { client } = await TestClient.connect(t.wsUrl, u.token, { autoPong: false });
+      expect((await client.waitClosed(3000)).code).toBe(1006);
+    });
+
+    it('keeps a socket that answers pings', async () => {
+      const u = await registerUser(t);
+      const { client } = await TestClient.connect(t.wsUrl, u.token);
+      await new Promise((r) => setTimeout(r, 700));
+      expect(client.closed).toBeNull();
+      await client.close();
+    });
+  });
+
+  describe('slow consumer', () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await startApp('sqlite', { SEND_BUFFER_CAP_BYTES: '65536' });
+    });
+    afterAll(() => t.close());
+
+    it('closes a slow consumer with 4008 while the others keep receiving', async () => {
+      const [alice, bob, slow] = await Promise.all([registerUser(t, 'alice'), registerUser(t, 'bob'), registerUser(t, 'slow')]);
+      const channelId = await createChannel(t, alice, [bob, slow]);
+      const { client: stuck } = await TestClient.connect(t.wsUrl, slow.token);
+      const { client: b } = await TestClient.connect(t.wsUrl, bob.token);
+      // The slow client stops reading: its kernel buffers fill, then the server's send buffer.
+      (stuck.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      const text = 'x'.repeat(3900);
+      let sent = 0;
+      while (stuck.closed === null && sent < 3000) {
+        const batch = Array.from({ length: 25 }, () =>
+          t.http().post(`/channels/${channelId}/messages`).set(alice.auth).send({ text, clientMsgId: `slow-${sent++}` }).expect(201),
+        );
+        await Promise.all(batch);
+        const metrics = (await t.http().get('/metrics')).text;
+        if (/parley_ws_closes_total\{reason="slow_consumer"\} [1-9]/.test(metrics)) break;
+      }
+      (stuck.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      expect((await stuck.waitClosed(10000)).code).toBe(4008);
+      // Bob got every message, in order.
+      await b.next('message.new', (d) => d.message.seq === sent, 10000);
+      const seqs = b.log.filter((f) => f.event === 'message.new').map((f) => f.data.message.seq);
+      expect(seqs).toEqual(Array.from({ length: sent }, (_, i) => i + 1));
+      await b.close();
+    });
+  });
+});

@@ -1,0 +1,115 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { api, ServerProcess } from './helpers/server-process.js';
+import { TestClient } from './helpers/ws-client.js';
+
+/**
+ * The built server in a child process: kill -9 in the middle of a stream of sends, restart on
+ * the same SQLite file, and every acknowledged message is there, with gap-free seqs. SIGTERM
+ * closes sockets with 1001 and exits in time.
+ */
+describe('the server process', () => {
+  let dir: string;
+  let env: Record<string, string>;
+  let server: ServerProcess | null = null;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'parley-proc-'));
+    // The default (FULL) durability, as users run it.
+    env = { DATABASE_URL: `sqlite:${join(dir, 'parley.sqlite')}`, PASSWORD_HASH_MEMORY_KIB: '1024', RATE_LIMIT_PER_SEC: '0' };
+  });
+  afterEach(async () => {
+    if (server && server.child.exitCode === null) await server.kill('SIGKILL');
+    server = null;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function setUp(s: ServerProcess) {
+    const reg = await api(s.baseUrl, 'POST', '/auth/register', { username: 'writer', password: 'password123' });
+    const token = reg.body.accessToken as string;
+    const ch = await api(s.baseUrl, 'POST', '/channels', { name: 'durable', visibility: 'public' }, token);
+    return { token, channelId: ch.body.id as string };
+  }
+
+  async function allMessages(s: ServerProcess, token: string, channelId: string) {
+    const out: { seq: number; clientMsgId: string; id: string }[] = [];
+    for (let after = 0; ; ) {
+      const page = await api(s.baseUrl, 'GET', `/channels/${channelId}/messages?after=${after}&limit=200`, undefined, token);
+      out.push(...page.body.messages);
+      if (!page.body.hasMore) return out;
+      after = out.at(-1)!.seq;
+    }
+  }
+
+  function expectAllAcked(acked: Map<string, { seq: number; id: string }>, stored: { seq: number; clientMsgId: string; id: string }[]) {
+    expect(acked.size).toBeGreaterThan(20);
+    expect(stored.map((m) => m.seq)).toEqual(Array.from({ length: stored.length }, (_, i) => i + 1));
+    const byClientId = new Map(stored.map((m) => [m.clientMsgId, m]));
+    for (const [clientMsgId, ack] of acked) {
+      expect(byClientId.get(clientMsgId)).toMatchObject({ seq: ack.seq, id: ack.id });
+    }
+  }
+
+  it('loses no acknowledged HTTP send across kill -9', async () => {
+    server = await ServerProcess.start(env);
+    const { token, channelId } = await setUp(server);
+    const acked = new Map<string, { seq: number; id: string }>();
+    let stop = false;
+    const workers = Array.from({ length: 16 }, async (_, w) => {
+      for (let i = 0; !stop; i++) {
+        const clientMsgId = `w${w}-${i}`;
+        try {
+          const res = await api(server!.baseUrl, 'POST', `/channels/${channelId}/messages`, { text: `msg ${clientMsgId}`, clientMsgId }, token);
+          if (res.status === 201) acked.set(clientMsgId, res.body.message);
+        } catch {
+          return; // the server is gone
+        }
+      }
+    });
+    while (acked.size < 150) await new Promise((r) => setTimeout(r, 10));
+    await server.kill('SIGKILL');
+    stop = true;
+    await Promise.all(workers);
+
+    server = await ServerProcess.start(env);
+    const login = await api(server.baseUrl, 'POST', '/auth/login', { username: 'writer', password: 'password123' });
+    expectAllAcked(acked, await allMessages(server, login.body.accessToken, channelId));
+  });
+
+  it('loses no acknowledged WebSocket send across kill -9', async () => {
+    server = await ServerProcess.start(env);
+    const { token, channelId } = await setUp(server);
+    const { client } = await TestClient.connect(server.wsUrl, token);
+    for (let i = 0; i < 3000; i++) client.send('message.send', { channelId, text: `ws ${i}`, clientMsgId: `ws-${i}` });
+    await client.next('message.ack', (d) => d.message.seq >= 200, 20000);
+    await server.kill('SIGKILL');
+    await client.waitClosed();
+    const acked = new Map(
+      client.log.filter((f) => f.event === 'message.ack').map((f) => [f.data.clientMsgId as string, f.data.message]),
+    );
+    server = await ServerProcess.start(env);
+    const login = await api(server.baseUrl, 'POST', '/auth/login', { username: 'writer', password: 'password123' });
+    expectAllAcked(acked, await allMessages(server, login.body.accessToken, channelId));
+  });
+
+  it('on SIGTERM closes every socket with 1001, keeps what it acknowledged, and exits in time', async () => {
+    server = await ServerProcess.start(env);
+    const { token, channelId } = await setUp(server);
+    const clients = await Promise.all([1, 2, 3].map(() => TestClient.connect(server!.wsUrl, token)));
+    const sender = clients[0].client;
+    for (let i = 0; i < 500; i++) sender.send('message.send', { channelId, text: `t ${i}`, clientMsgId: `term-${i}` });
+    await sender.next('message.ack', (d) => d.message.seq >= 50, 20000);
+    const started = Date.now();
+    const exit = server.kill('SIGTERM');
+    const closes = await Promise.all(clients.map((c) => c.client.waitClosed(10000)));
+    expect(closes.map((c) => c.code)).toEqual([1001, 1001, 1001]);
+    expect(await exit).toEqual({ code: 0, signal: null });
+    expect(Date.now() - started).toBeLessThan(10000);
+
+    const acked = new Map(sender.log.filter((f) => f.event === 'message.ack').map((f) => [f.data.clientMsgId as string, f.data.message]));
+    server = await ServerProcess.start(env);
+    const login = await api(server.baseUrl, 'POST', '/auth/login', { username: 'writer', password: 'password123' });
+    expectAllAcked(acked, await allMessages(server, login.body.accessToken, channelId));
+  });
+});
