@@ -1,0 +1,42 @@
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, parseDuration } from './app-config.js';
+
+describe('configuration', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-config-'));
+  const base = { DATABASE_URL: `sqlite:${join(dir, 'p.sqlite')}` };
+
+  it('has the contract defaults', () => {
+    const c = loadConfig({ ...base, JWT_SECRET: 'x'.repeat(32) });
+    expect(c).toMatchObject({
+      port: 3000, redisUrl: undefined, jwtTtlSeconds: 3600, allowedOrigins: null, logLevel: 'info', maxFrameBytes: 65536,
+      rateLimitPerSec: 50, rateLimitBurst: 200, sendBufferCapBytes: 4 * 1024 * 1024, heartbeatIntervalMs: 30000,
+    });
+    expect(loadConfig({}).database).toEqual({ type: 'sqlite', file: join(process.cwd(), 'data', 'parley.sqlite') });
+  });
+
+  it('parses database URLs, origins and durations', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://u@h:5432/db?schema=abc', JWT_SECRET: 'x'.repeat(32) }).database).toEqual({
+      type: 'postgres', url: 'postgres://u@h:5432/db', schema: 'abc',
+    });
+    expect(loadConfig({ ...base, ALLOWED_ORIGINS: 'https://a.example, https://b.example' }).allowedOrigins).toEqual(['https://a.example', 'https://b.example']);
+    expect([parseDuration('90'), parseDuration('15m'), parseDuration('7d')]).toEqual([90, 900, 604800]);
+  });
+
+  it.each([
+    ['PORT', 'abc'], ['PORT', '70000'], ['DATABASE_URL', 'mysql://x'], ['JWT_TTL', 'forever'], ['LOG_LEVEL', 'loud'],
+    ['MAX_FRAME_BYTES', '10'], ['RATE_LIMIT_PER_SEC', '-1'], ['REDIS_URL', 'localhost:6379'], ['JWT_SECRET', 'short'],
+  ])('stops the boot on a bad %s, naming it', (name, value) => {
+    expect(() => loadConfig({ ...base, [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...base, [name]: value })).toThrow(new RegExp(name));
+  });
+
+  it('generates a JWT secret once, keeps it in the data folder, readable by its owner only', () => {
+    const first = loadConfig(base);
+    expect(first.jwtSecretGenerated).toBe(true);
+    expect(loadConfig(base).jwtSecret).toBe(first.jwtSecret);
+    expect(readFileSync(join(dir, 'jwt-secret'), 'utf8').trim()).toBe(first.jwtSecret);
+    expect(statSync(join(dir, 'jwt-secret')).mode & 0o777).toBe(0o600);
+  });
+});

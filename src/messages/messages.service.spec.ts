@@ -1,0 +1,161 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { DataSource } from 'typeorm';
+import { freshDatabaseUrl, testEnv, DATABASES } from '../../test/helpers/test-app.js';
+import { AppModule } from '../app.module.js';
+import type { AuthUser } from '../auth/auth.service.js';
+import { ChannelsService } from '../channels/channels.service.js';
+import { AppError } from '../common/app-error.js';
+import { loadConfig } from '../config/app-config.js';
+import { UsersService } from '../users/users.service.js';
+import { MessagesService } from './messages.service.js';
+
+/** The messages service on a real database (an SQLite file; PostgreSQL too when configured). */
+describe.each(DATABASES)('MessagesService on %s', (db) => {
+  let ctx: INestApplicationContext;
+  let cleanup: () => Promise<void>;
+  let messages: MessagesService;
+  let channels: ChannelsService;
+  let users: UsersService;
+  let n = 0;
+
+  beforeAll(async () => {
+    const fresh = freshDatabaseUrl(db);
+    cleanup = fresh.cleanup;
+    const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(loadConfig(testEnv(fresh.url)))] }).compile();
+    ctx = await moduleRef.init();
+    messages = ctx.get(MessagesService);
+    channels = ctx.get(ChannelsService);
+    users = ctx.get(UsersService);
+  });
+  afterAll(async () => {
+    await ctx.close();
+    await cleanup();
+  });
+
+  const user = async (): Promise<AuthUser> => {
+    const u = await users.create(`u${++n}_${Math.random().toString(36).slice(2, 6)}`, 'not-a-real-hash');
+    return { id: u.id, username: u.username };
+  };
+  const channel = async (owner: AuthUser, members: AuthUser[] = []) =>
+    (await channels.create(owner, { name: `c${++n}-${Math.random().toString(36).slice(2, 6)}`, visibility: 'public', members: members.map((m) => m.username) })).id;
+
+  it('assigns gap-free seqs to hundreds of concurrent sends from several senders', async () => {
+    const senders = await Promise.all([user(), user(), user(), user()]);
+    const id = await channel(senders[0], senders.slice(1));
+    const outcomes = await Promise.all(
+      Array.from({ length: 400 }, (_, i) => messages.send(senders[i % 4], { channelId: id, text: `m${i}`, clientMsgId: `k${i}` })),
+    );
+    expect(outcomes.map((o) => o.message.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+    const rows = await ctx.get(DataSource).query(`SELECT COUNT(*) AS n, MAX(seq) AS max FROM messages WHERE channel_id = '${id}'`);
+    expect([Number(rows[0].n), Number(rows[0].max)]).toEqual([400, 400]);
+  });
+
+  it('numbers each channel on its own, also inside one batch', async () => {
+    const a = await user();
+    const [c1, c2] = [await channel(a), await channel(a)];
+    const out = await Promise.all([1, 2, 3, 4].map((i) => messages.send(a, { channelId: i % 2 ? c1 : c2, text: 'x', clientMsgId: `mix-${i}` })));
+    expect(out.map((o) => [o.message.channelId === c1 ? 'c1' : 'c2', o.message.seq])).toEqual([['c1', 1], ['c2', 1], ['c1', 2], ['c2', 2]]);
+  });
+
+  it('is idempotent on (sender, clientMsgId): retries, also concurrent ones, return the original', async () => {
+    const [a, b] = [await user(), await user()];
+    const id = await channel(a, [b]);
+    const first = await messages.send(a, { channelId: id, text: 'one', clientMsgId: 'same' });
+    const again = await Promise.all([1, 2, 3].map(() => messages.send(a, { channelId: id, text: 'other text', clientMsgId: 'same' })));
+    for (const o of again) expect(o).toEqual({ duplicate: true, message: first.message });
+    const twins = await Promise.all([1, 2].map(() => messages.send(a, { channelId: id, text: 'twin', clientMsgId: 'twin' })));
+    expect(twins.map((o) => o.duplicate).sort()).toEqual([false, true]);
+    expect(twins[0].message.id).toBe(twins[1].message.id);
+    // Another sender may use the same key.
+    expect((await messages.send(b, { channelId: id, text: 'mine', clientMsgId: 'same' })).duplicate).toBe(false);
+    const page = await messages.history(a, id, { limit: 50 });
+    expect(page.messages.map((m) => m.seq)).toEqual([1, 2, 3]);
+  });
+
+  it('counts unread exactly: head minus marker, own messages never unread, markers forward only', async () => {
+    const [a, b] = [await user(), await user()];
+    const id = await channel(a, [b]);
+    for (let i = 0; i < 5; i++) await messages.send(a, { channelId: id, text: 'x', clientMsgId: `un-${i}` });
+    const conv = async (u: AuthUser) => (await channels.conversations(u.id)).find((c) => c.channelId === id)!;
+    expect(await conv(b)).toMatchObject({ headSeq: 5, lastReadSeq: 0, unreadCount: 5 });
+    expect(await conv(a)).toMatchObject({ lastReadSeq: 5, unreadCount: 0 });
+    expect(await messages.markRead(b, id, 2)).toMatchObject({ lastReadSeq: 2, unreadCount: 3 });
+    expect(await messages.markRead(b, id, 1)).toMatchObject({ lastReadSeq: 2, unreadCount: 3 });
+    await messages.send(b, { channelId: id, text: 'reply', clientMsgId: 'reply' });
+    expect(await conv(b)).toMatchObject({ headSeq: 6, lastReadSeq: 6, unreadCount: 0 });
+    expect(await conv(a)).toMatchObject({ headSeq: 6, lastReadSeq: 5, unreadCount: 1 });
+  });
+
+  it('keeps markers and heads in the database as in memory', async () => {
+    const [a, b] = [await user(), await user()];
+    const id = await channel(a, [b]);
+    await messages.send(a, { channelId: id, text: 'x', clientMsgId: 'db-1' });
+    await messages.send(a, { channelId: id, text: 'y', clientMsgId: 'db-2' });
+    await messages.markRead(b, id, 1);
+    const rows = await ctx.get(DataSource).query(
+      `SELECT m.user_id, m.last_read_seq, c.head_seq FROM memberships m JOIN channels c ON c.id = m.channel_id WHERE c.id = '${id}'`,
+    );
+    const byUser = Object.fromEntries(rows.map((r: { user_id: string; last_read_seq: number; head_seq: number }) => [r.user_id, [Number(r.last_read_seq), Number(r.head_seq)]]));
+    expect(byUser).toEqual({ [a.id]: [2, 2], [b.id]: [1, 2] });
+  });
+
+  it('pages by cursor in both directions', async () => {
+    const a = await user();
+    const id = await channel(a);
+    for (let i = 1; i <= 10; i++) await messages.send(a, { channelId: id, text: `${i}`, clientMsgId: `cur-${i}` });
+    const seqs = (p: { messages: { seq: number }[] }) => p.messages.map((m) => m.seq);
+    expect(seqs(await messages.history(a, id, { limit: 3 }))).toEqual([8, 9, 10]);
+    expect(seqs(await messages.history(a, id, { before: 8, limit: 3 }))).toEqual([5, 6, 7]);
+    expect(seqs(await messages.history(a, id, { after: 8, limit: 3 }))).toEqual([9, 10]);
+    expect(await messages.history(a, id, { after: 10, limit: 3 })).toMatchObject({ messages: [], hasMore: false });
+    expect(await messages.sync(a, id, 7)).toMatchObject({ headSeq: 10, hasMore: false });
+  });
+
+  it('refuses non-members and unknown channels without storing anything', async () => {
+    const [a, b] = [await user(), await user()];
+    const id = await channel(a);
+    await expect(messages.send(b, { channelId: id, text: 'x', clientMsgId: 'nm' })).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(messages.send(b, { channelId: '00000000-0000-4000-8000-000000000000', text: 'x', clientMsgId: 'nm' })).rejects.toBeInstanceOf(AppError);
+    await expect(messages.history(b, id, { limit: 5 })).rejects.toMatchObject({ code: 'forbidden' });
+    expect((await messages.history(a, id, { limit: 5 })).messages).toEqual([]);
+  });
+});
+
+/** Two instances on one PostgreSQL database: the row lock on head_seq keeps seq gap-free. */
+(DATABASES.includes('postgres') ? describe : describe.skip)('MessagesService, two instances on postgres', () => {
+  const instances: INestApplicationContext[] = [];
+  let cleanup: () => Promise<void>;
+
+  beforeAll(async () => {
+    const fresh = freshDatabaseUrl('postgres');
+    cleanup = fresh.cleanup;
+    for (let i = 0; i < 2; i++) {
+      const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(loadConfig(testEnv(fresh.url)))] }).compile();
+      instances.push(await moduleRef.init());
+    }
+  });
+  afterAll(async () => {
+    for (const c of instances) await c.close();
+    await cleanup();
+  });
+
+  it('keeps seq gap-free and clientMsgId idempotent across instances', async () => {
+    const [one, two] = instances;
+    const u = await one.get(UsersService).create(`multi_${Date.now().toString(36)}`, 'not-a-real-hash');
+    const caller = { id: u.id, username: u.username };
+    const { id } = await one.get(ChannelsService).create(caller, { name: `multi-${Date.now().toString(36)}`, visibility: 'public' });
+    const sends = Array.from({ length: 300 }, (_, i) =>
+      (i % 2 ? one : two).get(MessagesService).send(caller, { channelId: id, text: `m${i}`, clientMsgId: `k${i}` }),
+    );
+    // The same key sent to both instances at once is stored once.
+    sends.push(one.get(MessagesService).send(caller, { channelId: id, text: 'dup', clientMsgId: 'both' }));
+    sends.push(two.get(MessagesService).send(caller, { channelId: id, text: 'dup', clientMsgId: 'both' }));
+    const out = await Promise.all(sends);
+    const fresh = out.filter((o) => !o.duplicate).map((o) => o.message.seq).sort((a, b) => a - b);
+    expect(fresh).toEqual(Array.from({ length: 301 }, (_, i) => i + 1));
+    const both = out.slice(300);
+    expect(both[0].message.id).toBe(both[1].message.id);
+    expect(both.filter((o) => o.duplicate)).toHaveLength(1);
+  });
+});
