@@ -9,6 +9,9 @@ import { connect, benchText, markedTime } from './client.mjs';
 import { Hist, nowUs, sleep, pool } from './util.mjs';
 
 const conns = [];
+// clientMsgId is Parley's idempotency key: it must never repeat within a run,
+// or the server rightly answers with the original message and no fan-out.
+let msgSeq = 0;
 const eld = monitorEventLoopDelay({ resolution: 10 });
 eld.enable();
 
@@ -100,7 +103,7 @@ async function cmdSend({ channelId, to, rate, durationMs, size = 100, connIndex 
     const now = nowUs();
     while (i < n && t0 + i * step <= now) {
       const t = Math.round(t0 + i * step);
-      c.send('message.send', { ...(to ? { to } : { channelId }), text: benchText(t, i, size), clientMsgId: `${tag}-${process.pid}-${i}` });
+      c.send('message.send', { ...(to ? { to } : { channelId }), text: benchText(t, i, size), clientMsgId: `${tag}-${process.pid}-${msgSeq++}` });
       if (now - t > maxLateUs) maxLateUs = now - t;
       i++;
     }
@@ -124,7 +127,8 @@ async function cmdWindow({ targets, window = 8, durationMs, size = 100, tag = 'w
         c.inflight++;
         sent++;
         // invalid: a number where text must be a string, to time the rejection path
-        c.send('message.send', { ...target, text: invalid ? n : benchText(nowUs(), n, size), clientMsgId: `${tag}-${process.pid}-${ci}-${n++}` });
+        c.send('message.send', { ...target, text: invalid ? n : benchText(nowUs(), n, size), clientMsgId: `${tag}-${process.pid}-${msgSeq++}` });
+        n++;
       }
     };
     c.onAck = fire;
