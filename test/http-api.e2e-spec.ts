@@ -39,7 +39,12 @@ describe.each(DATABASES)('HTTP API on %s', (db) => {
 
     it('answers invalid_payload for a body that is not JSON', async () => {
       const res = await t.http().post('/auth/login').set('Content-Type', 'application/json').send('{"username":').expect(400);
-      expect(res.body).toMatchObject({ statusCode: 400, code: 'invalid_payload' });
+      expect(res.body).toMatchObject({ statusCode: 400, code: 'invalid_payload', message: 'request body is not valid JSON' });
+    });
+
+    it('answers too_large (413) for a body over the limit', async () => {
+      const res = await t.http().post('/auth/login').send({ username: 'x', password: 'y'.repeat(200_000) }).expect(413);
+      expect(res.body).toMatchObject({ statusCode: 413, code: 'too_large' });
     });
 
     it('logs in case-insensitively and refuses a wrong password or unknown user with 401', async () => {

@@ -46,6 +46,16 @@ describe('WebSocket limits', () => {
       await client.close();
     });
 
+    it('closes a connection that keeps hammering past the limit with 1008', async () => {
+      const u = await registerUser(t);
+      const { client } = await TestClient.connect(t.wsUrl, u.token);
+      for (let i = 0; i < 200; i++) client.send('ping', {});
+      expect((await client.waitClosed()).code).toBe(1008);
+      const metrics = (await t.http().get('/metrics')).text;
+      expect(metrics).toMatch(/parley_ws_closes_total\{reason="abuse"\} [1-9]/);
+      expect(metrics).toMatch(/parley_errors_total\{code="rate_limited",transport="ws"\} [1-9]/);
+    });
+
     it('closes a frame larger than MAX_FRAME_BYTES with 1009', async () => {
       const u = await registerUser(t);
       const { client } = await TestClient.connect(t.wsUrl, u.token);

@@ -14,7 +14,8 @@ if (process.send) {
     if (m.gc && globalThis.gc) { globalThis.gc(); globalThis.gc(); }
     const mem = process.memoryUsage();
     const cpu = process.cpuUsage();
-    const ms = (ns) => Math.round(ns / 1e4) / 100;
+    // The histogram holds whole sampling intervals (10 ms + delay): report the delay.
+    const ms = (ns) => Math.max(0, Math.round((ns / 1e6 - 10) * 100) / 100);
     process.send({
       probe: 'stats', id: m.id,
       rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external,

@@ -52,33 +52,34 @@ async function runOne(ctx, kind) {
 
     const fixedMs = ctx.quick ? 1000 : 4000;
     const searchMs = ctx.quick ? 1000 : 2500;
-    const pass = (x) => x.p99 <= P99_GOAL_MS && x.lossPct < 0.1 && !x.clientBound;
+    // A step passes on the server's merit: p99 within the goal and nothing lost.
+    // A busy client only inflates latency, so a pass with a busy client stands;
+    // a failure with a client-bound step is the client's limit, and is noted.
+    const pass = (x) => x.p99 <= P99_GOAL_MS && x.lossPct < 0.1;
     for (const rate of [50_000, 100_000]) res.fixed.push(await step(rate, fixedMs));
 
     // Bounded search: up by x1.5 from the last passing fixed rate (or down by
     // /2 from 50k), then one geometric bisection between pass and fail.
     let lo = res.fixed.filter(pass).map((x) => x.target).pop() ?? 0;
-    let hi = res.fixed.find((x) => !pass(x))?.target ?? Infinity;
-    let note = '';
+    let hi = res.fixed.find((x) => !pass(x));
     const maxSteps = ctx.quick ? 3 : 6;
-    for (let i = 0; i < maxSteps && hi === Infinity; i++) {
+    for (let i = 0; i < maxSteps && !hi; i++) {
       const x = await step(Math.round((lo || 50_000) * 1.5), searchMs);
       res.search.push(x);
-      if (pass(x)) lo = x.target; else { hi = x.target; if (x.clientBound) note = 'client-bound'; }
+      if (pass(x)) lo = x.target; else hi = x;
     }
     for (let rate = 25_000; !lo && rate >= 3000; rate /= 2) {
       const x = await step(rate, searchMs);
       res.search.push(x);
-      if (pass(x)) lo = x.target; else hi = x.target;
-    }
-    if (lo && hi !== Infinity && !ctx.quick) {
-      const x = await step(Math.round(Math.sqrt(lo * hi)), searchMs);
-      res.search.push(x);
       if (pass(x)) lo = x.target;
     }
-    if (hi === Infinity) note = 'search bound reached';
+    if (lo && hi && !ctx.quick) {
+      const x = await step(Math.round(Math.sqrt(lo * hi.target)), searchMs);
+      res.search.push(x);
+      if (pass(x)) lo = x.target; else hi = x;
+    }
     res.maxRate = lo; // deliveries/s
-    res.maxRateNote = note || (res.search.concat(res.fixed).some((x) => x.clientBound) ? 'some steps client-bound' : '');
+    res.maxRateNote = !hi ? 'search bound reached' : hi.clientBound ? `client-bound at ${hi.target}/s: server limit may be higher` : '';
     return res;
   } finally {
     await Promise.all(all.map((g) => g.kill()));
@@ -145,7 +146,7 @@ export function report(r, { table, ratio, LABEL }) {
       'max deliv/s (p99<=50ms)': v.maxRate, note: v.maxRateNote,
       'p50@50k': at(50_000).p50, 'p99@50k': at(50_000).p99,
       'p50@100k': at(100_000).p50, 'p99@100k': at(100_000).p99,
-      'srv us/deliv@100k': at(100_000).serverCpuUsPerDelivery, 'srv cores@100k': at(100_000).serverCpuCores,
+      'srv us/deliv@100k': at(100_000).serverCpuUsPerDelivery, 'srv cores@100k': at(100_000).serverCpuCores, 'srv EL p99 ms@100k': at(100_000).serverEldP99Ms,
       'client cores@100k': at(100_000).clientCpu?.join('+'),
     };
   });

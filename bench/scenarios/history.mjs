@@ -37,13 +37,18 @@ export async function run(ctx) {
   // Same page from both? (same ids in the same order)
   const ids = (x) => x.sample.ids.join(',');
   out.samePage = ids(out.servers.parley) === ids(out.servers.bare);
+  const shape = (x) => `${x.sample.keys}|${x.sample.messageKeys}`;
+  out.sameShape = shape(out.servers.parley) === shape(out.servers.bare);
   for (const v of Object.values(out.servers)) delete v.sample.ids;
   return out;
 }
 
 async function measure(ctx, srv, path, token, durationS) {
   const page = await api(srv, 'GET', path, token);
-  const sample = { messages: page.messages?.length, hasMore: page.hasMore, bytes: JSON.stringify(page).length, ids: (page.messages || []).map((m) => m.id) };
+  const sample = {
+    messages: page.messages?.length, hasMore: page.hasMore, bytes: JSON.stringify(page).length, ids: (page.messages || []).map((m) => m.id),
+    keys: Object.keys(page).join(','), messageKeys: Object.keys(page.messages?.[0] || {}).join(','),
+  };
   const opts = { url: srv.url + path, headers: { authorization: `Bearer ${token}` }, connections: CONNECTIONS };
   await cannon({ ...opts, duration: 1 }); // warm-up
   const cpu0 = srv.cpuSec();
@@ -73,5 +78,5 @@ export function report(r, { table, ratio }) {
   const ratios = {};
   const p = r.servers.parley?.reqPerSec, b = r.servers.bare?.reqPerSec;
   if (p && b) ratios['Parley/bare history req/s'] = ratio(p, b);
-  return { text: table(`History: GET /channels/:id/messages?limit=50, autocannon ${r.connections} connections x ${r.durationS}s (same page: ${r.samePage ? 'yes' : 'NO'})`, rows), ratios };
+  return { text: table(`History: GET /channels/:id/messages?limit=50, autocannon ${r.connections} connections x ${r.durationS}s (same page: ${r.samePage ? 'yes' : 'NO'}, same JSON shape: ${r.sameShape ? 'yes' : 'NO'})`, rows), ratios };
 }

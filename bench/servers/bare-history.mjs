@@ -1,7 +1,7 @@
 // The floor for Parley's history endpoint: bare node:http + better-sqlite3 doing
 // the same work per request on the same database file: verify the JWT, check
 // membership, read one page of messages with their senders, answer the same
-// JSON shape ({messages: [Message ascending], hasMore}).
+// JSON shape ({channelId, messages: [Message ascending], hasMore}).
 import { createServer } from 'node:http';
 import Database from 'better-sqlite3';
 import jwt from 'jsonwebtoken';
@@ -41,6 +41,6 @@ createServer((req, res) => {
   const hasMore = rows.length > limit;
   rows = rows.slice(0, limit);
   if (!a) rows.reverse();
-  send(res, 200, { messages: rows.map(toMessage), hasMore });
+  send(res, 200, { channelId, messages: rows.map(toMessage), hasMore });
 }).listen(Number(process.env.PORT), '127.0.0.1');
 process.on('SIGTERM', () => { db.close(); process.exit(0); });

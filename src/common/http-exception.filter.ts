@@ -1,5 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { Response } from 'express';
+import type { MetricsService } from '../metrics/metrics.service.js';
 import { AppError, CODE_BY_HTTP_STATUS, ErrorCode } from './app-error.js';
 
 /** Maps every error to the contract's HTTP shape `{statusCode, code, message, details?}`. */
@@ -7,11 +8,14 @@ import { AppError, CODE_BY_HTTP_STATUS, ErrorCode } from './app-error.js';
 export class HttpExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('HttpExceptionFilter');
 
+  constructor(private readonly metrics?: MetricsService) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
     if (host.getType() !== 'http') return;
     const res = host.switchToHttp().getResponse<Response>();
     const { status, code, message, details } = toHttpError(exception);
     if (status >= 500) this.logger.error(exception instanceof Error ? exception.stack : String(exception));
+    this.metrics?.errors.inc({ code, transport: 'http' });
     if (res.headersSent) return;
     res.status(status).json({ statusCode: status, code, message, ...(details ? { details } : {}) });
   }
@@ -26,9 +30,10 @@ export function toHttpError(exception: unknown): {
   if (exception instanceof AppError) {
     return { status: exception.status, code: exception.code, message: exception.message, details: exception.details };
   }
-  // body-parser's errors: malformed JSON and oversized bodies.
-  const bodyErr = exception as { type?: string; status?: number; message?: string };
-  if (bodyErr?.type === 'entity.parse.failed') {
+  // body-parser's errors: malformed JSON (the express adapter wraps it in a BadRequestException
+  // whose cause is the SyntaxError) and oversized bodies.
+  const bodyErr = exception as { type?: string; status?: number; message?: string; cause?: unknown };
+  if (bodyErr?.type === 'entity.parse.failed' || bodyErr?.cause instanceof SyntaxError) {
     return { status: 400, code: 'invalid_payload', message: 'request body is not valid JSON' };
   }
   if (bodyErr?.type === 'entity.too.large') {
