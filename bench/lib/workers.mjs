@@ -22,7 +22,7 @@ export class Worker {
     const id = ++this.seq;
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => { this.pending.delete(id); reject(new Error(`${this.name}: ${cmd} timed out`)); }, timeoutMs);
-      this.pending.set(id, (m) => { clearTimeout(t); m.ok ? resolve(m) : reject(new Error(`${this.name}: ${m.error}`)); });
+      this.pending.set(id, (m) => { clearTimeout(t); if (m.ok) resolve(m); else reject(new Error(`${this.name}: ${m.error}`)); });
       this.child.send({ ...args, cmd, id });
     });
   }

@@ -88,7 +88,7 @@ async function runOne(ctx, kind) {
 }
 
 // One measurement window at `rate` deliveries/s.
-async function runStep({ ctx, t, sender, recv, all, channelId, rate, durationMs, degree }) {
+async function runStep({ ctx, t, sender, all, channelId, rate, durationMs, degree }) {
   const msgRate = rate / degree; // one message makes `degree` deliveries
   await Promise.all(all.map((g) => g.all('reset')));
   await t.srv.stats({ reset: true });
