@@ -186,6 +186,7 @@ describe.each(DATABASES)('WebSocket protocol v1 on %s', (db) => {
       const [alice, bob] = await Promise.all([registerUser(t, 'alice'), registerUser(t, 'bob')]);
       const channelId = await createChannel(t, alice, [bob]);
       for (let i = 1; i <= 4; i++) await sendHttp(alice, channelId, `r${i}`, `read-${i}`);
+      await new Promise((r) => setTimeout(r, t.config.conversationUpdateIntervalMs + 50)); // let the folded update pass
       const b1 = (await connect(bob)).client;
       const b2 = (await connect(bob)).client;
       b1.send('read', { channelId, seq: 3, ref: 'rd' });

@@ -120,3 +120,18 @@ export async function pool(items, n, fn) {
   await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
   return out;
 }
+
+// Machine-wide CPU from /proc/stat, in ticks: `busy` (user, nice, system, irq,
+// softirq) and `steal` (time the hypervisor gave to other guests). Used to
+// spot load that is neither the server nor the load generator (the machine is
+// shared with whatever else runs on it: builds, tests).
+export function machineCpu() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return { busy: user + nice + system + irq + softirq, steal: steal || 0, t: nowUs() };
+}
+export function machineCoresSince(m0) {
+  const m1 = machineCpu();
+  const s = (m1.t - m0.t) / 1e6;
+  return { busyCores: (m1.busy - m0.busy) / CLK_TCK / s, stealCores: (m1.steal - m0.steal) / CLK_TCK / s };
+}

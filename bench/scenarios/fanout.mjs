@@ -5,7 +5,7 @@
 import { Group } from '../lib/workers.mjs';
 import { startTarget } from '../lib/targets.mjs';
 import { createChannel, tokenFor } from '../lib/parley.mjs';
-import { sleep, nowUs, waitFor } from '../lib/util.mjs';
+import { sleep, nowUs, waitFor, machineCpu, machineCoresSince } from '../lib/util.mjs';
 
 const P99_GOAL_MS = 50;
 
@@ -41,10 +41,20 @@ async function runOne(ctx, kind) {
     await sleep(ctx.quick ? 300 : 1000); // let join/presence traffic settle
 
     let degree = users.length;
-    const step = (rate, durationMs) => runStep({ ctx, t, sender, recv, all, channelId, rate, durationMs, degree });
+    // A step that fails while something else loaded the machine is run once more.
+    const step = async (rate, durationMs) => {
+      const x = await runStep({ ctx, t, sender, recv, all, channelId, rate, durationMs, degree });
+      if (pass(x) || !x.noisy) return x;
+      ctx.log(`  other load on the machine (${x.otherCores} cores): repeating the step`);
+      return { ...(await runStep({ ctx, t, sender, recv, all, channelId, rate, durationMs, degree })), repeated: true };
+    };
 
     // Warm-up at a low rate; it also measures how many message.new frames one
     // message produces (Parley may or may not echo to the sender's connection).
+    // A step passes on the server's merit: p99 within the goal and nothing lost.
+    // A busy client only inflates latency, so a pass with a busy client stands;
+    // a failure with a client-bound step is the client's limit, and is noted.
+    const pass = (x) => x.p99 <= P99_GOAL_MS && x.lossPct < 0.1;
     const warm = await step(5 * users.length, ctx.quick ? 500 : 1500);
     degree = warm.sent ? Math.round(warm.delivered / warm.sent) : 0;
     const res = { connected, connectMs: s.ms + r.ms, degree, fixed: [], search: [] };
@@ -52,10 +62,6 @@ async function runOne(ctx, kind) {
 
     const fixedMs = ctx.quick ? 1000 : 4000;
     const searchMs = ctx.quick ? 1000 : 2500;
-    // A step passes on the server's merit: p99 within the goal and nothing lost.
-    // A busy client only inflates latency, so a pass with a busy client stands;
-    // a failure with a client-bound step is the client's limit, and is noted.
-    const pass = (x) => x.p99 <= P99_GOAL_MS && x.lossPct < 0.1;
     for (const rate of [50_000, 100_000]) res.fixed.push(await step(rate, fixedMs));
 
     // Bounded search: up by x1.5 from the last passing fixed rate (or down by
@@ -93,6 +99,7 @@ async function runStep({ ctx, t, sender, all, channelId, rate, durationMs, degre
   await Promise.all(all.map((g) => g.all('reset')));
   await t.srv.stats({ reset: true });
   const cpu0 = t.srv.cpuSec();
+  const m0 = machineCpu();
   const t0 = nowUs();
   const s = (await sender.ws[0].call('send', { channelId, rate: msgRate, durationMs })).sent;
   // Drain: wait until the deliveries stop growing (bounded), so a backlog is
@@ -107,6 +114,7 @@ async function runStep({ ctx, t, sender, all, channelId, rate, durationMs, degre
   }, { timeoutMs: 10_000, everyMs: 100, what: 'drain' }).catch(() => {});
   const wallS = (nowUs() - t0) / 1e6;
   const cpuS = t.srv.cpuSec() - cpu0;
+  const machine = machineCoresSince(m0);
   const st = await t.srv.stats();
   const snaps = await Promise.all(all.map((g) => g.snap()));
   const lat = snaps[0].lat.merge(snaps[1].lat);
@@ -130,7 +138,13 @@ async function runStep({ ctx, t, sender, all, channelId, rate, durationMs, degre
   // The client shares the two cores: a client process near a full core cannot
   // keep up, and clients taking a whole core between them starve the server.
   x.clientBound = clientCpu.some((c) => c >= 0.9) || clientCpu.reduce((a, b) => a + b, 0) >= 1.0;
-  ctx.log(`  ${t.kind} ${x.target}/s: p50 ${x.p50} p99 ${x.p99} ms, loss ${x.lossPct}%, srv ${x.serverCpuCores} cores, client ${clientCpu.join('/')}${x.clientBound ? ' CLIENT-BOUND' : ''}`);
+  // CPU used on the machine by neither the server nor the load generator
+  // (kernel network work not charged to a process lands here too, so a little is normal).
+  x.machineBusyCores = round2(machine.busyCores);
+  x.stealCores = round2(machine.stealCores);
+  x.otherCores = round2(machine.busyCores - x.serverCpuCores - clientCpu.reduce((a, b) => a + b, 0));
+  x.noisy = x.otherCores > 0.3 || x.stealCores > 0.2;
+  ctx.log(`  ${t.kind} ${x.target}/s: p50 ${x.p50} p99 ${x.p99} ms, loss ${x.lossPct}%, srv ${x.serverCpuCores} cores, client ${clientCpu.join('/')}, other ${x.otherCores}${x.clientBound ? ' CLIENT-BOUND' : ''}${x.noisy ? ' NOISY' : ''}`);
   return x;
 }
 
@@ -147,7 +161,7 @@ export function report(r, { table, ratio, LABEL }) {
       'p50@50k': at(50_000).p50, 'p99@50k': at(50_000).p99,
       'p50@100k': at(100_000).p50, 'p99@100k': at(100_000).p99,
       'srv us/deliv@100k': at(100_000).serverCpuUsPerDelivery, 'srv cores@100k': at(100_000).serverCpuCores, 'srv EL p99 ms@100k': at(100_000).serverEldP99Ms,
-      'client cores@100k': at(100_000).clientCpu?.join('+'),
+      'client cores@100k': at(100_000).clientCpu?.join('+'), 'other cores@100k': at(100_000).otherCores,
     };
   });
   const p = r.servers.parley, ratios = {};

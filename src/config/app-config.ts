@@ -56,6 +56,10 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(toInt) @IsInt() @Min(0)
   PRESENCE_GRACE_MS: number = 5000;
 
+  /** Least time between two message-driven conversation.update frames of one channel. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(10000)
+  CONVERSATION_UPDATE_INTERVAL_MS: number = 100;
+
   /** FULL survives power loss; NORMAL survives a killed process but not a power cut (WAL mode). */
   @IsOptional() @IsIn(['FULL', 'NORMAL'])
   SQLITE_SYNCHRONOUS: string = 'FULL';
@@ -90,6 +94,7 @@ export class AppConfig {
     readonly sendBufferCapBytes: number,
     readonly heartbeatIntervalMs: number,
     readonly presenceGraceMs: number,
+    readonly conversationUpdateIntervalMs: number,
     readonly sqliteSynchronous: 'FULL' | 'NORMAL',
     readonly passwordHashMemoryKib: number,
     readonly docsEnabled: boolean,
@@ -172,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     vars.SEND_BUFFER_CAP_BYTES,
     vars.HEARTBEAT_INTERVAL_MS,
     vars.PRESENCE_GRACE_MS,
+    vars.CONVERSATION_UPDATE_INTERVAL_MS,
     vars.SQLITE_SYNCHRONOUS as 'FULL' | 'NORMAL',
     vars.PASSWORD_HASH_MEMORY_KIB,
     vars.DOCS_ENABLED === 'true' || vars.DOCS_ENABLED === '1',

@@ -6,7 +6,7 @@ import { frame } from './server-events.js';
 
 describe('FanoutService.conversationFrames', () => {
   const channels = { conversationFor: (s: ChannelState, u: string) => toConversation(s, u, () => 'online') } as unknown as ChannelsService;
-  const fanout = new FanoutService(null as never, null as never, channels, null as never);
+  const fanout = new FanoutService(null as never, null as never, channels, null as never, null as never);
   const member = (userId: string, lastReadSeq: number) => [userId, { userId, username: userId, role: 'member' as const, lastReadSeq, joinedAt: 0 }] as const;
 
   it('splices the per-user numbers into exactly the JSON a full serialization gives', () => {

@@ -1,7 +1,8 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { ChannelState } from '../channels/channel-state.store.js';
 import { ChannelsService } from '../channels/channels.service.js';
 import { DomainEvents, DomainEventMap } from '../common/domain-events.js';
+import { AppConfig } from '../config/app-config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { FanoutBus } from './fanout-bus.js';
 import { frame } from './server-events.js';
@@ -9,16 +10,30 @@ import { frame } from './server-events.js';
 /**
  * Turns committed changes into frames. `message.new` is serialized once per message and the
  * same bytes go to every member connection; `conversation.update` is personal (read marker,
- * unread count, a DM's name), so it is built per user, from memory, once per batch and channel.
+ * unread count, a DM's name), so it is built per user, from memory.
+ *
+ * The conversation.update that follows messages is throttled per channel: the first goes out at
+ * once, later ones within CONVERSATION_UPDATE_INTERVAL_MS are folded into one at the end of the
+ * interval, built from the state as it is then. A busy 1,000-member channel thus costs its
+ * members a few updates a second instead of doubling every delivery; every update is exact.
  */
 @Injectable()
-export class FanoutService implements OnModuleInit {
+export class FanoutService implements OnModuleInit, OnModuleDestroy {
+  private readonly lastUpdate = new Map<string, number>();
+  private readonly pending = new Map<string, { channel: ChannelState; timer: NodeJS.Timeout }>();
+
   constructor(
     private readonly events: DomainEvents,
     private readonly bus: FanoutBus,
     private readonly channels: ChannelsService,
     private readonly metrics: MetricsService,
+    private readonly config: AppConfig,
   ) {}
+
+  onModuleDestroy(): void {
+    for (const { timer } of this.pending.values()) clearTimeout(timer);
+    this.pending.clear();
+  }
 
   onModuleInit(): void {
     this.events.on('messages.created', (e) => this.onMessages(e));
@@ -48,12 +63,26 @@ export class FanoutService implements OnModuleInit {
       touched.add(channel);
     }
     this.metrics.messagesDelivered.inc(delivered);
-    // One conversation.update per member and channel for the whole batch: coalesced, and
-    // computed from the state as it is now, which already includes every message above.
-    for (const channel of touched) {
-      const build = this.conversationFrames(channel);
-      for (const userId of channel.members.keys()) this.bus.toUsers([userId], build(userId));
-    }
+    for (const channel of touched) this.scheduleConversationUpdates(channel);
+  }
+
+  private scheduleConversationUpdates(channel: ChannelState): void {
+    if (this.pending.has(channel.id)) return; // already folded into the update to come
+    const interval = this.config.conversationUpdateIntervalMs;
+    const wait = (this.lastUpdate.get(channel.id) ?? -Infinity) + interval - performance.now();
+    if (wait <= 0) return this.sendConversationUpdates(channel);
+    const timer = setTimeout(() => {
+      this.pending.delete(channel.id);
+      this.sendConversationUpdates(channel);
+    }, wait);
+    this.pending.set(channel.id, { channel, timer });
+  }
+
+  /** One conversation.update per member, from the channel's state as it is now. */
+  private sendConversationUpdates(channel: ChannelState): void {
+    this.lastUpdate.set(channel.id, performance.now());
+    const build = this.conversationFrames(channel);
+    for (const userId of channel.members.keys()) this.bus.toUsers([userId], build(userId));
   }
 
   private conversationFrame(channel: ChannelState, userId: string): string {
