@@ -1,5 +1,4 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from './auth/auth.module.js';
 import { ChannelsModule } from './channels/channels.module.js';
 import { CommonModule } from './common/common.module.js';
@@ -13,11 +12,6 @@ import { PresenceModule } from './presence/presence.module.js';
 import { RealtimeModule } from './realtime/realtime.module.js';
 import { UsersModule } from './users/users.module.js';
 
-/** Drops `token` from logged URLs: browsers put the JWT in the WebSocket URL. */
-export function redactUrl(url: string | undefined): string | undefined {
-  return url?.replace(/([?&]token=)[^&]*/gi, '$1[redacted]');
-}
-
 @Module({})
 export class AppModule {
   /** Tests pass their own configuration; `main.ts` passes the environment's. */
@@ -26,16 +20,6 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        LoggerModule.forRoot({
-          pinoHttp: {
-            level: config.logLevel,
-            // Tokens never reach the logs; message texts are never logged at all.
-            redact: ['req.headers.authorization', 'req.headers.cookie'],
-            serializers: {
-              req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactUrl(req.url) }),
-            },
-          },
-        }),
         CommonModule,
         DatabaseModule,
         MetricsModule,

@@ -1,7 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { Logger } from 'nestjs-pino';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
+import { createLogger, httpLogger, PinoLoggerService } from './common/logger.js';
 import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
 import { MetricsService } from './metrics/metrics.service.js';
@@ -10,7 +10,9 @@ import { SessionService } from './realtime/session.service.js';
 
 /** Everything `main.ts` and the e2e tests both need, so the tests run the real app. */
 export function configureApp(app: INestApplication, config: AppConfig): void {
-  app.useLogger(app.get(Logger));
+  const logger = createLogger(config.logLevel);
+  app.useLogger(new PinoLoggerService(logger));
+  app.use(httpLogger(logger));
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new HttpExceptionFilter(app.get(MetricsService)));
   app.useWebSocketAdapter(new ParleyWsAdapter(app, app.get(SessionService), config, app.get(MetricsService)));

@@ -24,7 +24,15 @@ export class DatabaseWriter {
 
   transaction<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
     if (!this.serialize) return this.dataSource.transaction(work);
-    const run = this.tail.then(() => this.dataSource.transaction(work));
+    return this.exclusive(() => this.dataSource.transaction(work));
+  }
+
+  /**
+   * SQLite only: runs `work` when no other write transaction is open, and none opens until it
+   * is done. For work that drives the connection itself (the message batch).
+   */
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(work);
     // The chain must survive a failed transaction; the caller still sees the error.
     this.tail = run.catch(() => undefined);
     return run;

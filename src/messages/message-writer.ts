@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { AppError } from '../common/app-error.js';
-import { DatabaseWriter } from '../database/database-writer.js';
 import { isUniqueViolation } from '../users/users.service.js';
-import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from './message.mapper.js';
+import type { MessageView } from './message.mapper.js';
+import { MessageBatchOps, MessageStore, pairKey } from './message-store.js';
 
 export interface SendRequest {
   channelId: string;
@@ -24,8 +23,6 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
-/** Rows per multi-row INSERT: 7 parameters each stays far below every driver's bind limit. */
-const INSERT_CHUNK = 500;
 /** Sends per transaction; more wait for the next one. */
 const MAX_BATCH = 2000;
 
@@ -52,7 +49,7 @@ export class MessageWriter {
   /** Called synchronously after each commit with the new messages, in seq order per channel. */
   onCommitted: (created: MessageView[]) => void = () => undefined;
 
-  constructor(private readonly db: DatabaseWriter) {}
+  constructor(private readonly store: MessageStore) {}
 
   write(req: SendRequest): Promise<SendOutcome> {
     return new Promise((resolve, reject) => {
@@ -80,7 +77,7 @@ export class MessageWriter {
     const batch = this.queue.splice(0, MAX_BATCH);
     let outcomes: (SendOutcome | Error)[];
     try {
-      outcomes = await this.db.transaction((em) => this.writeBatch(em, batch.map((p) => p.req)));
+      outcomes = await this.store.transaction((ops) => this.writeBatch(ops, batch.map((p) => p.req)));
     } catch (err) {
       // One bad send (or a race with another instance) must not fail its neighbours:
       // write them one by one so each gets its own answer.
@@ -109,7 +106,7 @@ export class MessageWriter {
   private async writeOne(req: SendRequest): Promise<SendOutcome | Error> {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        const [outcome] = await this.db.transaction((em) => this.writeBatch(em, [req]));
+        const [outcome] = await this.store.transaction((ops) => this.writeBatch(ops, [req]));
         return outcome;
       } catch (err) {
         if (isUniqueViolation(err)) continue; // the same clientMsgId committed elsewhere: look again
@@ -120,126 +117,66 @@ export class MessageWriter {
     return new AppError('conflict', 'the message could not be stored; retry with the same clientMsgId');
   }
 
-  private async writeBatch(em: EntityManager, reqs: SendRequest[]): Promise<SendOutcome[]> {
-    const pg = this.db.dialect === 'postgres';
+  private async writeBatch(ops: MessageBatchOps, reqs: SendRequest[]): Promise<SendOutcome[]> {
     const outcomes: SendOutcome[] = new Array(reqs.length);
 
     // 1. Idempotency: originals already stored, and repeats inside this very batch.
-    const stored = await this.findExisting(em, reqs, pg);
+    const stored = await ops.findExisting(reqs.map((r) => ({ senderId: r.sender.id, clientMsgId: r.clientMsgId })));
     const firstInBatch = new Map<string, number>();
-    const fresh: number[] = [];
+    const repeats: [number, number][] = [];
+    const byChannel = new Map<string, number[]>();
     reqs.forEach((r, i) => {
-      const key = `${r.sender.id}\u0000${r.clientMsgId}`;
+      const key = pairKey(r.sender.id, r.clientMsgId);
       const original = stored.get(key);
+      const first = firstInBatch.get(key);
       if (original) outcomes[i] = { message: original, duplicate: true };
-      else if (firstInBatch.has(key)) outcomes[i] = { message: undefined as never, duplicate: true };
+      else if (first !== undefined) repeats.push([i, first]);
       else {
         firstInBatch.set(key, i);
-        fresh.push(i);
+        const list = byChannel.get(r.channelId);
+        if (list) list.push(i);
+        else byChannel.set(r.channelId, [i]);
       }
     });
 
-    // 2. Sequence numbers, channel by channel in a fixed order.
-    const byChannel = new Map<string, number[]>();
-    for (const i of fresh) {
-      const list = byChannel.get(reqs[i].channelId) ?? [];
-      list.push(i);
-      byChannel.set(reqs[i].channelId, list);
-    }
+    // 2. Sequence numbers, channel by channel in a fixed order (the lock order across instances).
     const now = Date.now();
     const createdAt = new Date(now).toISOString();
+    const created: MessageView[] = [];
     for (const channelId of [...byChannel.keys()].sort()) {
       const idx = byChannel.get(channelId)!;
-      const rows = await records<{ head_seq: number | string }>(
-        em,
-        pg
-          ? 'UPDATE channels SET head_seq = head_seq + $1 WHERE id = $2 RETURNING head_seq'
-          : 'UPDATE channels SET head_seq = head_seq + ? WHERE id = ? RETURNING head_seq',
-        [idx.length, channelId],
-      );
-      const head = Number(rows[0]?.head_seq);
-      if (!Number.isFinite(head)) throw AppError.notFound('channel');
+      const head = await ops.bumpHead(channelId, idx.length);
+      if (head === null) throw AppError.notFound('channel');
       idx.forEach((i, k) => {
         const r = reqs[i];
-        outcomes[i] = {
-          duplicate: false,
-          message: {
-            id: randomUUID(),
-            channelId,
-            seq: head - idx.length + 1 + k,
-            sender: { id: r.sender.id, username: r.sender.username },
-            text: r.text,
-            clientMsgId: r.clientMsgId,
-            createdAt,
-          },
+        const message: MessageView = {
+          id: randomUUID(),
+          channelId,
+          seq: head - idx.length + 1 + k,
+          sender: { id: r.sender.id, username: r.sender.username },
+          text: r.text,
+          clientMsgId: r.clientMsgId,
+          createdAt,
         };
+        outcomes[i] = { message, duplicate: false };
+        created.push(message);
       });
     }
 
-    // 3. One multi-row INSERT per chunk.
-    const created = fresh.map((i) => outcomes[i].message);
-    for (let start = 0; start < created.length; start += INSERT_CHUNK) {
-      const chunk = created.slice(start, start + INSERT_CHUNK);
-      const params: unknown[] = [];
-      const tuples = chunk.map((m) => {
-        params.push(m.id, m.channelId, m.seq, m.sender.id, m.text, m.clientMsgId, now);
-        const n = params.length;
-        return pg ? `($${n - 6}, $${n - 5}, $${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n})` : '(?, ?, ?, ?, ?, ?, ?)';
-      });
-      await em.query(
-        `INSERT INTO messages (id, channel_id, seq, sender_id, text, client_msg_id, created_at) VALUES ${tuples.join(', ')}`,
-        params,
-      );
-    }
+    // 3. The rows, in multi-row INSERTs.
+    await ops.insert(created, now);
 
     // 4. Sending reads up to one's own message: that is what makes unread = head - lastRead exact.
-    const markers = new Map<string, { channelId: string; userId: string; seq: number }>();
+    const markers = new Map<string, MessageView>();
     for (const m of created) {
-      const key = `${m.channelId}\u0000${m.sender.id}`;
+      const key = pairKey(m.channelId, m.sender.id);
       const cur = markers.get(key);
-      if (!cur || cur.seq < m.seq) markers.set(key, { channelId: m.channelId, userId: m.sender.id, seq: m.seq });
+      if (!cur || cur.seq < m.seq) markers.set(key, m);
     }
-    for (const mk of markers.values()) {
-      await em.query(
-        pg
-          ? 'UPDATE memberships SET last_read_seq = $1 WHERE channel_id = $2 AND user_id = $3 AND last_read_seq < $4'
-          : 'UPDATE memberships SET last_read_seq = ? WHERE channel_id = ? AND user_id = ? AND last_read_seq < ?',
-        [mk.seq, mk.channelId, mk.userId, mk.seq],
-      );
-    }
+    for (const m of markers.values()) await ops.advanceMarker(m.channelId, m.sender.id, m.seq);
 
     // Repeats inside the batch get the message their first copy created.
-    reqs.forEach((r, i) => {
-      if (outcomes[i].message === undefined) {
-        outcomes[i] = { message: outcomes[firstInBatch.get(`${r.sender.id}\u0000${r.clientMsgId}`)!].message, duplicate: true };
-      }
-    });
+    for (const [i, first] of repeats) outcomes[i] = { message: outcomes[first].message, duplicate: true };
     return outcomes;
   }
-
-  private async findExisting(em: EntityManager, reqs: SendRequest[], pg: boolean): Promise<Map<string, MessageView>> {
-    const found = new Map<string, MessageView>();
-    for (let start = 0; start < reqs.length; start += INSERT_CHUNK) {
-      const chunk = reqs.slice(start, start + INSERT_CHUNK);
-      const params: string[] = [];
-      const pairs = chunk.map((r) => {
-        params.push(r.sender.id, r.clientMsgId);
-        return pg ? `($${params.length - 1}, $${params.length})` : '(?, ?)';
-      });
-      const rows = await records<MessageRow>(
-        em,
-        `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
-         WHERE (m.sender_id, m.client_msg_id) IN (VALUES ${pairs.join(', ')})`,
-        params,
-      );
-      for (const row of rows) found.set(`${row.sender_id}\u0000${row.client_msg_id}`, rowToMessage(row));
-    }
-    return found;
-  }
-}
-
-/** Rows of a statement, the same shape on both drivers (plain query() differs for UPDATE). */
-async function records<T>(em: EntityManager, sql: string, params: unknown[]): Promise<T[]> {
-  const result = await em.queryRunner!.query(sql, params, true);
-  return (result.records ?? []) as T[];
 }

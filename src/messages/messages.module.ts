@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ChannelsModule } from '../channels/channels.module.js';
+import { MessageStore } from './message-store.js';
 import { MessageWriter } from './message-writer.js';
 import { MessagesController } from './messages.controller.js';
 import { MessagesService } from './messages.service.js';
@@ -7,7 +8,7 @@ import { MessagesService } from './messages.service.js';
 @Module({
   imports: [ChannelsModule],
   controllers: [MessagesController],
-  providers: [MessagesService, MessageWriter],
+  providers: [MessagesService, MessageWriter, MessageStore],
   exports: [MessagesService, MessageWriter],
 })
 export class MessagesModule {}
