@@ -135,3 +135,16 @@ export function machineCoresSince(m0) {
   const s = (m1.t - m0.t) / 1e6;
   return { busyCores: (m1.busy - m0.busy) / CLK_TCK / s, stealCores: (m1.steal - m0.steal) / CLK_TCK / s };
 }
+
+// Wait (bounded) until the machine is nearly idle for one second, i.e. until
+// other work (a build, a test run) has stopped. Returns the last busy reading.
+export async function waitQuiet({ maxMs = 20_000, busyCores = 0.25 } = {}) {
+  const end = Date.now() + maxMs;
+  let r;
+  do {
+    const m0 = machineCpu();
+    await sleep(1000);
+    r = machineCoresSince(m0);
+  } while (r.busyCores + r.stealCores > busyCores && Date.now() < end);
+  return Math.round((r.busyCores + r.stealCores) * 100) / 100;
+}

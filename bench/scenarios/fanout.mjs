@@ -5,7 +5,7 @@
 import { Group } from '../lib/workers.mjs';
 import { startTarget } from '../lib/targets.mjs';
 import { createChannel, tokenFor } from '../lib/parley.mjs';
-import { sleep, nowUs, waitFor, machineCpu, machineCoresSince } from '../lib/util.mjs';
+import { sleep, nowUs, waitFor, machineCpu, machineCoresSince, waitQuiet } from '../lib/util.mjs';
 
 const P99_GOAL_MS = 50;
 
@@ -45,7 +45,8 @@ async function runOne(ctx, kind) {
     const step = async (rate, durationMs) => {
       const x = await runStep({ ctx, t, sender, recv, all, channelId, rate, durationMs, degree });
       if (pass(x) || !x.noisy) return x;
-      ctx.log(`  other load on the machine (${x.otherCores} cores): repeating the step`);
+      ctx.log(`  other load on the machine (${x.otherCores} cores): waiting for quiet, then repeating the step`);
+      await waitQuiet({ maxMs: ctx.quick ? 3000 : 20_000 });
       return { ...(await runStep({ ctx, t, sender, recv, all, channelId, rate, durationMs, degree })), repeated: true };
     };
 
@@ -85,7 +86,10 @@ async function runOne(ctx, kind) {
       if (pass(x)) lo = x.target; else hi = x;
     }
     res.maxRate = lo; // deliveries/s
-    res.maxRateNote = !hi ? 'search bound reached' : hi.clientBound ? `client-bound at ${hi.target}/s: server limit may be higher` : '';
+    // What stopped the search: the server (a real limit), or something that
+    // makes the figure a lower bound (the client, other load, the step bound).
+    res.limitedBy = !hi ? 'search bound' : hi.clientBound ? 'client' : hi.noisy ? 'other load' : 'server';
+    res.maxRateNote = res.limitedBy === 'server' ? '' : `lower bound: ${res.limitedBy}${hi ? ` at ${hi.target}/s` : ''}`;
     return res;
   } finally {
     await Promise.all(all.map((g) => g.kill()));

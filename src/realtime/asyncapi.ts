@@ -131,23 +131,22 @@ const key = (event: string) => event.replace(/\./g, '_');
 function buildDocument(): Record<string, unknown> {
   const messages: Record<string, unknown> = {};
   const operations: Record<string, unknown> = {};
-  for (const [event, def] of Object.entries(clientEvents)) {
-    messages[`client_${key(event)}`] = { name: event, summary: def.summary, payload: frameOf(event, def.data) };
-    operations[`receive_${key(event)}`] = {
-      action: 'receive',
-      channel: { $ref: '#/channels/ws' },
-      summary: def.summary,
-      messages: [{ $ref: `#/channels/ws/messages/client_${key(event)}` }],
-    };
-  }
-  for (const [event, def] of Object.entries(serverEvents)) {
-    messages[`server_${key(event)}`] = { name: event, summary: def.summary, payload: frameOf(event, def.data) };
-    operations[`send_${key(event)}`] = {
-      action: 'send',
-      channel: { $ref: '#/channels/ws' },
-      summary: def.summary,
-      messages: [{ $ref: `#/channels/ws/messages/server_${key(event)}` }],
-    };
+  // The server receives the client's events and sends its own (AsyncAPI 3 takes its own view).
+  const sides = [
+    ['client', 'receive', clientEvents],
+    ['server', 'send', serverEvents],
+  ] as const;
+  for (const [side, action, events] of sides) {
+    for (const [event, def] of Object.entries(events)) {
+      const id = `${side}_${key(event)}`;
+      messages[id] = { name: event, summary: def.summary, payload: frameOf(event, def.data) };
+      operations[`${action}_${key(event)}`] = {
+        action,
+        channel: { $ref: '#/channels/ws' },
+        summary: def.summary,
+        messages: [{ $ref: `#/channels/ws/messages/${id}` }],
+      };
+    }
   }
   return {
     asyncapi: '3.0.0',
