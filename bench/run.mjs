@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { BENCH_DIR } from './lib/servers.mjs';
 import { ensureBuilt, seedParley, makeUsers } from './lib/parley.mjs';
 import { LABEL } from './lib/targets.mjs';
-import { machineInfo, table, ratio, sleep, machineCpu, machineCoresSince } from './lib/util.mjs';
+import { machineInfo, table, ratio, waitQuiet } from './lib/util.mjs';
 import * as fanoutS from './scenarios/fanout.mjs';
 import * as ingestS from './scenarios/ingest.mjs';
 import * as connectionsS from './scenarios/connections.mjs';
@@ -77,12 +77,9 @@ try {
   }
   ctx.parley = kinds.includes('parley');
   for (const name of only) {
-    // The machine may be shared (builds, test runs): sample its load while
-    // nothing of ours runs, and say so when the figures may be disturbed.
-    const m0 = machineCpu();
-    await sleep(1000);
-    const idle = machineCoresSince(m0);
-    const otherLoad = Math.round((idle.busyCores + idle.stealCores) * 100) / 100;
+    // The machine may be shared (builds, test runs): wait a little for it to
+    // go quiet while nothing of ours runs, and say so when it did not.
+    const otherLoad = await waitQuiet({ maxMs: quick ? 3000 : 30_000 });
     log(`== ${name} == (other load before start: ${otherLoad} cores)`);
     if (otherLoad > 0.3) ctx.notes.push(`${name}: the machine was busy with other work before the scenario (${otherLoad} of 2 cores); figures may be low.`);
     const t0 = Date.now();

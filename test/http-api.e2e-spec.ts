@@ -90,6 +90,22 @@ describe.each(DATABASES)('HTTP API on %s', (db) => {
       expect(entry).toMatchObject({ kind: 'channel', visibility: 'public', memberCount: 2, joined: false });
     });
 
+    it('creates a channel with a thousand members at once', async () => {
+      const names: string[] = [];
+      for (let start = 0; start < 999; start += 111) {
+        const chunk = await Promise.all(
+          Array.from({ length: 111 }, (_, i) => t.http().post('/auth/register').send({ username: `bulk_${start + i}`, password: 'password123' }).expect(201)),
+        );
+        names.push(...chunk.map((r) => r.body.user.username));
+      }
+      // Unknown names are reported, all of them, before anything is created.
+      const ghosts = Array.from({ length: 1 }, (_, i) => `ghost_${i}`);
+      const missing = await t.http().post('/channels').set(alice.auth).send({ name: `big-${db}`, visibility: 'public', members: [...names, ...ghosts] }).expect(404);
+      expect(missing.body.details.usernames).toEqual(['ghost_0']);
+      const res = await t.http().post('/channels').set(alice.auth).send({ name: `big-${db}`, visibility: 'public', members: names }).expect(201);
+      expect(res.body.memberCount).toBe(1000);
+    });
+
     it('refuses a taken channel name with 409 and unknown members with 404', async () => {
       await t.http().post('/channels').set(alice.auth).send({ name: 'taken-name', visibility: 'public' }).expect(201);
       const dup = await t.http().post('/channels').set(bob.auth).send({ name: 'TAKEN-name', visibility: 'private' }).expect(409);

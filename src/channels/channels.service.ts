@@ -5,7 +5,6 @@ import { AppError } from '../common/app-error.js';
 import { DomainEvents } from '../common/domain-events.js';
 import { DatabaseWriter } from '../database/database-writer.js';
 import { PresenceService } from '../presence/presence.service.js';
-import type { User } from '../users/user.entity.js';
 import { toUserRef } from '../users/user.mapper.js';
 import { isUniqueViolation, UsersService } from '../users/users.service.js';
 import { Channel } from './channel.entity.js';
@@ -57,12 +56,12 @@ export class ChannelsService {
     const wanted = [...new Set((dto.members ?? []).map((u) => u.toLowerCase()))].filter(
       (u) => u !== caller.username.toLowerCase(),
     );
-    const found = await Promise.all(wanted.map((u) => this.users.findByUsername(u)));
-    const missing = wanted.filter((_, i) => !found[i]);
+    const found = await this.users.findByUsernames(wanted);
+    const missing = wanted.filter((u) => !found.has(u));
     if (missing.length > 0) {
-      throw new AppError('not_found', `unknown user(s): ${missing.join(', ')}`, { usernames: missing });
+      throw new AppError('not_found', `unknown user(s): ${missing.slice(0, 20).join(', ')}`, { usernames: missing });
     }
-    const members = [{ id: caller.id, role: 'owner' as MemberRole }, ...(found as User[]).map((u) => ({ id: u.id, role: 'member' as MemberRole }))];
+    const members = [{ id: caller.id, role: 'owner' as MemberRole }, ...[...found.values()].map((u) => ({ id: u.id, role: 'member' as MemberRole }))];
     const channel = this.newChannel({ kind: 'channel', name: dto.name, visibility: dto.visibility });
     try {
       await this.writer.transaction(async (em) => {
@@ -222,16 +221,17 @@ export class ChannelsService {
     });
   }
 
-  private insertMembers(
+  private async insertMembers(
     em: EntityManager,
     channelId: string,
     members: { id: string; role: MemberRole }[],
     lastReadSeq: number,
     joinedAt = Date.now(),
-  ) {
-    return em.insert(
-      Membership,
-      members.map((m) => ({ channelId, userId: m.id, role: m.role, lastReadSeq, joinedAt })),
-    );
+  ): Promise<void> {
+    // In chunks: one INSERT of a thousand rows is past SQLite's expression-depth limit.
+    for (let i = 0; i < members.length; i += 100) {
+      const rows = members.slice(i, i + 100).map((m) => ({ channelId, userId: m.id, role: m.role, lastReadSeq, joinedAt }));
+      await em.insert(Membership, rows);
+    }
   }
 }

@@ -53,6 +53,16 @@ export class UsersService {
     return this.users.findOneBy({ usernameKey: username.toLowerCase() });
   }
 
+  /** Users by lower-cased username, in chunks of one IN query each. */
+  async findByUsernames(usernames: string[]): Promise<Map<string, User>> {
+    const found = new Map<string, User>();
+    for (let i = 0; i < usernames.length; i += 500) {
+      const keys = usernames.slice(i, i + 500).map((u) => u.toLowerCase());
+      for (const u of await this.users.findBy({ usernameKey: In(keys) })) found.set(u.usernameKey, u);
+    }
+    return found;
+  }
+
   /** With the hash: only the login path asks for it. */
   findForLogin(username: string): Promise<User | null> {
     return this.users
