@@ -78,6 +78,26 @@ describe('WebSocket limits', () => {
     });
   });
 
+  describe('presence in large channels', () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await startApp('sqlite', { PRESENCE_MAX_CHANNEL_MEMBERS: '2' });
+    });
+    afterAll(() => t.close());
+
+    it('is not carried through channels over PRESENCE_MAX_CHANNEL_MEMBERS, but still through DMs', async () => {
+      const [a, b, c] = await Promise.all([registerUser(t, 'a'), registerUser(t, 'b'), registerUser(t, 'c')]);
+      await createChannel(t, a, [b, c]);
+      const { client: watcher } = await TestClient.connect(t.wsUrl, a.token);
+      const { client: cc } = await TestClient.connect(t.wsUrl, c.token);
+      await watcher.expectNone('presence.update', 300);
+      await t.http().post('/dms').set(a.auth).send({ username: b.username }).expect(200);
+      const { client: bc } = await TestClient.connect(t.wsUrl, b.token);
+      expect(await watcher.next('presence.update')).toMatchObject({ user: { id: b.id }, status: 'online' });
+      await Promise.all([watcher.close(), cc.close(), bc.close()]);
+    });
+  });
+
   describe('slow consumer', () => {
     let t: TestApp;
     beforeAll(async () => {

@@ -75,7 +75,8 @@ export async function startServer({ name, script, args = [], env = {}, port, hea
   const child = track(fork(script, args, {
     cwd,
     env: { ...process.env, ...env, PORT: String(port) },
-    execArgv: ['--expose-gc', '--import', PROBE],
+    // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the servers under load.
+    execArgv: ['--expose-gc', '--import', PROBE, ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
     stdio: ['ignore', fd, fd, 'ipc'],
   }));
   closeSync(fd);

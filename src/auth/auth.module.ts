@@ -1,3 +1,4 @@
+import { createSecretKey } from 'node:crypto';
 import { Global, Module } from '@nestjs/common';
 import { JwtModule } from '@nestjs/jwt';
 import { AppConfig } from '../config/app-config.js';
@@ -14,7 +15,9 @@ import { PasswordHasher } from './password-hasher.js';
     JwtModule.registerAsync({
       inject: [AppConfig],
       useFactory: (config: AppConfig) => ({
-        secret: config.jwtSecret,
+        // A KeyObject made once: given a string, jsonwebtoken first tries it as a public key
+        // (and throws) on every verification, a cost paid by every WebSocket handshake.
+        secret: createSecretKey(Buffer.from(config.jwtSecret)) as unknown as string,
         signOptions: { algorithm: 'HS256', expiresIn: config.jwtTtlSeconds },
         verifyOptions: { algorithms: ['HS256'] },
       }),

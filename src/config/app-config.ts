@@ -56,6 +56,10 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(toInt) @IsInt() @Min(0)
   PRESENCE_GRACE_MS: number = 5000;
 
+  /** Channels larger than this do not carry their members' presence (DMs always do). */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  PRESENCE_MAX_CHANNEL_MEMBERS: number = 100;
+
   /** Least time between two message-driven conversation.update frames of one channel. */
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(10000)
   CONVERSATION_UPDATE_INTERVAL_MS: number = 100;
@@ -95,6 +99,7 @@ export class AppConfig {
     readonly heartbeatIntervalMs: number,
     readonly presenceGraceMs: number,
     readonly conversationUpdateIntervalMs: number,
+    readonly presenceMaxChannelMembers: number,
     readonly sqliteSynchronous: 'FULL' | 'NORMAL',
     readonly passwordHashMemoryKib: number,
     readonly docsEnabled: boolean,
@@ -178,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     vars.HEARTBEAT_INTERVAL_MS,
     vars.PRESENCE_GRACE_MS,
     vars.CONVERSATION_UPDATE_INTERVAL_MS,
+    vars.PRESENCE_MAX_CHANNEL_MEMBERS,
     vars.SQLITE_SYNCHRONOUS as 'FULL' | 'NORMAL',
     vars.PASSWORD_HASH_MEMORY_KIB,
     vars.DOCS_ENABLED === 'true' || vars.DOCS_ENABLED === '1',

@@ -46,6 +46,15 @@ export class Connection {
     this.socket.send(data, { binary: false });
   }
 
+  /** Holds writes in the TCP socket until uncork() (ws exposes no API for it: `_socket` it is). */
+  cork(): void {
+    (this.socket as unknown as { _socket?: { cork(): void } })._socket?.cork();
+  }
+
+  uncork(): void {
+    (this.socket as unknown as { _socket?: { uncork(): void } })._socket?.uncork();
+  }
+
   /** Sends `first` ahead of everything held back since the connection opened. */
   open(first: string): void {
     const held = this.held ?? [];

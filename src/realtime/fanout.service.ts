@@ -56,14 +56,16 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   }
 
   private onMessages({ messages }: DomainEventMap['messages.created']): void {
-    const touched = new Set<ChannelState>();
-    let delivered = 0;
-    for (const { message, channel } of messages) {
-      delivered += this.bus.toUsers(channel.members.keys(), frame('message.new', { message }));
-      touched.add(channel);
-    }
-    this.metrics.messagesDelivered.inc(delivered);
-    for (const channel of touched) this.scheduleConversationUpdates(channel);
+    this.bus.batch(() => {
+      const touched = new Set<ChannelState>();
+      let delivered = 0;
+      for (const { message, channel } of messages) {
+        delivered += this.bus.toUsers(channel.members.keys(), frame('message.new', { message }));
+        touched.add(channel);
+      }
+      this.metrics.messagesDelivered.inc(delivered);
+      for (const channel of touched) this.scheduleConversationUpdates(channel);
+    });
   }
 
   private scheduleConversationUpdates(channel: ChannelState): void {
@@ -73,7 +75,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     if (wait <= 0) return this.sendConversationUpdates(channel);
     const timer = setTimeout(() => {
       this.pending.delete(channel.id);
-      this.sendConversationUpdates(channel);
+      this.bus.batch(() => this.sendConversationUpdates(channel));
     }, wait);
     this.pending.set(channel.id, { channel, timer });
   }

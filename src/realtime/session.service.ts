@@ -119,13 +119,20 @@ export class SessionService implements OnModuleDestroy {
     this.presence.disconnected(conn.user.id, () => void this.announcePresence(conn.user, 'offline'));
   }
 
-  /** presence.update to everyone who shares a conversation with the user, on transitions only. */
+  /**
+   * presence.update to everyone who shares a conversation with the user, on transitions only.
+   * Channels over PRESENCE_MAX_CHANNEL_MEMBERS are left out: in a 1,000-member channel every
+   * connect would cost 999 frames, and a morning's logins a million; DMs always count.
+   */
   private async announcePresence(user: AuthUser, status: 'online' | 'offline'): Promise<void> {
     const at = Date.now();
     try {
       const states = await this.store.getMany(await this.store.channelIdsOf(user.id));
       const peers = new Set<string>();
-      for (const s of states) for (const id of s.members.keys()) if (id !== user.id) peers.add(id);
+      for (const s of states) {
+        if (s.kind !== 'dm' && s.members.size > this.config.presenceMaxChannelMembers) continue;
+        for (const id of s.members.keys()) if (id !== user.id) peers.add(id);
+      }
       this.bus.toUsers(peers, frame('presence.update', { user: toUserRef(user), status, lastSeenAt: new Date(at).toISOString() }));
       await this.users.touchLastSeen(user.id, at);
     } catch (err) {
