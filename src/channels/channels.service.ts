@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
 import { DataSource, EntityManager } from 'typeorm';
 import { AppError } from '../common/app-error.js';
 import { DomainEvents } from '../common/domain-events.js';
@@ -20,6 +21,9 @@ interface Caller {
 
 @Injectable()
 export class ChannelsService {
+  /** DM key (sorted user ids) → channel id. */
+  private readonly dmChannels = new LRUCache<string, string>({ max: 100_000 });
+
   constructor(
     private readonly db: DataSource,
     private readonly writer: DatabaseWriter,
@@ -163,10 +167,14 @@ export class ChannelsService {
 
   /** The DM of a pair: one channel per pair, made on first use. */
   async getOrCreateDm(caller: Caller, peerUsername: string): Promise<{ state: ChannelState; created: boolean }> {
-    const peer = await this.users.findByUsername(peerUsername);
+    const peer = await this.users.resolveUsername(peerUsername);
     if (!peer) throw AppError.notFound('user');
     if (peer.id === caller.id) throw new AppError('invalid_payload', 'cannot open a direct message with yourself');
     const dmKey = [caller.id, peer.id].sort().join(':');
+    // A DM's channel never changes once made: after the first look-up, no query.
+    const known = this.dmChannels.get(dmKey);
+    const knownState = known ? await this.store.get(known) : null;
+    if (knownState) return { state: knownState, created: false };
     const repo = this.db.getRepository(Channel);
     let existing = await repo.findOneBy({ dmKey });
     let created = false;
@@ -185,6 +193,7 @@ export class ChannelsService {
       }
     }
     const state = await this.loaded(existing.id);
+    this.dmChannels.set(dmKey, state.id);
     if (created) this.events.emit('conversation.created', { channel: state, userIds: [caller.id, peer.id] });
     return { state, created };
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
+import { LRUCache } from 'lru-cache';
 import { In, Repository } from 'typeorm';
 import { AppError } from '../common/app-error.js';
 import { DatabaseWriter } from '../database/database-writer.js';
@@ -16,6 +17,12 @@ export { isUniqueViolation };
 
 @Injectable()
 export class UsersService {
+  /**
+   * username key → {id, username}. Usernames never change, so a hit is always right; it saves
+   * the query behind every `message.send {to}`.
+   */
+  private readonly byName = new LRUCache<string, { id: string; username: string }>({ max: 50_000 });
+
   constructor(
     @InjectRepository(User) private readonly users: Repository<User>,
     private readonly writer: DatabaseWriter,
@@ -51,6 +58,18 @@ export class UsersService {
 
   findByUsername(username: string): Promise<User | null> {
     return this.users.findOneBy({ usernameKey: username.toLowerCase() });
+  }
+
+  /** The id and spelling of a username, from memory when seen before. */
+  async resolveUsername(username: string): Promise<{ id: string; username: string } | null> {
+    const key = username.toLowerCase();
+    const hit = this.byName.get(key);
+    if (hit) return hit;
+    const user = await this.findByUsername(key);
+    if (!user) return null;
+    const ref = { id: user.id, username: user.username };
+    this.byName.set(key, ref);
+    return ref;
   }
 
   /** Users by lower-cased username, in chunks of one IN query each. */
