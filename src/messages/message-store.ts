@@ -42,6 +42,30 @@ export class MessageStore {
         : null;
   }
 
+  /**
+   * A page of a channel's messages by seq cursor: forwards from `after`, otherwise backwards
+   * from `before` (or the end); `limit + 1` rows, so the caller can tell whether there is more.
+   */
+  async page(channelId: string, q: { before?: number; after?: number; limit: number }): Promise<MessageRow[]> {
+    const forwards = q.after !== undefined;
+    const conds = ['m.channel_id = ?'];
+    const params: unknown[] = [channelId];
+    if (q.before !== undefined) {
+      conds.push('m.seq < ?');
+      params.push(q.before);
+    }
+    if (forwards) {
+      conds.push('m.seq > ?');
+      params.push(q.after);
+    }
+    params.push(q.limit + 1);
+    const sql = `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
+      WHERE ${conds.join(' AND ')} ORDER BY m.seq ${forwards ? 'ASC' : 'DESC'} LIMIT ?`;
+    if (this.sqlite) return this.sqlite.all<MessageRow>(sql, params);
+    let n = 0;
+    return this.dataSource.query(sql.replace(/\?/g, () => `$${++n}`), params);
+  }
+
   transaction<T>(work: (ops: MessageBatchOps) => Promise<T>): Promise<T> {
     const sqlite = this.sqlite;
     if (!sqlite) return this.writer.transaction((em) => work(new PostgresOps(em)));
@@ -64,6 +88,7 @@ class SqliteOps implements MessageBatchOps {
   private readonly bump: Database.Statement;
   private readonly marker: Database.Statement;
   private readonly inserts = new Map<number, Database.Statement>();
+  private readonly reads = new Map<string, Database.Statement>();
 
   constructor(readonly db: Database.Database) {
     this.lookup = db.prepare(
@@ -71,6 +96,16 @@ class SqliteOps implements MessageBatchOps {
     );
     this.bump = db.prepare('UPDATE channels SET head_seq = head_seq + ? WHERE id = ? RETURNING head_seq');
     this.marker = db.prepare('UPDATE memberships SET last_read_seq = ? WHERE channel_id = ? AND user_id = ? AND last_read_seq < ?');
+  }
+
+  /** A read through a statement prepared once per SQL text (a handful of shapes). */
+  all<T>(sql: string, params: unknown[]): T[] {
+    let stmt = this.reads.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.reads.set(sql, stmt);
+    }
+    return stmt.all(params) as T[];
   }
 
   findExisting(pairs: { senderId: string; clientMsgId: string }[]): Map<string, MessageView> {

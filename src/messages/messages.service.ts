@@ -1,5 +1,4 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 import type { AuthUser } from '../auth/auth.service.js';
 import { ChannelState, ChannelStateStore } from '../channels/channel-state.store.js';
 import { ChannelsService } from '../channels/channels.service.js';
@@ -10,7 +9,8 @@ import { DatabaseWriter } from '../database/database-writer.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { Membership } from '../channels/membership.entity.js';
 import type { HistoryPage } from './dto/message.dto.js';
-import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from './message.mapper.js';
+import { MessageView, rowToMessage } from './message.mapper.js';
+import { MessageStore } from './message-store.js';
 import { MessageWriter, SendOutcome } from './message-writer.js';
 
 export interface SendInput {
@@ -31,8 +31,8 @@ export const SYNC_PAGE = 200;
 @Injectable()
 export class MessagesService implements OnModuleInit {
   constructor(
-    private readonly db: DataSource,
     private readonly writer: DatabaseWriter,
+    private readonly messageStore: MessageStore,
     private readonly messageWriter: MessageWriter,
     private readonly channels: ChannelsService,
     private readonly store: ChannelStateStore,
@@ -89,22 +89,10 @@ export class MessagesService implements OnModuleInit {
   }
 
   private async page(channelId: string, q: { before?: number; after?: number; limit: number }): Promise<HistoryPage> {
-    const qb = this.db
-      .createQueryBuilder()
-      .select(MESSAGE_COLUMNS)
-      .from('messages', 'm')
-      .innerJoin('users', 'u', 'u.id = m.sender_id')
-      .where('m.channel_id = :channelId', { channelId })
-      .limit(q.limit + 1);
-    if (q.before !== undefined) qb.andWhere('m.seq < :before', { before: q.before });
-    // With `after` the page walks forwards from it; otherwise backwards from `before` (or the end).
-    const forwards = q.after !== undefined;
-    if (forwards) qb.andWhere('m.seq > :after', { after: q.after });
-    qb.orderBy('m.seq', forwards ? 'ASC' : 'DESC');
-    const rows = await qb.getRawMany<MessageRow>();
+    const rows = await this.messageStore.page(channelId, q);
     const hasMore = rows.length > q.limit;
     const messages = rows.slice(0, q.limit).map(rowToMessage);
-    if (!forwards) messages.reverse();
+    if (q.after === undefined) messages.reverse(); // read backwards, returned ascending
     return { channelId, messages, hasMore };
   }
 
