@@ -48,25 +48,30 @@ export class ParleyWsAdapter extends WsAdapter {
     handlers: MessageMappingProperties[],
     transform: (data: unknown) => Observable<unknown>,
   ): void {
-    const byEvent = new Map(handlers.map((h) => [h.message as string, h]));
-    client.on('message', (raw: RawData, isBinary: boolean) => {
-      const conn = connectionOf(client);
-      if (!conn || conn.closed) return;
-      try {
-        this.dispatch(conn, raw, isBinary, byEvent, transform);
-      } catch (err) {
-        // Never let one frame's failure silence the connection's later frames.
-        this.log.error(`frame dispatch failed: ${(err as Error).stack}`);
-        this.sendError(conn, 'internal', 'internal error');
-      }
-    });
+    // Kept on the socket and read by one shared listener: no Map or closure per connection.
+    (client as Dispatchable)[HANDLERS] = { handlers, transform, adapter: this };
+    client.on('message', onMessage);
+  }
+
+  /** @internal called by onMessage for each frame of a socket. */
+  handleFrame(client: WebSocket, raw: RawData, isBinary: boolean): void {
+    const conn = connectionOf(client);
+    const bound = (client as Dispatchable)[HANDLERS];
+    if (!conn || conn.closed || !bound) return;
+    try {
+      this.dispatch(conn, raw, isBinary, bound.handlers, bound.transform);
+    } catch (err) {
+      // Never let one frame's failure silence the connection's later frames.
+      this.log.error(`frame dispatch failed: ${(err as Error).stack}`);
+      this.sendError(conn, 'internal', 'internal error');
+    }
   }
 
   private dispatch(
     conn: Connection,
     raw: RawData,
     isBinary: boolean,
-    byEvent: Map<string, MessageMappingProperties>,
+    handlers: MessageMappingProperties[],
     transform: (data: unknown) => Observable<unknown>,
   ): void {
     if (conn.bucket) {
@@ -94,7 +99,7 @@ export class ParleyWsAdapter extends WsAdapter {
     }
     const data = parsed.data === undefined ? {} : parsed.data;
     const ref = isRecord(data) && typeof data.ref === 'string' ? data.ref : undefined;
-    const handler = byEvent.get(parsed.event);
+    const handler = handlers.find((h) => h.message === parsed.event);
     if (!handler) return this.sendError(conn, 'unknown_event', `unknown event "${parsed.event.slice(0, 64)}"`, ref);
     if (!isRecord(data)) return this.sendError(conn, 'invalid_payload', '`data` must be an object', ref);
 
@@ -119,6 +124,16 @@ export class ParleyWsAdapter extends WsAdapter {
     if (code !== 'rate_limited') this.metrics.errors.inc({ code, transport: 'ws' });
     conn.send(frame('error', { code, message, ...(ref ? { ref } : {}), ...extra }));
   }
+}
+
+const HANDLERS = Symbol('parley.handlers');
+type Dispatchable = WebSocket & {
+  [HANDLERS]?: { handlers: MessageMappingProperties[]; transform: (data: unknown) => Observable<unknown>; adapter: ParleyWsAdapter };
+};
+
+/** The `message` listener of every socket (`this` is the socket). */
+function onMessage(this: WebSocket, raw: RawData, isBinary: boolean): void {
+  (this as Dispatchable)[HANDLERS]?.adapter.handleFrame(this, raw, isBinary);
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -27,6 +27,12 @@ type TaggedRequest = IncomingMessage & { [HANDSHAKE_USER]?: AuthUser };
 
 export const connectionOf = (socket: unknown): Connection | undefined => (socket as TaggedSocket)?.[CONNECTION];
 
+/** The `pong` listener of every socket (`this` is the socket). */
+function markAlive(this: WebSocket): void {
+  const conn = connectionOf(this);
+  if (conn) conn.alive = true;
+}
+
 /**
  * The life of a connection: the handshake check, `session.ready`, presence transitions,
  * heartbeats, slow consumers and the shutdown that closes every socket with 1001.
@@ -80,9 +86,9 @@ export class SessionService implements OnModuleDestroy {
       return undefined;
     }
     const bucket = this.config.rateLimitPerSec > 0 ? new TokenBucket(this.config.rateLimitPerSec, this.config.rateLimitBurst) : null;
-    const conn = new Connection(randomUUID(), user, socket, bucket, this.config.sendBufferCapBytes, (c) => this.closeSlowConsumer(c));
+    const conn = new Connection(randomUUID(), user, socket, bucket, this.config.sendBufferCapBytes, this.closeSlowConsumer);
     (socket as TaggedSocket)[CONNECTION] = conn;
-    socket.on('pong', () => (conn.alive = true));
+    socket.on('pong', markAlive);
     this.registry.add(conn);
     this.metrics.connections.inc();
     const cameOnline = this.presence.connected(user.id);
@@ -140,10 +146,11 @@ export class SessionService implements OnModuleDestroy {
     }
   }
 
-  private closeSlowConsumer(conn: Connection): void {
+  // Shared by every connection (no closure per socket: idle connections are mostly overhead).
+  private readonly closeSlowConsumer = (conn: Connection): void => {
     this.metrics.closes.inc({ reason: 'slow_consumer' });
     conn.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
-  }
+  };
 
   /** WebSocket pings: a socket that has not answered the previous ping is terminated. */
   private ensureHeartbeat(): void {
