@@ -1,66 +1,44 @@
 import { Injectable } from '@nestjs/common';
-import type { Connection } from './connection.js';
 import { ConnectionRegistry } from './connection-registry.js';
 
 /**
  * Where frames for users go. The publisher builds each frame (personalized where it must be)
  * and names its recipients; the bus gets it to their connections. The in-process bus delivers
- * to this instance's connections; a Redis bus would publish the same (users, frame) pairs and let
+ * to this instance's connections; a Redis bus would publish the same (users, frames) and let
  * every instance deliver to its own, without the gateway or the services changing.
  */
 export abstract class FanoutBus {
   /**
-   * Sends one frame to every connection of each user, except one connection when given.
-   * Returns the number of connections it was handed to on this instance.
+   * Sends the frames, in order, to every connection of each user, except one connection when
+   * given. Returns the number of connections they were handed to on this instance.
    */
-  abstract toUsers(userIds: Iterable<string>, frame: string, exceptConnectionId?: string): number;
-
-  /** Runs `publish`, letting the bus coalesce what it sends meanwhile (one write per socket). */
-  batch(publish: () => void): void {
-    publish();
-  }
+  abstract toUsers(userIds: Iterable<string>, frames: string | string[], exceptConnectionId?: string): number;
 }
 
 @Injectable()
 export class LocalFanoutBus extends FanoutBus {
-  /** Connections corked by the batch in progress, if any. */
-  private corked: Set<Connection> | null = null;
-
   constructor(private readonly registry: ConnectionRegistry) {
     super();
   }
 
-  /**
-   * While a batch runs, each socket it writes to is corked, and uncorked at the end: a client
-   * that gets five message.new and a conversation.update from one commit gets them in one
-   * write system call instead of six.
-   */
-  override batch(publish: () => void): void {
-    if (this.corked) return publish();
-    const corked = (this.corked = new Set());
-    try {
-      publish();
-    } finally {
-      this.corked = null;
-      for (const conn of corked) conn.uncork();
-    }
-  }
-
-  toUsers(userIds: Iterable<string>, frame: string, exceptConnectionId?: string): number {
-    // Encoded once: every socket gets the same Buffer rather than converting the string again.
-    let data: string | Buffer = frame;
+  toUsers(userIds: Iterable<string>, frames: string | string[], exceptConnectionId?: string): number {
+    // Encoded once, lazily: every socket gets the same Buffers, none if nobody is connected here.
+    let data: Buffer[] | null = null;
     let sent = 0;
     for (const userId of userIds) {
       const conns = this.registry.of(userId);
       if (!conns) continue;
+      data ??= typeof frames === 'string' ? [Buffer.from(frames)] : frames.map((f) => Buffer.from(f));
       for (const conn of conns) {
         if (conn.id === exceptConnectionId) continue;
-        if (typeof data === 'string') data = Buffer.from(data);
-        if (this.corked && !this.corked.has(conn)) {
+        if (data.length === 1) conn.send(data[0]);
+        else {
+          // Several frames for one socket (one commit's messages): one write system call, and
+          // the next socket is served right after, not at the end of the whole fan-out.
           conn.cork();
-          this.corked.add(conn);
+          for (const d of data) conn.send(d);
+          conn.uncork();
         }
-        conn.send(data);
         sent++;
       }
     }

@@ -56,16 +56,19 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   }
 
   private onMessages({ messages }: DomainEventMap['messages.created']): void {
-    this.bus.batch(() => {
-      const touched = new Set<ChannelState>();
-      let delivered = 0;
-      for (const { message, channel } of messages) {
-        delivered += this.bus.toUsers(channel.members.keys(), frame('message.new', { message }));
-        touched.add(channel);
-      }
-      this.metrics.messagesDelivered.inc(delivered);
-      for (const channel of touched) this.scheduleConversationUpdates(channel);
-    });
+    // A commit's messages grouped by channel, in seq order: each member connection gets its
+    // channel's new messages together.
+    const byChannel = new Map<ChannelState, string[]>();
+    for (const { message, channel } of messages) {
+      const frames = byChannel.get(channel);
+      const f = frame('message.new', { message });
+      if (frames) frames.push(f);
+      else byChannel.set(channel, [f]);
+    }
+    let delivered = 0;
+    for (const [channel, frames] of byChannel) delivered += frames.length * this.bus.toUsers(channel.members.keys(), frames);
+    this.metrics.messagesDelivered.inc(delivered);
+    for (const channel of byChannel.keys()) this.scheduleConversationUpdates(channel);
   }
 
   private scheduleConversationUpdates(channel: ChannelState): void {
@@ -75,7 +78,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     if (wait <= 0) return this.sendConversationUpdates(channel);
     const timer = setTimeout(() => {
       this.pending.delete(channel.id);
-      this.bus.batch(() => this.sendConversationUpdates(channel));
+      this.sendConversationUpdates(channel);
     }, wait);
     this.pending.set(channel.id, { channel, timer });
   }
