@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
 import { DataSource } from 'typeorm';
 import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from '../messages/message.mapper.js';
 import type { ChannelKind, ChannelVisibility } from './channel.entity.js';
@@ -11,6 +12,9 @@ export interface MemberState {
   lastReadSeq: number;
   joinedAt: number;
 }
+
+/** Channels kept in memory at most (a few KB each, more for big channels). */
+const MAX_CACHED_CHANNELS = 100_000;
 
 /** What fan-out and the conversation list need of a channel, kept in memory. */
 export interface ChannelState {
@@ -35,9 +39,10 @@ export interface ChannelState {
  */
 @Injectable()
 export class ChannelStateStore {
-  private readonly states = new Map<string, ChannelState>();
+  // Bounded: a channel nobody has touched for a while is dropped and read again when needed.
+  private readonly states = new LRUCache<string, ChannelState>({ max: MAX_CACHED_CHANNELS });
   private readonly loading = new Map<string, Promise<ChannelState | null>>();
-  private readonly versions = new Map<string, number>();
+  private readonly versions = new LRUCache<string, number>({ max: MAX_CACHED_CHANNELS });
 
   constructor(private readonly db: DataSource) {}
 

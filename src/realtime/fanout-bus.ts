@@ -10,9 +10,15 @@ import { ConnectionRegistry } from './connection-registry.js';
 export abstract class FanoutBus {
   /**
    * Sends the frames, in order, to every connection of each user, except one connection when
-   * given. Returns the number of connections they were handed to on this instance.
+   * given; `personal(userId)`, when given, adds one frame of that user's own after them.
+   * Returns the number of connections they were handed to on this instance.
    */
-  abstract toUsers(userIds: Iterable<string>, frames: string | string[], exceptConnectionId?: string): number;
+  abstract toUsers(userIds: Iterable<string>, frames: string | string[], opts?: DeliveryOptions): number;
+}
+
+export interface DeliveryOptions {
+  exceptConnectionId?: string;
+  personal?: (userId: string) => string;
 }
 
 @Injectable()
@@ -21,7 +27,7 @@ export class LocalFanoutBus extends FanoutBus {
     super();
   }
 
-  toUsers(userIds: Iterable<string>, frames: string | string[], exceptConnectionId?: string): number {
+  toUsers(userIds: Iterable<string>, frames: string | string[], opts: DeliveryOptions = {}): number {
     // Encoded once, lazily: every socket gets the same Buffers, none if nobody is connected here.
     let data: Buffer[] | null = null;
     let sent = 0;
@@ -29,16 +35,16 @@ export class LocalFanoutBus extends FanoutBus {
       const conns = this.registry.of(userId);
       if (!conns) continue;
       data ??= typeof frames === 'string' ? [Buffer.from(frames)] : frames.map((f) => Buffer.from(f));
+      const own = opts.personal?.(userId);
+      const several = data.length > 1 || own !== undefined;
       for (const conn of conns) {
-        if (conn.id === exceptConnectionId) continue;
-        if (data.length === 1) conn.send(data[0]);
-        else {
-          // Several frames for one socket (one commit's messages): one write system call, and
-          // the next socket is served right after, not at the end of the whole fan-out.
-          conn.cork();
-          for (const d of data) conn.send(d);
-          conn.uncork();
-        }
+        if (conn.id === opts.exceptConnectionId) continue;
+        // Several frames for one socket go out in one write system call, and the next socket is
+        // served right after, not at the end of the whole fan-out.
+        if (several) conn.cork();
+        for (const d of data) conn.send(d);
+        if (own !== undefined) conn.send(own);
+        if (several) conn.uncork();
         sent++;
       }
     }

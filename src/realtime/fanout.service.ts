@@ -1,4 +1,5 @@
 import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
 import type { ChannelState } from '../channels/channel-state.store.js';
 import { ChannelsService } from '../channels/channels.service.js';
 import { DomainEvents, DomainEventMap } from '../common/domain-events.js';
@@ -19,7 +20,7 @@ import { frame } from './server-events.js';
  */
 @Injectable()
 export class FanoutService implements OnModuleInit, OnModuleDestroy {
-  private readonly lastUpdate = new Map<string, number>();
+  private readonly lastUpdate = new LRUCache<string, number>({ max: 100_000 });
   private readonly pending = new Map<string, { channel: ChannelState; timer: NodeJS.Timeout }>();
 
   constructor(
@@ -38,20 +39,20 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   onModuleInit(): void {
     this.events.on('messages.created', (e) => this.onMessages(e));
     this.events.on('read.moved', ({ channel, userId, origin }) => {
-      this.bus.toUsers([userId], this.conversationFrame(channel, userId), origin);
+      this.bus.toUsers([userId], this.conversationFrame(channel, userId), { exceptConnectionId: origin });
     });
     this.events.on('member.joined', ({ channel, user, origin }) => {
       const others = [...channel.members.keys()].filter((id) => id !== user.id);
       this.bus.toUsers(others, frame('member.joined', { channelId: channel.id, user }));
       // The joiner's other devices learn of the new conversation.
-      this.bus.toUsers([user.id], this.conversationFrame(channel, user.id), origin);
+      this.bus.toUsers([user.id], this.conversationFrame(channel, user.id), { exceptConnectionId: origin });
     });
     this.events.on('member.left', ({ channel, user, origin }) => {
       this.bus.toUsers(channel.members.keys(), frame('member.left', { channelId: channel.id, user }));
-      this.bus.toUsers([user.id], frame('channel.left', { channelId: channel.id }), origin);
+      this.bus.toUsers([user.id], frame('channel.left', { channelId: channel.id }), { exceptConnectionId: origin });
     });
     this.events.on('conversation.created', ({ channel, userIds, origin }) => {
-      for (const userId of userIds) this.bus.toUsers([userId], this.conversationFrame(channel, userId), origin);
+      for (const userId of userIds) this.bus.toUsers([userId], this.conversationFrame(channel, userId), { exceptConnectionId: origin });
     });
   }
 
@@ -66,28 +67,45 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       else byChannel.set(channel, [f]);
     }
     let delivered = 0;
-    for (const [channel, frames] of byChannel) delivered += frames.length * this.bus.toUsers(channel.members.keys(), frames);
+    for (const [channel, frames] of byChannel) {
+      // When the channel's update is due, each member's conversation.update rides in the same
+      // write as the messages; otherwise it waits (folded) for the end of the interval.
+      const personal = this.dueForUpdate(channel) ? this.conversationFrames(channel) : undefined;
+      delivered += frames.length * this.bus.toUsers(channel.members.keys(), frames, { personal });
+      if (!personal) this.scheduleConversationUpdates(channel);
+    }
     this.metrics.messagesDelivered.inc(delivered);
-    for (const channel of byChannel.keys()) this.scheduleConversationUpdates(channel);
   }
 
+  /** True (and the channel's clock restarted) when its last update is an interval old. */
+  private dueForUpdate(channel: ChannelState): boolean {
+    const now = performance.now();
+    if (now - (this.lastUpdate.get(channel.id) ?? -Infinity) < this.config.conversationUpdateIntervalMs) return false;
+    this.lastUpdate.set(channel.id, now);
+    const pending = this.pending.get(channel.id);
+    if (pending) {
+      clearTimeout(pending.timer);
+      this.pending.delete(channel.id);
+    }
+    return true;
+  }
+
+  /**
+   * The folded update of a channel whose messages keep coming faster than the interval. The
+   * timer leaves room past the interval, so under steady traffic the next message carries the
+   * update (no burst of its own); it fires only when the channel goes quiet.
+   */
   private scheduleConversationUpdates(channel: ChannelState): void {
-    if (this.pending.has(channel.id)) return; // already folded into the update to come
+    if (this.pending.has(channel.id)) return;
     const interval = this.config.conversationUpdateIntervalMs;
-    const wait = (this.lastUpdate.get(channel.id) ?? -Infinity) + interval - performance.now();
-    if (wait <= 0) return this.sendConversationUpdates(channel);
+    const wait = (this.lastUpdate.get(channel.id) ?? 0) + interval * 1.5 - performance.now();
     const timer = setTimeout(() => {
       this.pending.delete(channel.id);
-      this.sendConversationUpdates(channel);
-    }, wait);
+      this.lastUpdate.set(channel.id, performance.now());
+      const build = this.conversationFrames(channel);
+      for (const userId of channel.members.keys()) this.bus.toUsers([userId], build(userId));
+    }, Math.max(0, wait));
     this.pending.set(channel.id, { channel, timer });
-  }
-
-  /** One conversation.update per member, from the channel's state as it is now. */
-  private sendConversationUpdates(channel: ChannelState): void {
-    this.lastUpdate.set(channel.id, performance.now());
-    const build = this.conversationFrames(channel);
-    for (const userId of channel.members.keys()) this.bus.toUsers([userId], build(userId));
   }
 
   private conversationFrame(channel: ChannelState, userId: string): string {
