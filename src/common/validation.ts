@@ -38,7 +38,15 @@ export function createValidationPipe(): ValidationPipe {
       const fields = validationDetails(errors);
       const first = Object.entries(fields)[0];
       const message = first ? `${first[0]}: ${first[1][0]}` : 'invalid payload';
-      return new AppError('invalid_payload', message, { fields });
+      // A refused payload is the client's mistake, not ours: no stack trace to capture (it was a
+      // measurable part of answering a bad frame).
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      try {
+        return new AppError('invalid_payload', message, { fields });
+      } finally {
+        Error.stackTraceLimit = limit;
+      }
     },
   });
 }
