@@ -78,6 +78,21 @@ describe('WebSocket limits', () => {
     });
   });
 
+  describe('token expiry', () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await startApp('sqlite', { JWT_TTL: '1s', HEARTBEAT_INTERVAL_MS: '200' });
+    });
+    afterAll(() => t.close());
+
+    it('closes a session with 1008 when its token expires', async () => {
+      const u = await registerUser(t);
+      const { client } = await TestClient.connect(t.wsUrl, u.token);
+      const closed = await client.waitClosed(5000);
+      expect(closed).toEqual({ code: 1008, reason: 'token expired' });
+    });
+  });
+
   describe('presence in large channels', () => {
     let t: TestApp;
     beforeAll(async () => {

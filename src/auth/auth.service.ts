@@ -48,8 +48,13 @@ export class AuthService {
    * Only HS256 is accepted: `alg: none` and algorithm-confusion tokens fail here.
    */
   verifyToken(token: string | undefined | null): AuthUser {
+    return this.verifySession(token).user;
+  }
+
+  /** verifyToken, plus when the token expires (epoch ms): a WebSocket session ends then. */
+  verifySession(token: string | undefined | null): { user: AuthUser; expiresAt: number | null } {
     if (!token) throw new AppError('unauthorized', 'missing access token');
-    let claims: { sub?: unknown; username?: unknown };
+    let claims: { sub?: unknown; username?: unknown; exp?: unknown };
     try {
       claims = this.jwt.verify(token, { algorithms: ['HS256'] });
     } catch (err) {
@@ -59,7 +64,8 @@ export class AuthService {
     if (typeof claims.sub !== 'string' || typeof claims.username !== 'string') {
       throw new AppError('unauthorized', 'invalid access token');
     }
-    return { id: claims.sub, username: claims.username };
+    const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null;
+    return { user: { id: claims.sub, username: claims.username }, expiresAt };
   }
 }
 

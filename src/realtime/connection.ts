@@ -21,6 +21,8 @@ export class Connection {
   closed = false;
   /** Rate-limited frames in a row; past a threshold the connection is closed (1008). */
   strikes = 0;
+  /** When the handshake's token expires (epoch ms); the heartbeat closes the session then (1008). */
+  expiresAt: number | null = null;
   private held: (string | Buffer)[] | null = [];
 
   constructor(

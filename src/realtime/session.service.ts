@@ -23,7 +23,7 @@ const CONNECTION = Symbol('parley.connection');
 const HANDSHAKE_USER = Symbol('parley.user');
 
 type TaggedSocket = WebSocket & { [CONNECTION]?: Connection };
-type TaggedRequest = IncomingMessage & { [HANDSHAKE_USER]?: AuthUser };
+type TaggedRequest = IncomingMessage & { [HANDSHAKE_USER]?: { user: AuthUser; expiresAt: number | null } };
 
 export const connectionOf = (socket: unknown): Connection | undefined => (socket as TaggedSocket)?.[CONNECTION];
 
@@ -71,7 +71,7 @@ export class SessionService implements OnModuleDestroy {
     try {
       const req = info.req as TaggedRequest;
       const token = bearerToken(req.headers.authorization) ?? new URL(req.url ?? '/', 'http://x').searchParams.get('token');
-      req[HANDSHAKE_USER] = this.auth.verifyToken(token);
+      req[HANDSHAKE_USER] = this.auth.verifySession(token);
       done(true);
     } catch (err) {
       done(false, 401, err instanceof AppError ? err.message : 'Unauthorized');
@@ -80,13 +80,15 @@ export class SessionService implements OnModuleDestroy {
 
   /** Called synchronously when the socket opens: the Connection exists before any frame is read. */
   connect(socket: WebSocket, req: IncomingMessage): Connection | undefined {
-    const user = (req as TaggedRequest)[HANDSHAKE_USER];
-    if (!user) {
+    const session = (req as TaggedRequest)[HANDSHAKE_USER];
+    if (!session) {
       socket.close(CLOSE.POLICY, 'unauthenticated');
       return undefined;
     }
+    const user = session.user;
     const bucket = this.config.rateLimitPerSec > 0 ? new TokenBucket(this.config.rateLimitPerSec, this.config.rateLimitBurst) : null;
     const conn = new Connection(randomUUID(), user, socket, bucket, this.config.sendBufferCapBytes, this.closeSlowConsumer);
+    conn.expiresAt = session.expiresAt;
     (socket as TaggedSocket)[CONNECTION] = conn;
     socket.on('pong', markAlive);
     this.registry.add(conn);
@@ -152,11 +154,20 @@ export class SessionService implements OnModuleDestroy {
     conn.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
   };
 
-  /** WebSocket pings: a socket that has not answered the previous ping is terminated. */
+  /**
+   * WebSocket pings: a socket that has not answered the previous ping is terminated. The same
+   * round closes sessions whose token has expired (1008): the client logs in again and resumes.
+   */
   private ensureHeartbeat(): void {
     if (this.heartbeat) return;
     this.heartbeat = setInterval(() => {
+      const now = Date.now();
       for (const conn of this.registry.connections()) {
+        if (conn.expiresAt !== null && now >= conn.expiresAt) {
+          this.metrics.closes.inc({ reason: 'token_expired' });
+          conn.close(CLOSE.POLICY, 'token expired');
+          continue;
+        }
         if (!conn.alive) {
           this.metrics.closes.inc({ reason: 'heartbeat' });
           conn.socket.terminate();
