@@ -1,28 +1,27 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { api, ServerProcess } from './helpers/server-process.js';
+import { DATABASES, freshDatabaseUrl } from './helpers/test-app.js';
 import { TestClient } from './helpers/ws-client.js';
 
 /**
  * The built server in a child process: kill -9 in the middle of a stream of sends, restart on
- * the same SQLite file, and every acknowledged message is there, with gap-free seqs. SIGTERM
+ * the same database, and every acknowledged message is there, with gap-free seqs. SIGTERM
  * closes sockets with 1001 and exits in time.
  */
-describe('the server process', () => {
-  let dir: string;
+describe.each(DATABASES)('the server process on %s', (db) => {
+  let cleanup: () => Promise<void>;
   let env: Record<string, string>;
   let server: ServerProcess | null = null;
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'parley-proc-'));
-    // The default (FULL) durability, as users run it.
-    env = { DATABASE_URL: `sqlite:${join(dir, 'parley.sqlite')}`, PASSWORD_HASH_MEMORY_KIB: '1024', RATE_LIMIT_PER_SEC: '0' };
+    const fresh = freshDatabaseUrl(db);
+    cleanup = fresh.cleanup;
+    // The default (FULL) durability on SQLite, as users run it.
+    env = { DATABASE_URL: fresh.url, PASSWORD_HASH_MEMORY_KIB: '1024', RATE_LIMIT_PER_SEC: '0' };
   });
   afterEach(async () => {
     if (server && server.child.exitCode === null) await server.kill('SIGKILL');
     server = null;
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
   });
 
   async function setUp(s: ServerProcess) {
