@@ -7,9 +7,11 @@ export function redactUrl(url: string | undefined): string | undefined {
   return url?.replace(/([?&]token=)[^&]*/gi, '$1[redacted]');
 }
 
+export const REDACTED_PATHS = ['req.headers.authorization', 'req.headers.cookie'];
+
 export function createLogger(level: string): Logger {
   // Tokens never reach the logs; message texts are never logged at all.
-  return pino({ level, redact: ['req.headers.authorization', 'req.headers.cookie'] });
+  return pino({ level, redact: REDACTED_PATHS });
 }
 
 /** One access-log line per HTTP request, without the request body or the token. */
