@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
+import { v7 as uuidv7 } from 'uuid';
 import { AppError } from '../common/app-error.js';
 import { isUniqueViolation } from '../users/users.service.js';
 import type { MessageView } from './message.mapper.js';
@@ -150,7 +150,8 @@ export class MessageWriter {
       idx.forEach((i, k) => {
         const r = reqs[i];
         const message: MessageView = {
-          id: randomUUID(),
+          // Time-ordered ids: new rows land at the end of the primary-key index, not all over it.
+          id: uuidv7(),
           channelId,
           seq: head - idx.length + 1 + k,
           sender: { id: r.sender.id, username: r.sender.username },
