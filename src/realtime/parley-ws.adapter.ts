@@ -2,7 +2,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
-import type { Observable } from 'rxjs';
+import { isObservable, lastValueFrom, type Observable } from 'rxjs';
 import type { RawData, WebSocket } from 'ws';
 import type { AppConfig } from '../config/app-config.js';
 import type { MetricsService } from '../metrics/metrics.service.js';
@@ -104,14 +104,17 @@ export class ParleyWsAdapter extends WsAdapter {
     if (!isRecord(data)) return this.sendError(conn, 'invalid_payload', '`data` must be an object', ref);
 
     const started = parsed.event === 'message.send' ? performance.now() : 0;
-    transform(handler.callback(data, parsed.event)).subscribe({
-      next: (reply) => {
-        if (reply === undefined || reply === null) return;
-        conn.send(JSON.stringify(reply));
-        if (started) this.metrics.sendLatency.observe((performance.now() - started) / 1000);
-      },
-      error: (err: unknown) => this.log.error(`handler failed: ${(err as Error)?.stack ?? String(err)}`),
-    });
+    const answer = (reply: unknown) => {
+      if (reply === undefined || reply === null) return;
+      conn.send(JSON.stringify(reply));
+      if (started) this.metrics.sendLatency.observe((performance.now() - started) / 1000);
+    };
+    const failed = (err: unknown) => this.log.error(`handler failed: ${(err as Error)?.stack ?? String(err)}`);
+    const result: unknown = handler.callback(data, parsed.event);
+    // Our handlers return promises or values: answer them directly. Nest's `transform` wraps
+    // every result in an rxjs pipeline, a cost per frame kept for handlers returning Observables.
+    if (isObservable(result)) transform(result).subscribe({ next: answer, error: failed });
+    else Promise.resolve(result).then(async (r) => answer(isObservable(r) ? await lastValueFrom(r, { defaultValue: undefined }) : r), failed);
   }
 
   private sendError(
