@@ -41,6 +41,8 @@ function markAlive(this: WebSocket): void {
 export class SessionService implements OnModuleDestroy {
   private readonly logger = new Logger('Session');
   private heartbeat: NodeJS.Timeout | null = null;
+  private connectionSeq = 0;
+  private readonly instanceId = randomUUID().slice(0, 8);
   private shuttingDown = false;
 
   constructor(
@@ -87,7 +89,9 @@ export class SessionService implements OnModuleDestroy {
     }
     const user = session.user;
     const bucket = this.config.rateLimitPerSec > 0 ? new TokenBucket(this.config.rateLimitPerSec, this.config.rateLimitBurst) : null;
-    const conn = new Connection(randomUUID(), user, socket, bucket, this.config.sendBufferCapBytes, this.closeSlowConsumer);
+    // A short per-process id (an idle connection's every byte counts); sessionId adds the
+    // instance prefix to make it unique across instances and restarts.
+    const conn = new Connection((++this.connectionSeq).toString(36), user, socket, bucket, this.config.sendBufferCapBytes, this.closeSlowConsumer);
     conn.expiresAt = session.expiresAt;
     (socket as TaggedSocket)[CONNECTION] = conn;
     socket.on('pong', markAlive);
@@ -105,7 +109,7 @@ export class SessionService implements OnModuleDestroy {
       conn.open(
         frame('session.ready', {
           user: toUserRef(conn.user),
-          sessionId: conn.id,
+          sessionId: `${this.instanceId}.${conn.id}`,
           heartbeatIntervalMs: this.config.heartbeatIntervalMs,
           conversations,
         }),
