@@ -2,6 +2,9 @@ import type { WebSocket } from 'ws';
 import type { AuthUser } from '../auth/auth.service.js';
 import { TokenBucket } from './token-bucket.js';
 
+/** Every frame is JSON text, Buffer or not (one options object for all sends). */
+const TEXT_FRAME = { binary: false } as const;
+
 /** WebSocket close codes of the protocol. */
 export const CLOSE = {
   GOING_AWAY: 1001,
@@ -45,7 +48,7 @@ export class Connection {
       this.onSlowConsumer(this);
       return;
     }
-    this.socket.send(data, { binary: false });
+    this.socket.send(data, TEXT_FRAME);
   }
 
   /** Holds writes in the TCP socket until uncork() (ws exposes no API for it: `_socket` it is). */
