@@ -2,6 +2,11 @@ import type { WebSocket } from 'ws';
 import type { AuthUser } from '../auth/auth.service.js';
 import { TokenBucket } from './token-bucket.js';
 
+/** A frame already built by textFrame(), held until session.ready is out. */
+class Framed {
+  constructor(readonly frame: Buffer) {}
+}
+
 /** Every frame is JSON text, Buffer or not (one options object for all sends). */
 const TEXT_FRAME = { binary: false } as const;
 
@@ -26,7 +31,7 @@ export class Connection {
   strikes = 0;
   /** When the handshake's token expires (epoch ms); the heartbeat closes the session then (1008). */
   expiresAt: number | null = null;
-  private held: (string | Buffer)[] | null = [];
+  private held: (string | Buffer | Framed)[] | null = [];
 
   constructor(
     readonly id: string,
@@ -51,6 +56,24 @@ export class Connection {
     this.socket.send(data, TEXT_FRAME);
   }
 
+  /**
+   * Writes a complete frame built by textFrame() straight to the TCP socket. Safe beside
+   * `socket.send` because with compression off ws queues nothing: both write in call order.
+   */
+  sendFrame(frame: Buffer): void {
+    if (this.closed) return;
+    if (this.held) {
+      this.held.push(new Framed(frame));
+      return;
+    }
+    if (this.socket.readyState !== 1) return;
+    if (this.socket.bufferedAmount + frame.length > this.sendBufferCap) {
+      this.onSlowConsumer(this);
+      return;
+    }
+    (this.socket as unknown as { _socket: { write(b: Buffer): boolean } })._socket.write(frame);
+  }
+
   /** Holds writes in the TCP socket until uncork() (ws exposes no API for it: `_socket` it is). */
   cork(): void {
     (this.socket as unknown as { _socket?: { cork(): void } })._socket?.cork();
@@ -66,7 +89,10 @@ export class Connection {
     this.held = null;
     this.ready = true;
     this.send(first);
-    for (const frame of held) this.send(frame);
+    for (const frame of held) {
+      if (frame instanceof Framed) this.sendFrame(frame.frame);
+      else this.send(frame);
+    }
   }
 
   close(code: number, reason: string): void {

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ConnectionRegistry } from './connection-registry.js';
+import { textFrame } from './ws-frame.js';
 
 /**
  * Where frames for users go. The publisher builds each frame (personalized where it must be)
@@ -28,23 +29,23 @@ export class LocalFanoutBus extends FanoutBus {
   }
 
   toUsers(userIds: Iterable<string>, frames: string | string[], opts: DeliveryOptions = {}): number {
-    // Encoded once, lazily: every socket gets the same Buffers, none if nobody is connected here.
-    let data: Buffer[] | null = null;
+    // Framed once, lazily: every socket gets the same bytes (all the frames in one Buffer, so
+    // one write each), none if nobody is connected here.
+    let shared: Buffer | null = null;
     let sent = 0;
     for (const userId of userIds) {
       const conns = this.registry.of(userId);
       if (!conns) continue;
-      data ??= typeof frames === 'string' ? [Buffer.from(frames)] : frames.map((f) => Buffer.from(f));
-      const own = opts.personal?.(userId);
-      const several = data.length > 1 || own !== undefined;
+      shared ??= typeof frames === 'string' ? textFrame(frames) : Buffer.concat(frames.map((f) => textFrame(f)));
+      const own = opts.personal ? textFrame(opts.personal(userId)) : undefined;
       for (const conn of conns) {
         if (conn.id === opts.exceptConnectionId) continue;
-        // Several frames for one socket go out in one write system call, and the next socket is
-        // served right after, not at the end of the whole fan-out.
-        if (several) conn.cork();
-        for (const d of data) conn.send(d);
-        if (own !== undefined) conn.send(own);
-        if (several) conn.uncork();
+        if (own) conn.cork();
+        conn.sendFrame(shared);
+        if (own) {
+          conn.sendFrame(own);
+          conn.uncork();
+        }
         sent++;
       }
     }
