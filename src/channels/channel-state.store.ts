@@ -46,10 +46,6 @@ export class ChannelStateStore {
 
   constructor(private readonly db: DataSource) {}
 
-  peek(channelId: string): ChannelState | undefined {
-    return this.states.get(channelId);
-  }
-
   get(channelId: string): Promise<ChannelState | null> {
     const cached = this.states.get(channelId);
     if (cached) return Promise.resolve(cached);

@@ -66,9 +66,3 @@ export class AppError extends Error {
   }
 }
 
-/** The wire shape of an error body (HTTP) or `error` event data (WebSocket). */
-export interface ErrorBody {
-  code: ErrorCode;
-  message: string;
-  details?: Record<string, unknown>;
-}

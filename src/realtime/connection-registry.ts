@@ -29,10 +29,6 @@ export class ConnectionRegistry {
     return this.byUser.get(userId);
   }
 
-  get size(): number {
-    return this.all.size;
-  }
-
   connections(): IterableIterator<Connection> {
     return this.all.values();
   }

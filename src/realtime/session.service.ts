@@ -200,8 +200,4 @@ export class SessionService implements OnModuleDestroy {
     await this.messageWriter.drain();
     await this.dbWriter.drain();
   }
-
-  get isShuttingDown(): boolean {
-    return this.shuttingDown;
-  }
 }

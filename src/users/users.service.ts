@@ -91,10 +91,6 @@ export class UsersService {
       .getOne();
   }
 
-  findByIds(ids: string[]): Promise<User[]> {
-    return ids.length === 0 ? Promise.resolve([]) : this.users.findBy({ id: In(ids) });
-  }
-
   /** Prefix search on the case-insensitive name; the caller is left out of the results. */
   search(query: string, excludeId: string, limit = 20): Promise<User[]> {
     const escaped = query.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c);
