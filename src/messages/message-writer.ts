@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
 import { AppError } from '../common/app-error.js';
-import { isUniqueViolation } from '../users/users.service.js';
+import { isUniqueViolation } from '../database/unique-violation.js';
 import type { MessageView } from './message.mapper.js';
 import { MessageBatchOps, MessageStore, pairKey } from './message-store.js';
 

@@ -5,15 +5,8 @@ import { LRUCache } from 'lru-cache';
 import { In, Repository } from 'typeorm';
 import { AppError } from '../common/app-error.js';
 import { DatabaseWriter } from '../database/database-writer.js';
+import { isUniqueViolation } from '../database/unique-violation.js';
 import { User } from './user.entity.js';
-
-export const USERNAME_PATTERN = /^[A-Za-z0-9_.-]{3,32}$/;
-
-const isUniqueViolation = (err: unknown): boolean => {
-  const e = err as { code?: string; message?: string };
-  return e?.code === '23505' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || /UNIQUE constraint failed/.test(e?.message ?? '');
-};
-export { isUniqueViolation };
 
 @Injectable()
 export class UsersService {
