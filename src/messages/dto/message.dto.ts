@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { VISIBLE } from '../../common/text-hygiene.js';
 import { MessageView } from '../message.mapper.js';
 
 export const MAX_TEXT_LENGTH = 4000;
@@ -8,7 +9,7 @@ export const MAX_TEXT_LENGTH = 4000;
 /** Shared by HTTP and WebSocket sends. */
 export class MessageBodyDto {
   @ApiProperty({ example: 'hello', minLength: 1, maxLength: MAX_TEXT_LENGTH })
-  @IsString() @MinLength(1) @MaxLength(MAX_TEXT_LENGTH) @Matches(/\S/, { message: 'text must not be blank' })
+  @IsString() @MinLength(1) @MaxLength(MAX_TEXT_LENGTH) @Matches(VISIBLE, { message: 'text must have a visible character' })
   text!: string;
 
   @ApiProperty({ example: 'c-6f1e2d', description: "the sender's idempotency key (1 to 64 characters)" })

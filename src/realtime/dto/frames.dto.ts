@@ -3,6 +3,7 @@ import {
   IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, ValidateIf,
 } from 'class-validator';
 import { CHANNEL_NAME_PATTERN } from '../../channels/dto/channel.dto.js';
+import { VISIBLE } from '../../common/text-hygiene.js';
 import { registerFastParser } from '../../common/validation.js';
 import { MAX_TEXT_LENGTH, MessageBodyDto } from '../../messages/dto/message.dto.js';
 
@@ -38,7 +39,7 @@ export function parseSendFrame(v: unknown): SendFrameDto | undefined {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return undefined;
   const o = v as Record<string, unknown>;
   for (const key in o) if (!SEND_KEYS.has(key)) return undefined;
-  if (!str(o.text, 1, MAX_TEXT_LENGTH) || !/\S/.test(o.text) || !str(o.clientMsgId, 1, 64)) return undefined;
+  if (!str(o.text, 1, MAX_TEXT_LENGTH) || !VISIBLE.test(o.text) || !str(o.clientMsgId, 1, 64)) return undefined;
   if (o.ref !== undefined && !str(o.ref, 0, 64)) return undefined;
   const byChannel = o.channelId !== undefined;
   if (byChannel === (o.to !== undefined)) return undefined;
