@@ -1,11 +1,9 @@
-import { Type } from 'class-transformer';
-import {
-  IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, ValidateIf,
-} from 'class-validator';
+import { IsObject, IsOptional, IsString, IsUUID, Matches, MaxLength, ValidateIf } from 'class-validator';
 import { CHANNEL_NAME_PATTERN } from '../../channels/dto/channel.dto.js';
 import { VISIBLE } from '../../common/text-hygiene.js';
 import { registerFastParser } from '../../common/validation.js';
 import { MAX_TEXT_LENGTH, MessageBodyDto } from '../../messages/dto/message.dto.js';
+import { IntField } from '../../common/int-field.decorator.js';
 
 /** Every client frame may carry `ref`; the answer to the frame echoes it. */
 export class FrameDto {
@@ -64,7 +62,7 @@ export class ChannelFrameDto extends FrameDto {
 }
 
 export class ReadFrameDto extends ChannelFrameDto {
-  @IsInt() @Min(0)
+  @IntField({ min: 0 })
   seq!: number;
 }
 
@@ -75,9 +73,9 @@ export class SyncFrameDto extends FrameDto {
 }
 
 export class HistoryFrameDto extends ChannelFrameDto {
-  @IsOptional() @IsInt() @Min(1)
+  @IsOptional() @IntField({ min: 1 })
   beforeSeq?: number;
 
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(200)
+  @IsOptional() @IntField({ min: 1, max: 200 })
   limit: number = 50;
 }
