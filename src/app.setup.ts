@@ -14,6 +14,8 @@ import { SessionService } from './realtime/session.service.js';
 export function configureApp(app: INestApplication, config: AppConfig): void {
   const logger = createLogger(config.logLevel);
   app.useLogger(new PinoLoggerService(logger));
+  // Per-IP rate limits must see the client, not the load balancer in front (TRUST_PROXY).
+  (app as NestExpressApplication).set('trust proxy', config.trustProxy);
   app.use(httpLogger(logger));
   // Our JSON parser in place of Nest's default one (same options), with a depth check of the raw
   // bytes before JSON.parse. Nest's types reserve `verify` for its `rawBody` option, which
