@@ -74,6 +74,18 @@ export class EnvironmentVariables {
 
   @IsOptional() @IsString() @Matches(/^(true|false|1|0)$/, { message: 'DOCS_ENABLED must be true or false' })
   DOCS_ENABLED: string = 'true';
+
+  /** Several instances: a killed instance's users go offline for everyone within this time. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1000)
+  PRESENCE_TTL_MS: number = 30000;
+
+  /** Several instances: how often channel heads are compared with the database (lost pub/sub messages). */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100)
+  BUS_HEAD_CHECK_MS: number = 3000;
+
+  /** Several instances: how long a message that overtook its predecessor waits before a refill. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(10000)
+  BUS_GAP_WAIT_MS: number = 50;
 }
 
 export type DatabaseTarget =
@@ -103,6 +115,9 @@ export class AppConfig {
     readonly sqliteSynchronous: 'FULL' | 'NORMAL',
     readonly passwordHashMemoryKib: number,
     readonly docsEnabled: boolean,
+    readonly presenceTtlMs: number,
+    readonly busHeadCheckMs: number,
+    readonly busGapWaitMs: number,
   ) {}
 }
 
@@ -164,6 +179,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const { database, dataDir } = parseDatabase(vars.DATABASE_URL);
+  if (vars.REDIS_URL && database.type === 'sqlite' && database.file === ':memory:') {
+    // Every instance would have a database of its own: the bus would announce changes the
+    // others cannot read. A shared SQLite file on one machine works; PostgreSQL is the way.
+    throw new ConfigError('Invalid configuration:\n  REDIS_URL: several instances cannot share an in-memory SQLite database; use PostgreSQL (or one SQLite file on one machine)');
+  }
   const generated = !vars.JWT_SECRET;
   const origins = vars.ALLOWED_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean);
   return new AppConfig(
@@ -187,5 +207,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     vars.SQLITE_SYNCHRONOUS as 'FULL' | 'NORMAL',
     vars.PASSWORD_HASH_MEMORY_KIB,
     vars.DOCS_ENABLED === 'true' || vars.DOCS_ENABLED === '1',
+    vars.PRESENCE_TTL_MS,
+    vars.BUS_HEAD_CHECK_MS,
+    vars.BUS_GAP_WAIT_MS,
   );
 }
