@@ -83,6 +83,27 @@ export class RedisServer {
     }
   }
 
+  /**
+   * One command, e.g. `command('CLIENT', 'KILL', 'TYPE', 'pubsub')`; answers the reply's first
+   * line (`+OK`, `:3`, `-ERR ...`).
+   */
+  command(...args: string[]): Promise<string> {
+    const resp = `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+    return new Promise((resolve, reject) => {
+      const sock = tcpConnect(this.port, '127.0.0.1');
+      sock.setTimeout(2000, () => {
+        sock.destroy();
+        reject(new Error(`redis ${args[0]}: no answer`));
+      });
+      sock.once('error', reject);
+      sock.once('connect', () => sock.write(resp));
+      sock.once('data', (d) => {
+        sock.destroy();
+        resolve(d.toString().split('\r\n')[0]);
+      });
+    });
+  }
+
   /** SIGKILL: the server vanishes mid-conversation, as in a crash. */
   async stop(): Promise<void> {
     if (!this.running) return;
@@ -102,6 +123,11 @@ export class RedisServer {
   }
 }
 
+/** A user goes offline this long after their last connection closes (short, for tests). */
+export const PRESENCE_GRACE_MS = 300;
+/** A killed instance's users go offline for everyone else within this. */
+export const PRESENCE_TTL_MS = 3000;
+
 /** The environment every instance of a test cluster shares (the brief of the cluster tests). */
 export function clusterEnv(databaseUrl: string, redisUrl: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
@@ -110,8 +136,8 @@ export function clusterEnv(databaseUrl: string, redisUrl: string, extra: Record<
     JWT_SECRET: 'cluster-test-secret-0123456789abcdef',
     PASSWORD_HASH_MEMORY_KIB: '1024',
     RATE_LIMIT_PER_SEC: '0',
-    PRESENCE_GRACE_MS: '300',
-    PRESENCE_TTL_MS: '3000',
+    PRESENCE_GRACE_MS: String(PRESENCE_GRACE_MS),
+    PRESENCE_TTL_MS: String(PRESENCE_TTL_MS),
     BUS_HEAD_CHECK_MS: '500',
     BUS_GAP_WAIT_MS: '50',
     LOG_LEVEL: 'warn',
@@ -319,7 +345,8 @@ export class Cluster {
       return `--- instance ${Cluster.label(i)} (port ${n.port}, ${state}) ---\n${out.trim() || '(no output)'}`;
     });
     const redisState = this.redis.running ? 'running' : 'stopped';
-    parts.push(`--- redis (port ${this.redis.port}, ${redisState}) ---\n${this.redis.output.slice(-1000).trim() || '(no output)'}`);
+    const redisLog = this.redis.output.split('Ready to accept connections').at(-1)!.trim(); // past the start-up banner
+    parts.push(`--- redis (port ${this.redis.port}, ${redisState}) ---\n${redisLog.slice(-1000) || '(nothing since it started)'}`);
     return parts.join('\n');
   }
 
@@ -328,12 +355,7 @@ export class Cluster {
     try {
       return await body();
     } catch (err) {
-      if (err instanceof Error) {
-        const suffix = `\n\nCluster output:\n${this.logs()}`;
-        const head = err.message;
-        err.message += suffix;
-        if (err.stack?.includes(head)) err.stack = err.stack.replace(head, err.message);
-      }
+      if (err instanceof Error) err.message += `\n\nCluster output:\n${this.logs()}`; // Jest prints the message
       throw err;
     }
   }
