@@ -14,7 +14,9 @@ export class HttpExceptionFilter implements ExceptionFilter {
     if (host.getType() !== 'http') return;
     const res = host.switchToHttp().getResponse<Response>();
     const { status, code, message, details } = toHttpError(exception);
-    if (status >= 500) this.logger.error(exception instanceof Error ? exception.stack : String(exception));
+    // An AppError at 5xx is an expected state (not ready, a dependency away): a line, no stack.
+    if (status >= 500 && exception instanceof AppError) this.logger.warn(`${code}: ${message}`);
+    else if (status >= 500) this.logger.error(exception instanceof Error ? exception.stack : String(exception));
     this.metrics?.errors.inc({ code, transport: 'http' });
     if (res.headersSent) return;
     res.status(status).json({ statusCode: status, code, message, ...(details ? { details } : {}) });

@@ -29,7 +29,8 @@ interface Envelope {
 export class RedisFanoutBus extends FanoutBus implements OnModuleInit {
   readonly clustered = true;
   private readonly logger = new Logger('Bus');
-  private subscribedOnce = false;
+  /** Set once the bus has been up, or once the boot went on without it: any later 'ready' follows a cut. */
+  private mayHaveMissed = false;
 
   constructor(
     private readonly redis: RedisClients,
@@ -44,17 +45,19 @@ export class RedisFanoutBus extends FanoutBus implements OnModuleInit {
     sub.on('ready', () => {
       this.metrics.busConnected.set(1);
       // ioredis subscribes again by itself; whatever was published meanwhile is gone for us.
-      if (this.subscribedOnce) {
+      if (this.mayHaveMissed) {
         this.logger.warn('bus reconnected: reloading state and refilling from the database');
         this.metrics.busResyncs.inc();
         this.onResync();
       }
+      this.mayHaveMissed = true;
     });
     sub.on('close', () => this.metrics.busConnected.set(0));
-    await sub.subscribe(BUS_CHANNEL).catch((err: Error) => this.logger.warn(`subscribe failed: ${err.message}`));
-    this.subscribedOnce = true;
+    // Not awaited: with Redis away at boot the SUBSCRIBE waits in the queue, the instance serves.
+    sub.subscribe(BUS_CHANNEL).catch((err: Error) => this.logger.warn(`subscribe failed: ${err.message}`));
     this.metrics.busConnected.set(sub.status === 'ready' ? 1 : 0);
     if (!(await this.redis.waitReady(2000))) this.logger.warn('Redis is not reachable yet: serving on, changes reach other instances once it is');
+    this.mayHaveMissed = true;
   }
 
   protected transmit<K extends ChangeName>(name: K, change: ChangeMap[K]): void {

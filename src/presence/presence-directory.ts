@@ -91,7 +91,6 @@ export class RedisPresenceDirectory extends PresenceDirectory {
   private readonly redis: Scripted;
   private timer: NodeJS.Timeout | null = null;
   private hooks: Parameters<PresenceDirectory['start']>[0] | null = null;
-  private connectedOnce = false;
 
   constructor(
     clients: RedisClients,
@@ -138,12 +137,9 @@ export class RedisPresenceDirectory extends PresenceDirectory {
 
   start(hooks: Parameters<PresenceDirectory['start']>[0]): void {
     this.hooks = hooks;
-    this.redis.on('ready', () => {
-      // After the first connection, a reconnect may follow a Redis restart that lost every key.
-      if (this.connectedOnce) void this.registerAgain();
-      this.connectedOnce = true;
-    });
-    if (this.redis.status === 'ready') this.connectedOnce = true;
+    // A (re)connection may follow a Redis restart that lost every key, or a boot without Redis
+    // whose holds failed: register this instance's users again (idempotent).
+    this.redis.on('ready', () => void this.registerAgain());
     const every = Math.max(100, Math.floor(this.config.presenceTtlMs / 3));
     this.timer = setInterval(() => void this.beat(), every);
     this.timer.unref();
