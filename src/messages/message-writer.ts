@@ -118,8 +118,8 @@ export class MessageWriter {
     }
   }
 
-  private async writeBatch(ops: MessageBatchOps, reqs: SendRequest[]): Promise<SendOutcome[]> {
-    const outcomes: SendOutcome[] = new Array(reqs.length);
+  private async writeBatch(ops: MessageBatchOps, reqs: SendRequest[]): Promise<(SendOutcome | AppError)[]> {
+    const outcomes: (SendOutcome | AppError)[] = new Array(reqs.length);
 
     // 1. Idempotency: originals already stored, and repeats inside this very batch.
     const stored = await ops.findExisting(reqs.map((r) => ({ senderId: r.sender.id, clientMsgId: r.clientMsgId })));
@@ -140,7 +140,17 @@ export class MessageWriter {
       }
     });
 
-    // 2. Sequence numbers, channel by channel in a fixed order (the lock order across instances).
+    // 2. Membership, from the database: the in-memory check that let the send in may not have
+    //    heard yet of a leave on another instance (the bus is a round trip behind the commit).
+    const members = await ops.findMembers([...byChannel].flatMap(([channelId, idx]) => idx.map((i) => ({ channelId, userId: reqs[i].sender.id }))));
+    for (const [channelId, idx] of byChannel) {
+      const kept = idx.filter((i) => members.has(pairKey(channelId, reqs[i].sender.id)));
+      for (const i of idx) if (!kept.includes(i)) outcomes[i] = AppError.forbidden('not a member of this channel');
+      if (kept.length > 0) byChannel.set(channelId, kept);
+      else byChannel.delete(channelId);
+    }
+
+    // 3. Sequence numbers, channel by channel in a fixed order (the lock order across instances).
     const now = Date.now();
     const createdAt = new Date(now).toISOString();
     const created: MessageView[] = [];
@@ -165,10 +175,10 @@ export class MessageWriter {
       });
     }
 
-    // 3. The rows, in multi-row INSERTs.
+    // 4. The rows, in multi-row INSERTs.
     await ops.insert(created, now);
 
-    // 4. Sending reads up to one's own message: that is what makes unread = head - lastRead exact.
+    // 5. Sending reads up to one's own message: that is what makes unread = head - lastRead exact.
     const markers = new Map<string, MessageView>();
     for (const m of created) {
       const key = pairKey(m.channelId, m.sender.id);
@@ -178,7 +188,10 @@ export class MessageWriter {
     for (const m of markers.values()) await ops.advanceMarker(m.channelId, m.sender.id, m.seq);
 
     // Repeats inside the batch get the message their first copy created.
-    for (const [i, first] of repeats) outcomes[i] = { message: outcomes[first].message, duplicate: true };
+    for (const [i, first] of repeats) {
+      const original = outcomes[first];
+      outcomes[i] = original instanceof AppError ? original : { message: original.message, duplicate: true };
+    }
     return outcomes;
   }
 }

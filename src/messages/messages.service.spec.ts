@@ -120,25 +120,50 @@ describe.each(DATABASES)('MessagesService on %s', (db) => {
     const store = ctx.get(MessageStore);
     const real = store.transaction.bind(store);
     let transactions = 0;
+    // A fault of one send (an insert the database refuses), wherever the batch puts it.
     store.transaction = (work) => {
       transactions++;
-      return real(work);
+      return real((ops) =>
+        work(
+          Object.assign(Object.create(ops) as typeof ops, {
+            insert: (messages: { clientMsgId: string }[], at: number) => {
+              if (messages.some((m) => m.clientMsgId === 'split-40')) throw new Error('refused by the database');
+              return ops.insert(messages as never, at);
+            },
+          }),
+        ),
+      );
     };
     try {
       const writer = ctx.get(MessageWriter);
-      // In one batch: 63 good sends and one to a channel that does not exist.
-      const sends = Array.from({ length: 64 }, (_, i) =>
-        writer.write({ channelId: i === 40 ? '00000000-0000-4000-8000-000000000000' : id, sender: a, text: `s${i}`, clientMsgId: `split-${i}` }),
-      );
+      // In one batch: 63 good sends and one the database refuses.
+      const sends = Array.from({ length: 64 }, (_, i) => writer.write({ channelId: id, sender: a, text: `s${i}`, clientMsgId: `split-${i}` }));
       const settled = await Promise.allSettled(sends);
       expect(settled.filter((r) => r.status === 'rejected')).toHaveLength(1);
-      expect((settled[40] as PromiseRejectedResult).reason).toMatchObject({ code: 'not_found' });
+      expect((settled[40] as PromiseRejectedResult).reason).toMatchObject({ code: 'internal' });
       const seqs = settled.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<{ message: { seq: number } }>).value.message.seq);
       expect(seqs).toEqual(Array.from({ length: 63 }, (_, i) => i + 1));
       expect(transactions).toBeLessThanOrEqual(1 + 2 * 6);
     } finally {
       store.transaction = real;
     }
+  });
+
+  it('refuses a send from a member who left elsewhere before this instance\'s memory heard of it', async () => {
+    const [a, b] = await Promise.all([user(), user()]);
+    const id = await channel(a, [b]);
+    // The leave committed by another instance; its change has not reached this one yet.
+    await ctx.get(DataSource).query(`DELETE FROM memberships WHERE channel_id = '${id}' AND user_id = '${b.id}'`);
+    await expect(messages.send(b, { channelId: id, text: 'late', clientMsgId: 'late-1' })).rejects.toMatchObject({ code: 'forbidden' });
+    expect((await messages.history(a, id, { limit: 5 })).messages).toEqual([]);
+  });
+
+  it('lets in a member who joined elsewhere before this instance\'s memory heard of it', async () => {
+    const [a, b] = await Promise.all([user(), user()]);
+    const id = await channel(a);
+    await messages.history(a, id, { limit: 1 }); // the channel is cached without b
+    await ctx.get(DataSource).query(`INSERT INTO memberships (channel_id, user_id, role, last_read_seq, joined_at) VALUES ('${id}', '${b.id}', 'member', 0, 0)`);
+    expect((await messages.send(b, { channelId: id, text: 'early', clientMsgId: 'early-1' })).message.seq).toBe(1);
   });
 
   it('refuses non-members and unknown channels without storing anything', async () => {

@@ -136,6 +136,7 @@ export function clusterEnv(databaseUrl: string, redisUrl: string, extra: Record<
     JWT_SECRET: 'cluster-test-secret-0123456789abcdef',
     PASSWORD_HASH_MEMORY_KIB: '1024',
     RATE_LIMIT_PER_SEC: '0',
+    HTTP_RATE_LIMIT: 'false',
     PRESENCE_GRACE_MS: String(PRESENCE_GRACE_MS),
     PRESENCE_TTL_MS: String(PRESENCE_TTL_MS),
     BUS_HEAD_CHECK_MS: '500',
