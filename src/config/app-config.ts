@@ -73,8 +73,9 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(toInt) @IsInt() @Min(1024)
   PASSWORD_HASH_MEMORY_KIB: number = 19456;
 
+  /** Unset: on, except when NODE_ENV=production. */
   @IsOptional() @IsString() @Matches(/^(true|false|1|0)$/, { message: 'DOCS_ENABLED must be true or false' })
-  DOCS_ENABLED: string = 'true';
+  DOCS_ENABLED?: string;
 
   /** Several instances: a killed instance's users go offline for everyone within this time. */
   @IsOptional() @Transform(toInt) @IsInt() @Min(1000)
@@ -121,6 +122,14 @@ export class EnvironmentVariables {
     message: 'TRUST_PROXY must be false, true, a hop count, or comma-separated addresses/CIDRs (loopback, linklocal, uniquelocal)',
   })
   TRUST_PROXY: string = 'false';
+
+  /** The address to listen on (all interfaces when unset). */
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9.:\-[\]]{1,253}$/, { message: 'HOST must be a host name or an IP address' })
+  HOST?: string;
+
+  /** When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`. */
+  @IsOptional() @IsString() @MinLength(16, { message: 'METRICS_TOKEN must be at least 16 characters' })
+  METRICS_TOKEN?: string;
 }
 
 export type DatabaseTarget =
@@ -156,6 +165,9 @@ export class AppConfig {
     /** null when HTTP_RATE_LIMIT is false. */
     readonly httpRateLimits: HttpRateLimits | null,
     readonly trustProxy: boolean | number | string[],
+    /** Listen address; undefined: all interfaces. */
+    readonly host: string | undefined,
+    readonly metricsToken: string | undefined,
   ) {}
 }
 
@@ -207,7 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value;
   }
-  for (const key of ['REDIS_URL', 'JWT_SECRET', 'ALLOWED_ORIGINS']) {
+  for (const key of ['REDIS_URL', 'JWT_SECRET', 'ALLOWED_ORIGINS', 'DOCS_ENABLED', 'HOST', 'METRICS_TOKEN']) {
     if (env[key]) raw[key] = env[key] as string;
   }
   const vars = plainToInstance(EnvironmentVariables, raw);
@@ -232,7 +244,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     vars.JWT_SECRET ?? loadOrCreateSecret(dataDir),
     generated,
     parseDuration(vars.JWT_TTL),
-    origins && origins.length > 0 ? origins : null,
+    // Unset or `*`: any origin (credentials are bearer tokens, never cookies).
+    origins && origins.length > 0 && !origins.includes('*') ? origins : null,
     vars.LOG_LEVEL,
     vars.MAX_FRAME_BYTES,
     vars.RATE_LIMIT_PER_SEC,
@@ -244,7 +257,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     vars.PRESENCE_MAX_CHANNEL_MEMBERS,
     vars.SQLITE_SYNCHRONOUS as 'FULL' | 'NORMAL',
     vars.PASSWORD_HASH_MEMORY_KIB,
-    vars.DOCS_ENABLED === 'true' || vars.DOCS_ENABLED === '1',
+    vars.DOCS_ENABLED === undefined ? env.NODE_ENV !== 'production' : vars.DOCS_ENABLED === 'true' || vars.DOCS_ENABLED === '1',
     vars.PRESENCE_TTL_MS,
     vars.BUS_HEAD_CHECK_MS,
     vars.BUS_GAP_WAIT_MS,
@@ -259,6 +272,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
         }
       : null,
     parseTrustProxy(vars.TRUST_PROXY),
+    vars.HOST,
+    vars.METRICS_TOKEN,
   );
 }
 
