@@ -3,7 +3,9 @@ import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { RateLimited } from '../rate-limit/http-rate-limit.guard.js';
 import { AuthService } from './auth.service.js';
-import { AuthResultDto, CredentialsDto } from './dto/credentials.dto.js';
+import { Client } from './client-info.decorator.js';
+import { AuthResultDto, CredentialsDto, LoginDto } from './dto/credentials.dto.js';
+import type { ClientInfo } from './session.store.js';
 
 @ApiTags('auth')
 @ApiResponse({ status: 400, type: ErrorResponseDto, description: '`invalid_payload`' })
@@ -13,20 +15,20 @@ export class AuthController {
 
   @Post('register')
   @RateLimited('register')
-  @ApiOperation({ summary: 'Create an account and get a token' })
+  @ApiOperation({ summary: 'Create an account and get tokens (a new session)' })
   @ApiResponse({ status: 201, type: AuthResultDto })
   @ApiResponse({ status: 409, type: ErrorResponseDto, description: '`conflict`: username taken' })
-  register(@Body() dto: CredentialsDto): Promise<AuthResultDto> {
-    return this.auth.register(dto);
+  register(@Body() dto: CredentialsDto, @Client() client: ClientInfo): Promise<AuthResultDto> {
+    return this.auth.register(dto, client);
   }
 
   @Post('login')
   @HttpCode(200)
   @RateLimited('login')
-  @ApiOperation({ summary: 'Exchange username and password for a token' })
+  @ApiOperation({ summary: 'Exchange username and password for tokens (a new session)' })
   @ApiResponse({ status: 200, type: AuthResultDto })
-  @ApiResponse({ status: 401, type: ErrorResponseDto, description: '`unauthorized`: wrong username or password' })
-  login(@Body() dto: CredentialsDto): Promise<AuthResultDto> {
-    return this.auth.login(dto);
+  @ApiResponse({ status: 401, type: ErrorResponseDto, description: '`unauthorized`: wrong username or password (whatever its length)' })
+  login(@Body() dto: LoginDto, @Client() client: ClientInfo): Promise<AuthResultDto> {
+    return this.auth.login(dto, client);
   }
 }

@@ -6,7 +6,12 @@ import { UsersModule } from '../users/users.module.js';
 import { AuthController } from './auth.controller.js';
 import { AuthService } from './auth.service.js';
 import { JwtAuthGuard } from './jwt-auth.guard.js';
+import { PasswordController } from './password.controller.js';
 import { PasswordHasher } from './password-hasher.js';
+import { SessionRevocations } from './session-revocations.js';
+import { SessionStore } from './session.store.js';
+import { SessionsController } from './sessions.controller.js';
+import { SessionsService } from './sessions.service.js';
 
 @Global()
 @Module({
@@ -23,8 +28,8 @@ import { PasswordHasher } from './password-hasher.js';
       }),
     }),
   ],
-  controllers: [AuthController],
-  providers: [AuthService, PasswordHasher, JwtAuthGuard],
-  exports: [AuthService, JwtAuthGuard],
+  controllers: [AuthController, SessionsController, PasswordController],
+  providers: [AuthService, PasswordHasher, JwtAuthGuard, SessionStore, SessionsService, SessionRevocations],
+  exports: [AuthService, JwtAuthGuard, SessionRevocations],
 })
 export class AuthModule {}

@@ -1,16 +1,24 @@
 import { Injectable } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
 import { AppError } from '../common/app-error.js';
-import { AppConfig } from '../config/app-config.js';
-import { toUserRef } from '../users/user.mapper.js';
 import { UsersService } from '../users/users.service.js';
-import type { AuthResultDto, CredentialsDto } from './dto/credentials.dto.js';
+import type { AuthResultDto, CredentialsDto, LoginDto } from './dto/credentials.dto.js';
 import { PasswordHasher } from './password-hasher.js';
+import { SessionRevocations } from './session-revocations.js';
+import type { ClientInfo } from './session.store.js';
+import { AuthSession, SessionsService } from './sessions.service.js';
 
 /** Who is calling, as proven by a verified token. */
 export interface AuthUser {
   id: string;
   username: string;
+}
+
+export type { AuthSession } from './sessions.service.js';
+
+/** A verified access token; `recheck` when memory cannot vouch that its session is live. */
+export interface VerifiedToken extends AuthSession {
+  recheck: boolean;
 }
 
 @Injectable()
@@ -19,53 +27,71 @@ export class AuthService {
     private readonly users: UsersService,
     private readonly hasher: PasswordHasher,
     private readonly jwt: JwtService,
-    private readonly config: AppConfig,
+    private readonly sessions: SessionsService,
+    private readonly revocations: SessionRevocations,
   ) {}
 
-  async register(dto: CredentialsDto): Promise<AuthResultDto> {
+  async register(dto: CredentialsDto, client: ClientInfo): Promise<AuthResultDto> {
     if (await this.users.findByUsername(dto.username)) {
       throw new AppError('conflict', `username "${dto.username}" is taken`);
     }
     const user = await this.users.create(dto.username, await this.hasher.hash(dto.password));
-    return this.issue(user);
+    return this.sessions.start(user, client);
   }
 
-  async login(dto: CredentialsDto): Promise<AuthResultDto> {
+  async login(dto: LoginDto, client: ClientInfo): Promise<AuthResultDto> {
     const user = await this.users.findForLogin(dto.username);
     const ok = await this.hasher.verify(user?.passwordHash ?? null, dto.password);
     if (!user || !ok) throw new AppError('unauthorized', 'wrong username or password');
-    return this.issue(user);
+    return this.sessions.start(user, client);
   }
 
-  issue(user: AuthUser): AuthResultDto {
-    const accessToken = this.jwt.sign({ sub: user.id, username: user.username });
-    return { user: toUserRef(user), accessToken, expiresIn: this.config.jwtTtlSeconds };
+  /** A new password, and every other session of the user ends (their sockets close everywhere). */
+  async changePassword(caller: AuthSession, currentPassword: string, newPassword: string): Promise<void> {
+    const user = await this.users.findWithPasswordHash(caller.id);
+    if (!user) throw UsersService.callerGone();
+    if (!(await this.hasher.verify(user.passwordHash, currentPassword))) throw new AppError('unauthorized', 'wrong password');
+    const hash = await this.hasher.hash(newPassword);
+    await this.sessions.endOthers(caller, (em) => this.users.setPasswordHash(em, caller.id, hash));
   }
 
   /**
    * The one token check of the project: HTTP guard and WebSocket handshake both call it.
-   * Synchronous on purpose, so the handshake can decide before the upgrade completes.
-   * Only HS256 is accepted: `alg: none` and algorithm-confusion tokens fail here.
+   * Synchronous on purpose, so the handshake can decide before the upgrade completes; an ended
+   * session is found in memory (SessionRevocations), not by a query.
+   * Only HS256 is accepted: `alg: none` and algorithm-confusion tokens fail here. A token must
+   * expire (`exp`) and name its session (`sid`): one that cannot be ended is not accepted.
    */
-  verifyToken(token: string | undefined | null): AuthUser {
-    return this.verifySession(token).user;
-  }
-
-  /** verifyToken, plus when the token expires (epoch ms): a WebSocket session ends then. */
-  verifySession(token: string | undefined | null): { user: AuthUser; expiresAt: number | null } {
+  verifySession(token: string | undefined | null): VerifiedToken {
     if (!token) throw new AppError('unauthorized', 'missing access token');
-    let claims: { sub?: unknown; username?: unknown; exp?: unknown };
+    let claims: { sub?: unknown; username?: unknown; sid?: unknown; exp?: unknown };
     try {
       claims = this.jwt.verify(token, { algorithms: ['HS256'] });
     } catch (err) {
       const expired = (err as Error).name === 'TokenExpiredError';
       throw new AppError('unauthorized', expired ? 'access token expired' : 'invalid access token');
     }
-    if (typeof claims.sub !== 'string' || typeof claims.username !== 'string') {
+    if (typeof claims.sub !== 'string' || typeof claims.username !== 'string' || typeof claims.sid !== 'string') {
       throw new AppError('unauthorized', 'invalid access token');
     }
-    const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null;
-    return { user: { id: claims.sub, username: claims.username }, expiresAt };
+    if (typeof claims.exp !== 'number') throw new AppError('unauthorized', 'access token without expiry');
+    const state = this.revocations.check(claims.sid);
+    if (state === 'revoked') throw new AppError('unauthorized', 'the session has ended; log in again');
+    return { id: claims.sub, username: claims.username, sessionId: claims.sid, expiresAt: claims.exp * 1000, recheck: state === 'unknown' };
+  }
+
+  /** verifySession, then the database's word when memory could not vouch for the session. */
+  async verifyToken(token: string | undefined | null): Promise<AuthSession> {
+    const { recheck, ...session } = this.verifySession(token);
+    if (recheck && !(await this.revocations.isLive(session.sessionId, session.id))) {
+      throw new AppError('unauthorized', 'the session has ended; log in again');
+    }
+    return session;
+  }
+
+  /** The `?ticket=` handshake: asynchronous, since a ticket is used up in the database. */
+  verifyTicket(ticket: string): Promise<AuthSession> {
+    return this.sessions.redeemTicket(ticket);
   }
 }
 

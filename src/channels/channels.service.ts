@@ -75,7 +75,7 @@ export class ChannelsService {
       });
     } catch (err) {
       if (isUniqueViolation(err)) throw new AppError('conflict', `channel name "${dto.name}" is taken`);
-      throw err;
+      return this.users.rethrowIfCallerGone(err, caller.id);
     }
     this.bus.publish('conversation.created', { channelId: channel.id, userIds: members.map((m) => m.id) });
     return this.summary(await this.loaded(channel.id), caller.id);
@@ -121,7 +121,7 @@ export class ChannelsService {
         });
       } catch (err) {
         if (isUniqueViolation(err)) continue; // created meanwhile by someone else: join theirs
-        throw err;
+        return this.users.rethrowIfCallerGone(err, caller.id);
       }
       this.bus.publish('conversation.created', { channelId: channel.id, userIds: [caller.id], origin });
       return { conversation: this.conversationFor(await this.loaded(channel.id), caller.id), joined: true };
@@ -147,7 +147,7 @@ export class ChannelsService {
         await this.insertMembers(em, channelId, [{ id: caller.id, role: 'member' }], lastReadSeq, joinedAt);
       });
     } catch (err) {
-      if (!isUniqueViolation(err)) throw err; // joined concurrently: fine
+      if (!isUniqueViolation(err)) await this.users.rethrowIfCallerGone(err, caller.id); // else joined concurrently: fine
     }
     const member: MemberState = { userId: caller.id, username: caller.username, role: 'member', lastReadSeq, joinedAt };
     this.bus.publish('member.joined', { channelId, member, origin });
@@ -184,7 +184,7 @@ export class ChannelsService {
         existing = channel;
         created = true;
       } catch (err) {
-        if (!isUniqueViolation(err)) throw err;
+        if (!isUniqueViolation(err)) return this.users.rethrowIfCallerGone(err, caller.id);
         existing = await repo.findOneByOrFail({ dmKey }); // the other side opened it at the same moment
       }
     }

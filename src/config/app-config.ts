@@ -32,6 +32,16 @@ export class EnvironmentVariables {
   @Matches(/^\d+(ms|s|m|h|d)?$/, { message: 'JWT_TTL must be a duration such as 3600, 90s, 15m, 1h or 7d' })
   JWT_TTL: string = '1h';
 
+  /** How long a session lives without a refresh (sliding: every refresh starts it again). */
+  @IsOptional() @IsString()
+  @Matches(/^\d+(ms|s|m|h|d)?$/, { message: 'REFRESH_TOKEN_TTL must be a duration such as 3600, 12h or 30d' })
+  REFRESH_TOKEN_TTL: string = '30d';
+
+  /** How long a WebSocket ticket (`POST /auth/ws-ticket`) may wait for its one handshake. */
+  @IsOptional() @IsString()
+  @Matches(/^\d+(ms|s|m|h|d)?$/, { message: 'WS_TICKET_TTL must be a duration such as 30s' })
+  WS_TICKET_TTL: string = '30s';
+
   @IsOptional() @IsString()
   ALLOWED_ORIGINS?: string;
 
@@ -168,6 +178,8 @@ export class AppConfig {
     /** Listen address; undefined: all interfaces. */
     readonly host: string | undefined,
     readonly metricsToken: string | undefined,
+    readonly refreshTokenTtlSeconds: number,
+    readonly wsTicketTtlSeconds: number,
   ) {}
 }
 
@@ -274,6 +286,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     parseTrustProxy(vars.TRUST_PROXY),
     vars.HOST,
     vars.METRICS_TOKEN,
+    parseDuration(vars.REFRESH_TOKEN_TTL),
+    parseDuration(vars.WS_TICKET_TTL),
   );
 }
 

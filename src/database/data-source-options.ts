@@ -3,12 +3,14 @@ import { dirname } from 'node:path';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import type { DatabaseTarget } from '../config/app-config.js';
 import { Channel } from '../channels/channel.entity.js';
+import { Session } from '../auth/session.entity.js';
+import { WsTicket } from '../auth/ws-ticket.entity.js';
 import { Membership } from '../channels/membership.entity.js';
 import { Message } from '../messages/message.entity.js';
 import { User } from '../users/user.entity.js';
 import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.js';
 
-export const ENTITIES = [User, Channel, Membership, Message];
+export const ENTITIES = [User, Channel, Membership, Message, Session, WsTicket];
 
 /**
  * One place that turns DATABASE_URL into TypeORM options. Entities and migrations are listed as

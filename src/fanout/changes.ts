@@ -23,12 +23,19 @@ export interface ChangeMap {
   'typing': { channelId: string; user: UserRef };
   /** A user came online (first connection anywhere) or went offline (last one, after the grace). */
   'presence.changed': { user: UserRef; status: PresenceStatus; lastSeenAt: string };
+  /**
+   * These sessions of a user ended (logout, a session ended from the list, a password change, a
+   * reused refresh token): every instance adds them to its revoked set and closes their sockets.
+   * Always the ids, never "all but one": an instance cannot tell a user's sessions from memory.
+   */
+  'session.ended': { userId: string; sessionIds: string[] };
 }
 
 export type ChangeName = keyof ChangeMap;
 
 export const CHANGE_NAMES: ChangeName[] = [
   'messages.created', 'read.moved', 'member.joined', 'member.left', 'conversation.created', 'typing', 'presence.changed',
+  'session.ended',
 ];
 
 /** Where a change comes from: this instance, or another one through the bus. */

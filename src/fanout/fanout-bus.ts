@@ -37,6 +37,18 @@ export abstract class FanoutBus {
 
   /** Called when the instances may have missed changes (the bus was cut): reload and refill. */
   onResync: () => void = () => undefined;
+  private readonly resyncListeners: (() => void)[] = [];
+
+  /** Another reload after a cut, beside `onResync` (e.g. the revoked sessions). */
+  addResyncListener(listener: () => void): void {
+    this.resyncListeners.push(listener);
+  }
+
+  /** The bus came back after a cut: everything that reloads from the database does so. */
+  protected resynced(): void {
+    this.onResync();
+    for (const l of this.resyncListeners) l();
+  }
 
   /** Runs the listeners of a change, from here or from another instance. */
   protected dispatch<K extends ChangeName>(name: K, change: ChangeMap[K], source: ChangeSource): void {

@@ -48,7 +48,7 @@ export class RedisFanoutBus extends FanoutBus implements OnModuleInit {
       if (this.mayHaveMissed) {
         this.logger.warn('bus reconnected: reloading state and refilling from the database');
         this.metrics.busResyncs.inc();
-        this.onResync();
+        this.resynced();
       }
       this.mayHaveMissed = true;
     });

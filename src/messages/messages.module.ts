@@ -1,12 +1,13 @@
 import { Module } from '@nestjs/common';
 import { ChannelsModule } from '../channels/channels.module.js';
+import { UsersModule } from '../users/users.module.js';
 import { MessageStore } from './message-store.js';
 import { MessageWriter } from './message-writer.js';
 import { MessagesController } from './messages.controller.js';
 import { MessagesService } from './messages.service.js';
 
 @Module({
-  imports: [ChannelsModule],
+  imports: [ChannelsModule, UsersModule],
   controllers: [MessagesController],
   providers: [MessagesService, MessageWriter, MessageStore],
   exports: [MessagesService, MessageWriter, MessageStore],

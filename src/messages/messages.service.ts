@@ -6,6 +6,7 @@ import { AppError } from '../common/app-error.js';
 import { FanoutBus } from '../fanout/fanout-bus.js';
 import { DatabaseWriter } from '../database/database-writer.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { UsersService } from '../users/users.service.js';
 import { Membership } from '../channels/membership.entity.js';
 import type { HistoryPage } from './dto/message.dto.js';
 import { MessageView, rowToMessage } from './message.mapper.js';
@@ -36,6 +37,7 @@ export class MessagesService implements OnModuleInit {
     private readonly channels: ChannelsService,
     private readonly bus: FanoutBus,
     private readonly metrics: MetricsService,
+    private readonly users: UsersService,
   ) {}
 
   onModuleInit(): void {
@@ -50,7 +52,14 @@ export class MessagesService implements OnModuleInit {
     const channelId = input.to !== undefined
       ? (await this.channels.getOrCreateDm(caller, input.to)).state.id
       : (await this.channels.requireMember(input.channelId!, caller.id)).id;
-    return this.messageWriter.write({ channelId, sender: caller, text: input.text, clientMsgId: input.clientMsgId });
+    try {
+      return await this.messageWriter.write({ channelId, sender: caller, text: input.text, clientMsgId: input.clientMsgId });
+    } catch (err) {
+      // The writer found no membership: a user deleted since their token was made has none
+      // either, and is told 401 (the token outlived its user), not 403. Only on this rare path.
+      if (err instanceof AppError && err.code === 'forbidden' && !(await this.users.findById(caller.id))) throw UsersService.callerGone();
+      throw err;
+    }
   }
 
   async history(caller: AuthUser, channelId: string, q: { before?: number; after?: number; limit: number }): Promise<HistoryPage> {

@@ -31,8 +31,13 @@ export class Connection {
   closed = false;
   /** Rate-limited frames in a row; past a threshold the connection is closed (1008). */
   strikes = 0;
-  /** When the handshake's token expires (epoch ms); the heartbeat closes the session then (1008). */
-  expiresAt: number | null = null;
+  /**
+   * When the handshake's token expires (epoch ms): the next frame after it, or the heartbeat,
+   * whichever comes first, closes the connection (1008).
+   */
+  expiresAt = Infinity;
+  /** The login session of the token (or ticket): when it ends, the connection closes (1008). */
+  sessionId = '';
   private held: (string | Buffer | Framed)[] | null = [];
 
   constructor(

@@ -17,6 +17,7 @@ const MAX_STRIKES = 100;
 /**
  * The `ws` adapter with Parley's rules:
  *  - the handshake is authenticated in `verifyClient`, before the upgrade completes;
+ *  - every frame is checked against the token's expiry and the session's end (1008);
  *  - frames are limited in size (1009), never compressed, and rate-limited per connection;
  *  - a frame that is not JSON, not `{event, data}`, nests deeper than MAX_JSON_DEPTH, or names no
  *    known event gets an `error` frame (`bad_json`, `invalid_payload`, `unknown_event`) instead of
@@ -60,6 +61,7 @@ export class ParleyWsAdapter extends WsAdapter {
     const conn = connectionOf(client);
     const bound = (client as Dispatchable)[HANDLERS];
     if (!conn || conn.closed || !bound) return;
+    if (!this.session.admit(conn)) return; // token expired, or session ended: closed (1008)
     try {
       this.dispatch(conn, raw, isBinary, bound.handlers, bound.transform);
     } catch (err) {

@@ -1,8 +1,9 @@
 import type { IncomingMessage } from 'node:http';
-import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { WebSocket } from 'ws';
 import { AppError } from '../common/app-error.js';
-import { AuthService, AuthUser, bearerToken } from '../auth/auth.service.js';
+import { AuthService, AuthSession, bearerToken } from '../auth/auth.service.js';
+import { SessionRevocations } from '../auth/session-revocations.js';
 import { ChannelsService } from '../channels/channels.service.js';
 import { AppConfig } from '../config/app-config.js';
 import { DatabaseWriter } from '../database/database-writer.js';
@@ -20,7 +21,7 @@ const CONNECTION = Symbol('parley.connection');
 const HANDSHAKE_USER = Symbol('parley.user');
 
 type TaggedSocket = WebSocket & { [CONNECTION]?: Connection };
-type TaggedRequest = IncomingMessage & { [HANDSHAKE_USER]?: { user: AuthUser; expiresAt: number | null } };
+type TaggedRequest = IncomingMessage & { [HANDSHAKE_USER]?: AuthSession };
 
 export const connectionOf = (socket: unknown): Connection | undefined => (socket as TaggedSocket)?.[CONNECTION];
 
@@ -32,10 +33,11 @@ function markAlive(this: WebSocket): void {
 
 /**
  * The life of a connection: the handshake check, `session.ready`, presence counts, heartbeats,
- * slow consumers and the shutdown that closes every socket with 1001.
+ * token expiry and ended sessions (1008), slow consumers and the shutdown that closes every
+ * socket with 1001.
  */
 @Injectable()
-export class SessionService implements OnModuleDestroy {
+export class SessionService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Session');
   private heartbeat: NodeJS.Timeout | null = null;
   private connectionSeq = 0;
@@ -51,7 +53,15 @@ export class SessionService implements OnModuleDestroy {
     private readonly metrics: MetricsService,
     private readonly messageWriter: MessageWriter,
     private readonly dbWriter: DatabaseWriter,
+    private readonly revocations: SessionRevocations,
   ) {}
+
+  onModuleInit(): void {
+    // A session ended here or on another instance: its sockets here close at once.
+    this.bus.on('session.ended', (change) => this.closeSessions(change.sessionIds, change.userId));
+    // Ends this instance heard of late (the bus was cut meanwhile): the same, looked up by id.
+    this.revocations.onLearned((sessionIds) => this.closeSessions(sessionIds));
+  }
 
   /**
    * `verifyClient` of the ws server: runs before the upgrade completes, so a socket that fails
@@ -65,13 +75,29 @@ export class SessionService implements OnModuleDestroy {
     // A client without Origin is not a browser (a native app, a server): origins are a browser's rule.
     const allowed = this.config.allowedOrigins;
     if (allowed && info.origin && !allowed.includes(info.origin)) return done(false, 403, 'Origin not allowed');
+    const refuse = (err: unknown) => done(false, 401, err instanceof AppError ? err.message : 'Unauthorized');
+    const req = info.req as TaggedRequest;
+    const query = new URL(req.url ?? '/', 'http://x').searchParams;
+    const token = bearerToken(req.headers.authorization) ?? query.get('token');
+    const ticket = token === null ? query.get('ticket') : null;
+    if (ticket !== null) {
+      // A ticket is used up in the database (single use across instances): the one handshake
+      // that answers later. ws waits for `done`; no frame is read before it says yes.
+      this.auth.verifyTicket(ticket).then((session) => {
+        if (this.shuttingDown) return done(false, 503, 'Server shutting down');
+        req[HANDSHAKE_USER] = session;
+        done(true);
+      }, refuse);
+      return;
+    }
     try {
-      const req = info.req as TaggedRequest;
-      const token = bearerToken(req.headers.authorization) ?? new URL(req.url ?? '/', 'http://x').searchParams.get('token');
-      req[HANDSHAKE_USER] = this.auth.verifySession(token);
+      // Bearer and ?token= are decided here and now, from the token and memory alone. When
+      // memory cannot vouch for the session (see RevokedSessions), start() asks the database.
+      const { recheck: _, ...session } = this.auth.verifySession(token);
+      req[HANDSHAKE_USER] = session;
       done(true);
     } catch (err) {
-      done(false, 401, err instanceof AppError ? err.message : 'Unauthorized');
+      refuse(err);
     }
   }
 
@@ -82,12 +108,13 @@ export class SessionService implements OnModuleDestroy {
       socket.close(CLOSE.POLICY, 'unauthenticated');
       return undefined;
     }
-    const user = session.user;
+    const user = { id: session.id, username: session.username };
     const bucket = this.config.rateLimitPerSec > 0 ? new TokenBucket(this.config.rateLimitPerSec, this.config.rateLimitBurst) : null;
     // A short per-process id (an idle connection's every byte counts); sessionId adds the
     // instance prefix to make it unique across instances and restarts.
     const conn = new Connection((++this.connectionSeq).toString(36), user, socket, bucket, this.config.sendBufferCapBytes, this.closeSlowConsumer);
     conn.expiresAt = session.expiresAt;
+    conn.sessionId = session.sessionId;
     (socket as TaggedSocket)[CONNECTION] = conn;
     socket.on('pong', markAlive);
     this.registry.add(conn);
@@ -100,7 +127,14 @@ export class SessionService implements OnModuleDestroy {
 
   private async start(conn: Connection): Promise<void> {
     try {
-      const conversations = await this.channels.conversations(conn.user.id);
+      // The session's row is read once per connection, beside the conversations: a session
+      // ended while this instance was not listening, or a user deleted since the token was
+      // made, ends here instead of getting a session.
+      const [conversations, live] = await Promise.all([
+        this.channels.conversations(conn.user.id),
+        this.revocations.isLive(conn.sessionId, conn.user.id),
+      ]);
+      if (!live) return this.endSession(conn);
       conn.open(
         frame('session.ready', {
           user: toUserRef(conn.user),
@@ -125,6 +159,36 @@ export class SessionService implements OnModuleDestroy {
     this.presence.disconnected(toUserRef(conn.user));
   }
 
+  /**
+   * Every inbound frame passes here first: one number compare and one Map look-up. A token that
+   * expired closes the connection at its next frame (not only at the next heartbeat).
+   */
+  admit(conn: Connection): boolean {
+    if (Date.now() >= conn.expiresAt) {
+      this.metrics.closes.inc({ reason: 'token_expired' });
+      conn.close(CLOSE.POLICY, 'token expired');
+      return false;
+    }
+    if (this.revocations.has(conn.sessionId)) {
+      this.endSession(conn);
+      return false;
+    }
+    return true;
+  }
+
+  /** Closes this instance's connections of these sessions (of `userId`, when known: no scan). */
+  private closeSessions(sessionIds: string[], userId?: string): void {
+    const ended = new Set(sessionIds);
+    const conns = userId === undefined ? this.registry.connections() : (this.registry.of(userId) ?? []);
+    for (const conn of [...conns]) if (ended.has(conn.sessionId)) this.endSession(conn);
+  }
+
+  private endSession(conn: Connection): void {
+    if (conn.closed) return;
+    this.metrics.closes.inc({ reason: 'session_ended' });
+    conn.close(CLOSE.POLICY, 'session ended');
+  }
+
   // Shared by every connection (no closure per socket: idle connections are mostly overhead).
   private readonly closeSlowConsumer = (conn: Connection): void => {
     this.metrics.closes.inc({ reason: 'slow_consumer' });
@@ -133,14 +197,15 @@ export class SessionService implements OnModuleDestroy {
 
   /**
    * WebSocket pings: a socket that has not answered the previous ping is terminated. The same
-   * round closes sessions whose token has expired (1008): the client logs in again and resumes.
+   * round closes idle sessions whose token has expired (1008): the client refreshes its token,
+   * reconnects and resumes. (A frame after the expiry closes it at once: see admit.)
    */
   private ensureHeartbeat(): void {
     if (this.heartbeat) return;
     this.heartbeat = setInterval(() => {
       const now = Date.now();
       for (const conn of this.registry.connections()) {
-        if (conn.expiresAt !== null && now >= conn.expiresAt) {
+        if (now >= conn.expiresAt) {
           this.metrics.closes.inc({ reason: 'token_expired' });
           conn.close(CLOSE.POLICY, 'token expired');
           continue;

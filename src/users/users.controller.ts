@@ -16,7 +16,7 @@ export class UsersController {
   @ApiOperation({ summary: 'The caller' })
   @ApiOkResponse({ type: UserProfile })
   async me(@CurrentUser() user: AuthUser): Promise<UserProfile> {
-    return toUserProfile(await this.users.getById(user.id));
+    return toUserProfile(await this.users.getCaller(user.id));
   }
 
   @Get()

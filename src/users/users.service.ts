@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { LRUCache } from 'lru-cache';
-import { In, Repository } from 'typeorm';
+import { EntityManager, In, Repository } from 'typeorm';
 import { AppError } from '../common/app-error.js';
 import { DatabaseWriter } from '../database/database-writer.js';
+import { isForeignKeyViolation } from '../database/foreign-key-violation.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
 import { User } from './user.entity.js';
 
@@ -82,6 +83,37 @@ export class UsersService {
       .addSelect('u.passwordHash')
       .where('u.usernameKey = :key', { key: username.toLowerCase() })
       .getOne();
+  }
+
+  /** With the hash, by id: changing one's password checks the current one. */
+  findWithPasswordHash(id: string): Promise<User | null> {
+    return this.users.createQueryBuilder('u').addSelect('u.passwordHash').where('u.id = :id', { id }).getOne();
+  }
+
+  /** Inside the caller's transaction: the password change commits with the sessions it ends. */
+  async setPasswordHash(em: EntityManager, userId: string, passwordHash: string): Promise<void> {
+    const result = await em.update(User, { id: userId }, { passwordHash });
+    if (result.affected === 0) throw UsersService.callerGone();
+  }
+
+  /** The caller's own row: a valid token whose user is gone answers 401, not 404. */
+  async getCaller(id: string): Promise<User> {
+    const user = await this.findById(id);
+    if (!user) throw UsersService.callerGone();
+    return user;
+  }
+
+  /**
+   * For a write of the caller's that failed: a foreign key naming a user who is gone means the
+   * token outlived its user (401, not a 500). Anything else is rethrown as it was.
+   */
+  async rethrowIfCallerGone(err: unknown, callerId: string): Promise<never> {
+    if (isForeignKeyViolation(err) && !(await this.findById(callerId))) throw UsersService.callerGone();
+    throw err;
+  }
+
+  static callerGone(): AppError {
+    return new AppError('unauthorized', 'the account no longer exists');
   }
 
   /** Prefix search on the case-insensitive name; the caller is left out of the results. */

@@ -66,7 +66,14 @@ export function testEnv(databaseUrl: string, env: Record<string, string> = {}): 
 }
 
 export async function startApp(kind: DbKind, env: Record<string, string> = {}): Promise<TestApp> {
-  const db = freshDatabaseUrl(kind);
+  return startAppOn(freshDatabaseUrl(kind), env);
+}
+
+/**
+ * An app on a given database: several instances of one database (pass a no-op cleanup to all but
+ * the last one closed), or a restart on the same one.
+ */
+export async function startAppOn(db: { url: string; cleanup: () => Promise<void> }, env: Record<string, string> = {}): Promise<TestApp> {
   const config = loadConfig(testEnv(db.url, env));
   const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
@@ -90,6 +97,7 @@ export interface TestUser {
   id: string;
   username: string;
   token: string;
+  refreshToken: string;
   auth: { Authorization: string };
 }
 
@@ -98,7 +106,13 @@ let userCounter = 0;
 export async function registerUser(t: TestApp, prefix = 'user'): Promise<TestUser> {
   const username = `${prefix}${++userCounter}_${Math.random().toString(36).slice(2, 7)}`;
   const res = await t.http().post('/auth/register').send({ username, password: 'password123' }).expect(201);
-  return { id: res.body.user.id, username, token: res.body.accessToken, auth: { Authorization: `Bearer ${res.body.accessToken}` } };
+  return {
+    id: res.body.user.id,
+    username,
+    token: res.body.accessToken,
+    refreshToken: res.body.refreshToken,
+    auth: { Authorization: `Bearer ${res.body.accessToken}` },
+  };
 }
 
 export async function createChannel(t: TestApp, owner: TestUser, members: TestUser[] = [], visibility = 'public'): Promise<string> {

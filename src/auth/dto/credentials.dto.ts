@@ -15,13 +15,36 @@ export class CredentialsDto {
   password!: string;
 }
 
+/**
+ * Login takes any strings: a wrong password is a wrong password (401), whatever its length, so
+ * the password policy never tells a guesser anything. Bounded all the same: no credential is
+ * longer than this, and hashing a megabyte would be work done for an attacker.
+ */
+export class LoginDto {
+  @ApiProperty({ example: 'alice', maxLength: 64 })
+  @IsString()
+  @MaxLength(64)
+  username!: string;
+
+  @ApiProperty({ example: 'correct horse battery staple', maxLength: 1024 })
+  @IsString()
+  @MaxLength(1024)
+  password!: string;
+}
+
 export class AuthResultDto {
   @ApiProperty({ type: UserRef })
   user!: UserRef;
 
-  @ApiProperty({ description: 'JWT (HS256) for `Authorization: Bearer` and the WebSocket handshake' })
+  @ApiProperty({ description: 'JWT (HS256) for `Authorization: Bearer` and the WebSocket handshake; names its session (`sid`)' })
   accessToken!: string;
 
-  @ApiProperty({ example: 3600, description: 'seconds until the token expires' })
+  @ApiProperty({
+    example: '0b9c6f1e-9d1f-4a8e-9c55-3f1e2d1b0a11.Yq3v…',
+    description: 'for `POST /auth/refresh`, once: each refresh answers a new one. Showing a used one again ends the session.',
+  })
+  refreshToken!: string;
+
+  @ApiProperty({ type: 'integer', example: 3600, description: 'seconds until the access token expires' })
   expiresIn!: number;
 }

@@ -1,7 +1,9 @@
 // Migrations are listed here explicitly (no globs) so they load the same from dist/ and ts-jest.
 // `npm run migration:generate` writes a new file; add its class to the list of its dialect.
 import { Init1795306352396 } from './postgres/1795306352396-Init.js';
+import { Sessions1795396770628 } from './postgres/1795396770628-Sessions.js';
 import { Init1795306345485 } from './sqlite/1795306345485-Init.js';
+import { Sessions1795396766621 } from './sqlite/1795396766621-Sessions.js';
 
-export const SQLITE_MIGRATIONS: Function[] = [Init1795306345485];
-export const POSTGRES_MIGRATIONS: Function[] = [Init1795306352396];
+export const SQLITE_MIGRATIONS: Function[] = [Init1795306345485, Sessions1795396766621];
+export const POSTGRES_MIGRATIONS: Function[] = [Init1795306352396, Sessions1795396770628];
