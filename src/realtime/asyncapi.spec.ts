@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import { MESSAGE_METADATA } from '@nestjs/websockets/constants.js';
-import { ASYNCAPI_DOCUMENT } from './asyncapi.js';
+import { ASYNCAPI_DOCUMENT, CLOSE_CODES } from './asyncapi.js';
 import { ChatGateway } from './chat.gateway.js';
+import { CLOSE } from './connection.js';
 import { SERVER_EVENTS } from './server-events.js';
 
 /** The AsyncAPI document is written by hand; this keeps it honest against the code. */
@@ -27,5 +28,17 @@ describe('AsyncAPI document', () => {
 
   it('documents every contract event', () => {
     expect(names('receive')).toEqual(['channel.join', 'channel.leave', 'history', 'message.send', 'ping', 'read', 'sync', 'typing']);
+  });
+
+  it('documents every close code the server sends, and the three ways to authenticate the handshake', () => {
+    const documented = Object.keys(CLOSE_CODES).map(Number);
+    expect(documented).toEqual(expect.arrayContaining([...Object.values(CLOSE), 1011]));
+    const info = ASYNCAPI_DOCUMENT.info as { description: string };
+    for (const code of documented) expect(info.description).toContain(String(code));
+    expect(info.description).toMatch(/token expired.*every inbound frame/);
+    expect(info.description).toContain('session ended');
+    expect(info.description).toContain('?ticket=');
+    const schemes = (ASYNCAPI_DOCUMENT.components as { securitySchemes: Record<string, { in?: string; name?: string; scheme?: string }> }).securitySchemes;
+    expect(Object.values(schemes).map((s) => s.name ?? s.scheme).sort()).toEqual(['bearer', 'ticket', 'token']);
   });
 });

@@ -2,6 +2,23 @@ import { ERROR_CODES } from '../common/app-error.js';
 import type { ServerEvent } from './server-events.js';
 
 /**
+ * Every close code the server sends, and what the client does about it (the test holds this to
+ * `CLOSE` in connection.ts). 1006 is no close frame at all: listed because clients see it.
+ */
+export const CLOSE_CODES: Record<number, string> = {
+  1001: 'server shutting down: reconnect (another instance) and sync',
+  1006: 'no close frame: a missed heartbeat or a lost network; reconnect and sync',
+  1008:
+    'policy: `token expired` (checked on every inbound frame and at each heartbeat: refresh the token, reconnect, sync), ' +
+    '`session ended` (logout, the session ended from the list, a password change elsewhere, a reused refresh token: ' +
+    'log in again), or `rate limit abuse` (back off)',
+  1009: 'frame larger than MAX_FRAME_BYTES: do not send such frames',
+  1011: 'the session could not start (database unavailable): reconnect after a moment',
+  1012: 'service restart: this instance missed messages it could not refill; reconnect and sync',
+  4008: 'slow consumer: the send buffer passed SEND_BUFFER_CAP_BYTES; reconnect, sync, read faster',
+};
+
+/**
  * The WebSocket protocol v1 as an AsyncAPI 3 document, served at /asyncapi.json. Written by
  * hand (no generator reads Nest gateways); a test checks that its receive operations are exactly
  * the gateway's @SubscribeMessage events and its send operations exactly ServerEventMap's.
@@ -154,16 +171,47 @@ function buildDocument(): Record<string, unknown> {
       title: 'Parley WebSocket protocol',
       version: '1',
       description:
-        'JSON text frames {"event", "data"} both ways. Authenticate at the handshake with `Authorization: Bearer <jwt>` ' +
-        'or `?token=<jwt>` (401 when missing/invalid, 403 for a disallowed Origin). Close codes: 1001 server shutting down, ' +
-        '1008 policy (abuse, token), 1009 frame too large, 1011 session could not start, 1012 service restart (an instance ' +
-        'missed messages it could not refill: resume with sync), 4008 slow consumer. Any instance of a cluster serves any ' +
-        'client. See docs/protocol.md.',
+        'JSON text frames {"event", "data"} both ways. Authenticate at the handshake with `Authorization: Bearer <jwt>`, ' +
+        '`?token=<jwt>`, or `?ticket=<ticket>` (a single-use ticket of a few seconds from `POST /auth/ws-ticket`, so a ' +
+        'browser puts no long-lived token in a URL). The handshake answers 401 when the token is missing, invalid, expired, ' +
+        'without `exp`, or of an ended session, or when the ticket is unknown, used or expired; 403 for a disallowed Origin. ' +
+        'Close codes: ' +
+        Object.entries(CLOSE_CODES).map(([code, what]) => `${code} ${what}`).join('; ') +
+        '. Any instance of a cluster serves any client. See docs/protocol.md.',
     },
-    servers: { local: { host: 'localhost:3000', protocol: 'ws', pathname: '/ws' } },
-    channels: { ws: { address: '/ws', messages } },
+    servers: {
+      local: {
+        host: 'localhost:3000',
+        protocol: 'ws',
+        pathname: '/ws',
+        security: [{ $ref: '#/components/securitySchemes/bearer' }, { $ref: '#/components/securitySchemes/token' }, { $ref: '#/components/securitySchemes/ticket' }],
+      },
+    },
+    channels: {
+      ws: {
+        address: '/ws',
+        messages,
+        bindings: {
+          ws: {
+            method: 'GET',
+            query: obj({
+              token: str({ description: 'the access token (JWT), for clients that cannot set headers' }),
+              ticket: str({ description: 'a ticket from POST /auth/ws-ticket: one handshake, within its expiresIn seconds' }),
+            }),
+          },
+        },
+        'x-close-codes': CLOSE_CODES,
+      },
+    },
     operations,
-    components: { schemas },
+    components: {
+      schemas,
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: '`Authorization: Bearer <accessToken>`' },
+        token: { type: 'httpApiKey', in: 'query', name: 'token', description: 'the access token in the URL (`?token=`)' },
+        ticket: { type: 'httpApiKey', in: 'query', name: 'ticket', description: 'a single-use ticket of a few seconds (`POST /auth/ws-ticket`)' },
+      },
+    },
   };
 }
 
