@@ -1,6 +1,6 @@
 // Parley under test: built app (`node dist/main.js`) on an SQLite file, users
-// seeded straight into the database (argon2 is not what we measure), tokens
-// minted with the same secret, channels made through the HTTP API.
+// seeded straight into the database with a session each (argon2 is not what we
+// measure), tokens minted with the same secret, channels made through the HTTP API.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -41,11 +41,12 @@ export async function startParley({ dbFile, logDir, name = 'parley' }) {
   return startServer({ name, script: MAIN, env: parleyEnv(dbFile), port, logDir });
 }
 
-export const tokenFor = (u) => jwt.sign({ sub: u.id, username: u.username }, JWT_SECRET, { algorithm: 'HS256', expiresIn: '1h' });
+// Parley refuses a token that names no session (`sid`): each seeded user has one.
+export const tokenFor = (u) => jwt.sign({ sub: u.id, username: u.username, sid: u.sid }, JWT_SECRET, { algorithm: 'HS256', expiresIn: '1h' });
 
 // Users for every scenario; ids are uuids so they also work for the references.
 export function makeUsers(prefix, n) {
-  return Array.from({ length: n }, (_, i) => ({ id: randomUUID(), username: `${prefix}${i}` }));
+  return Array.from({ length: n }, (_, i) => ({ id: randomUUID(), username: `${prefix}${i}`, sid: randomUUID() }));
 }
 
 // First start runs the migrations; then users go straight into `users`.
@@ -57,7 +58,13 @@ export async function seedParley({ dbFile, logDir, users }) {
   try {
     const now = Date.now();
     const ins = db.prepare('INSERT INTO users (id, username, username_key, password_hash, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, NULL)');
-    db.transaction(() => { for (const u of users) ins.run(u.id, u.username, u.username.toLowerCase(), hash, now); })();
+    const session = db.prepare("INSERT INTO sessions (id, user_id, refresh_hash, created_at, last_used_at) VALUES (?, ?, 'bench', ?, ?)");
+    db.transaction(() => {
+      for (const u of users) {
+        ins.run(u.id, u.username, u.username.toLowerCase(), hash, now);
+        session.run(u.sid, u.id, now, now);
+      }
+    })();
   } finally { db.close(); }
 }
 
