@@ -32,7 +32,7 @@ export class SessionRevocations implements OnModuleInit, OnApplicationBootstrap 
       const now = Date.now();
       for (const id of change.sessionIds) this.revoked.add(id, now);
     }, 'state');
-    this.bus.addResyncListener(() => {
+    this.bus.onResync(() => {
       this.load().catch((err: Error) => this.logger.warn(`reloading ended sessions failed: ${err.message}`));
     });
   }

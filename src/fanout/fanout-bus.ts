@@ -35,18 +35,17 @@ export abstract class FanoutBus {
     this.transmit(name, change);
   }
 
-  /** Called when the instances may have missed changes (the bus was cut): reload and refill. */
-  onResync: () => void = () => undefined;
   private readonly resyncListeners: (() => void)[] = [];
 
-  /** Another reload after a cut, beside `onResync` (e.g. the revoked sessions). */
-  addResyncListener(listener: () => void): void {
+  /**
+   * Runs `listener` when this instance may have missed changes (the bus was cut and came back):
+   * whatever it keeps from the database, it reloads.
+   */
+  onResync(listener: () => void): void {
     this.resyncListeners.push(listener);
   }
 
-  /** The bus came back after a cut: everything that reloads from the database does so. */
   protected resynced(): void {
-    this.onResync();
     for (const l of this.resyncListeners) l();
   }
 

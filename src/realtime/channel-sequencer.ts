@@ -59,7 +59,7 @@ export class ChannelSequencer implements OnModuleInit, OnModuleDestroy {
 
   onModuleInit(): void {
     if (!this.bus.clustered) return; // one instance: its own commits come in order, nothing is lost
-    this.bus.onResync = () => void this.resync();
+    this.bus.onResync(() => void this.resync());
     this.headCheck = setInterval(() => void this.checkHeads('head_check'), this.config.busHeadCheckMs);
     this.headCheck.unref();
   }
