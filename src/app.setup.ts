@@ -1,9 +1,11 @@
 import type { INestApplication } from '@nestjs/common';
 import type { NestExpressApplication, NestExpressBodyParserOptionsFor } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
+import type { Request } from 'express';
 import helmet from 'helmet';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { verifyJsonDepth } from './common/json-depth.js';
+import { createOpenApiDocument, withServer } from './common/openapi-document.js';
 import { createLogger, httpLogger, PinoLoggerService } from './common/logger.js';
 import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
@@ -38,19 +40,9 @@ export function configureApp(app: INestApplication, config: AppConfig): void {
   app.useGlobalFilters(new HttpExceptionFilter(app.get(MetricsService)));
   app.useWebSocketAdapter(new ParleyWsAdapter(app, app.get(SessionService), config, app.get(MetricsService)));
   if (config.docsEnabled) {
-    const document = SwaggerModule.createDocument(
-      app,
-      new DocumentBuilder()
-        .setTitle('Parley HTTP API')
-        .setDescription(
-          'History, channels and sending over HTTP. The real-time half is the WebSocket protocol at `/ws`, ' +
-            'described in docs/protocol.md and the AsyncAPI document at `/asyncapi.json`. Errors are ' +
-            '`{statusCode, code, message, details?}` with stable lower-case codes.',
-        )
-        .setVersion('1')
-        .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
-        .build(),
-    );
-    SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+    SwaggerModule.setup('docs', app, createOpenApiDocument(app, config), {
+      jsonDocumentUrl: 'docs-json',
+      patchDocumentOnRequest: (req, _res, document) => withServer(document, req as Request, config),
+    });
   }
 }

@@ -341,7 +341,7 @@ describe.each(DATABASES)('WebSocket protocol v1 on %s', (db) => {
 
   it('publishes an AsyncAPI document and Prometheus metrics for the gateway', async () => {
     const doc = (await t.http().get('/asyncapi.json').expect(200)).body;
-    expect(doc.asyncapi).toBe('3.0.0');
+    expect(doc.asyncapi).toBe('3.1.0');
     const metrics = (await t.http().get('/metrics').expect(200)).text;
     for (const name of ['parley_ws_connections', 'parley_messages_sent_total', 'parley_messages_delivered_total', 'parley_send_ack_seconds_bucket', 'parley_errors_total']) {
       expect(metrics).toContain(name);

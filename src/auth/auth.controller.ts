@@ -1,6 +1,6 @@
 import { Body, Controller, HttpCode, Post } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { ApiError } from '../common/api-error.decorator.js';
 import { RateLimited } from '../rate-limit/http-rate-limit.guard.js';
 import { AuthService } from './auth.service.js';
 import { Client } from './client-info.decorator.js';
@@ -8,7 +8,7 @@ import { AuthResultDto, CredentialsDto, LoginDto } from './dto/credentials.dto.j
 import type { ClientInfo } from './session.store.js';
 
 @ApiTags('auth')
-@ApiResponse({ status: 400, type: ErrorResponseDto, description: '`invalid_payload`' })
+@ApiError(400)
 @Controller('auth')
 export class AuthController {
   constructor(private readonly auth: AuthService) {}
@@ -17,7 +17,7 @@ export class AuthController {
   @RateLimited('register')
   @ApiOperation({ summary: 'Create an account and get tokens (a new session)' })
   @ApiResponse({ status: 201, type: AuthResultDto })
-  @ApiResponse({ status: 409, type: ErrorResponseDto, description: '`conflict`: username taken' })
+  @ApiError(409, 'username taken')
   register(@Body() dto: CredentialsDto, @Client() client: ClientInfo): Promise<AuthResultDto> {
     return this.auth.register(dto, client);
   }
@@ -27,7 +27,7 @@ export class AuthController {
   @RateLimited('login')
   @ApiOperation({ summary: 'Exchange username and password for tokens (a new session)' })
   @ApiResponse({ status: 200, type: AuthResultDto })
-  @ApiResponse({ status: 401, type: ErrorResponseDto, description: '`unauthorized`: wrong username or password (whatever its length)' })
+  @ApiError(401, 'wrong username or password (whatever its length)')
   login(@Body() dto: LoginDto, @Client() client: ClientInfo): Promise<AuthResultDto> {
     return this.auth.login(dto, client);
   }

@@ -1,6 +1,6 @@
 import { applyDecorators, createParamDecorator, ExecutionContext, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse } from '@nestjs/swagger';
-import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { ApiBearerAuth } from '@nestjs/swagger';
+import { ApiError } from '../common/api-error.decorator.js';
 import { RateLimited } from '../rate-limit/http-rate-limit.guard.js';
 import type { AuthenticatedRequest } from './jwt-auth.guard.js';
 import { JwtAuthGuard } from './jwt-auth.guard.js';
@@ -14,7 +14,7 @@ export function Authenticated() {
     UseGuards(JwtAuthGuard),
     RateLimited(),
     ApiBearerAuth(),
-    ApiResponse({ status: 401, type: ErrorResponseDto, description: '`unauthorized`: missing, invalid or expired token' }),
+    ApiError(401, 'missing, invalid or expired token, or an ended session'),
   );
 }
 

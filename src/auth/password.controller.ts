@@ -1,6 +1,6 @@
 import { Body, Controller, HttpCode, Post } from '@nestjs/common';
-import { ApiNoContentResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { ApiNoContentResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiError } from '../common/api-error.decorator.js';
 import { AuthService, type AuthSession } from './auth.service.js';
 import { Authenticated, CurrentUser } from './authenticated.decorator.js';
 import { ChangePasswordDto } from './dto/session.dto.js';
@@ -16,8 +16,8 @@ export class PasswordController {
   @HttpCode(204)
   @ApiOperation({ summary: 'Change the password; every other session of the user ends (its sockets close with 1008)' })
   @ApiNoContentResponse({ description: 'changed' })
-  @ApiResponse({ status: 400, type: ErrorResponseDto, description: '`invalid_payload`: the new password is 8 to 256 characters' })
-  @ApiResponse({ status: 401, type: ErrorResponseDto, description: '`unauthorized`: wrong current password, or a missing, invalid or expired token' })
+  @ApiError(400, 'the new password is 8 to 256 characters')
+  @ApiError(401, 'wrong current password, or a missing, invalid or expired token')
   change(@CurrentUser() caller: AuthSession, @Body() dto: ChangePasswordDto): Promise<void> {
     return this.auth.changePassword(caller, dto.currentPassword, dto.newPassword);
   }

@@ -1,6 +1,7 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post } from '@nestjs/common';
-import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { Body, Controller, Delete, Get, HttpCode, Post } from '@nestjs/common';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiError } from '../common/api-error.decorator.js';
+import { UuidParam } from '../common/uuid-param.decorator.js';
 import { RateLimited } from '../rate-limit/http-rate-limit.guard.js';
 import type { AuthSession } from './auth.service.js';
 import { Authenticated, CurrentUser } from './authenticated.decorator.js';
@@ -20,12 +21,8 @@ export class SessionsController {
   @HttpCode(200)
   @ApiOperation({ summary: 'New access and refresh tokens for a refresh token (rotation: each one works once)' })
   @ApiOkResponse({ type: AuthResultDto })
-  @ApiResponse({ status: 400, type: ErrorResponseDto, description: '`invalid_payload`' })
-  @ApiResponse({
-    status: 401,
-    type: ErrorResponseDto,
-    description: '`unauthorized`: unknown, expired or ended; a refresh token already used ends its whole session',
-  })
+  @ApiError(400)
+  @ApiError(401, 'unknown, expired or ended; a refresh token already used ends its whole session')
   refresh(@Body() dto: RefreshDto, @Client() client: ClientInfo): Promise<AuthResultDto> {
     return this.sessions.refresh(dto.refreshToken, client);
   }
@@ -52,9 +49,9 @@ export class SessionsController {
   @HttpCode(204)
   @ApiOperation({ summary: "End one of the caller's sessions (as logout does for it)" })
   @ApiNoContentResponse({ description: 'ended' })
-  @ApiResponse({ status: 400, type: ErrorResponseDto, description: '`invalid_payload`: not a UUID' })
-  @ApiResponse({ status: 404, type: ErrorResponseDto, description: "`not_found`: no such session of the caller's" })
-  end(@CurrentUser() caller: AuthSession, @Param('id', ParseUUIDPipe) id: string): Promise<void> {
+  @ApiError(400, 'not a UUID')
+  @ApiError(404, "no such session of the caller's")
+  end(@CurrentUser() caller: AuthSession, @UuidParam() id: string): Promise<void> {
     return this.sessions.end(caller, id);
   }
 

@@ -1,15 +1,16 @@
-import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../auth/auth.service.js';
 import { Authenticated, CurrentUser } from '../auth/authenticated.decorator.js';
-import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { ApiError } from '../common/api-error.decorator.js';
+import { UuidParam } from '../common/uuid-param.decorator.js';
 import { ChannelsService } from './channels.service.js';
 import { ConversationView } from './conversation.mapper.js';
 import { ChannelDirectoryQueryDto, ChannelSummary, CreateChannelDto, CreateDmDto, JoinResult } from './dto/channel.dto.js';
 
 @ApiTags('channels')
 @Authenticated()
-@ApiResponse({ status: 400, type: ErrorResponseDto, description: '`invalid_payload`' })
+@ApiError(400)
 @Controller()
 export class ChannelsController {
   constructor(private readonly channels: ChannelsService) {}
@@ -24,8 +25,8 @@ export class ChannelsController {
   @Post('channels')
   @ApiOperation({ summary: 'Create a channel; private ones are joined by invitation (members)' })
   @ApiCreatedResponse({ type: ChannelSummary })
-  @ApiResponse({ status: 404, type: ErrorResponseDto, description: '`not_found`: a listed member does not exist' })
-  @ApiResponse({ status: 409, type: ErrorResponseDto, description: '`conflict`: the name is taken' })
+  @ApiError(404, 'a listed member does not exist')
+  @ApiError(409, 'the name is taken')
   create(@CurrentUser() user: AuthUser, @Body() dto: CreateChannelDto): Promise<ChannelSummary> {
     return this.channels.create(user, dto);
   }
@@ -41,8 +42,8 @@ export class ChannelsController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Join a public channel (idempotent)' })
   @ApiOkResponse({ type: JoinResult })
-  @ApiResponse({ status: 404, type: ErrorResponseDto, description: '`not_found`: no such channel, or a private one' })
-  join(@CurrentUser() user: AuthUser, @Param('id', ParseUUIDPipe) id: string): Promise<JoinResult> {
+  @ApiError(404, 'no such channel, or a private one')
+  join(@CurrentUser() user: AuthUser, @UuidParam() id: string): Promise<JoinResult> {
     return this.channels.join(user, id);
   }
 
@@ -50,9 +51,9 @@ export class ChannelsController {
   @HttpCode(204)
   @ApiOperation({ summary: 'Leave a channel (DMs cannot be left)' })
   @ApiResponse({ status: 204, description: 'left' })
-  @ApiResponse({ status: 403, type: ErrorResponseDto, description: '`forbidden`: not a member, or a DM' })
-  @ApiResponse({ status: 404, type: ErrorResponseDto, description: '`not_found`' })
-  leave(@CurrentUser() user: AuthUser, @Param('id', ParseUUIDPipe) id: string): Promise<void> {
+  @ApiError(403, 'not a member, or a DM')
+  @ApiError(404)
+  leave(@CurrentUser() user: AuthUser, @UuidParam() id: string): Promise<void> {
     return this.channels.leave(user, id);
   }
 
@@ -60,7 +61,7 @@ export class ChannelsController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Get or create the DM channel with a user' })
   @ApiOkResponse({ type: ConversationView })
-  @ApiResponse({ status: 404, type: ErrorResponseDto, description: '`not_found`: no such user' })
+  @ApiError(404, 'no such user')
   async dm(@CurrentUser() user: AuthUser, @Body() dto: CreateDmDto): Promise<ConversationView> {
     const { state } = await this.channels.getOrCreateDm(user, dto.username);
     return this.channels.conversationFor(state, user.id);

@@ -1,4 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiNullableRef } from '../common/api-nullable.decorator.js';
 import { MessageView } from '../messages/message.mapper.js';
 import type { ChannelState } from './channel-state.store.js';
 
@@ -16,10 +17,10 @@ export class ConversationView {
   @ApiProperty({ enum: ['dm', 'channel'] }) kind!: 'dm' | 'channel';
   @ApiProperty({ example: 'general', description: "channel name, or the peer's username for a DM" }) name!: string;
   @ApiPropertyOptional({ type: PeerView, description: 'DMs only' }) peer?: PeerView;
-  @ApiProperty({ type: MessageView, nullable: true }) lastMessage!: MessageView | null;
-  @ApiProperty({ example: 42 }) headSeq!: number;
-  @ApiProperty({ example: 40 }) lastReadSeq!: number;
-  @ApiProperty({ example: 2, description: 'messages with seq > lastReadSeq not sent by this user' }) unreadCount!: number;
+  @ApiNullableRef(MessageView, { description: 'the latest message, or null when there is none' }) lastMessage!: MessageView | null;
+  @ApiProperty({ type: 'integer', minimum: 0, example: 42 }) headSeq!: number;
+  @ApiProperty({ type: 'integer', minimum: 0, example: 40 }) lastReadSeq!: number;
+  @ApiProperty({ type: 'integer', minimum: 0, example: 2, description: 'messages with seq > lastReadSeq not sent by this user' }) unreadCount!: number;
 }
 
 /**

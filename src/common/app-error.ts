@@ -39,6 +39,7 @@ export const CODE_BY_HTTP_STATUS: Record<number, ErrorCode> = {
   404: 'not_found',
   409: 'conflict',
   413: 'too_large',
+  415: 'invalid_payload', // a body in a charset or encoding we do not read
   429: 'rate_limited',
   503: 'unavailable',
 };

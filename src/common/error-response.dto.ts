@@ -1,20 +1,74 @@
+import type { Type } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ERROR_CODES } from './app-error.js';
+import { type ErrorCode } from './app-error.js';
 
-/** The contract's error body, for OpenAPI. */
-export class ErrorResponseDto {
-  @ApiProperty({ example: 404 })
-  statusCode!: number;
-
-  @ApiProperty({ enum: ERROR_CODES, example: 'not_found' })
-  code!: string;
-
-  @ApiProperty({ example: 'channel not found' })
-  message!: string;
-
-  @ApiPropertyOptional({ type: 'integer', example: 60000, description: 'with `rate_limited`: milliseconds to wait before retrying' })
-  retryAfterMs?: number;
-
-  @ApiPropertyOptional({ example: { fields: { text: ['text must be longer than or equal to 1 characters'] } } })
-  details?: Record<string, unknown>;
+/** `details` of `invalid_payload`: each refused field (a dotted path such as `members.3`) and why. */
+export class InvalidPayloadDetails {
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: { type: 'array', items: { type: 'string' } },
+    example: { text: ['text must be longer than or equal to 1 characters'] },
+  })
+  fields!: Record<string, string[]>;
 }
+
+/** `details` of a `not_found` that names what is missing (members of a new channel). */
+export class NotFoundDetails {
+  @ApiProperty({ type: [String], example: ['carol'], description: 'the usernames that do not exist' })
+  usernames!: string[];
+}
+
+/** `details` of an `unavailable` readiness answer. */
+export class UnavailableDetails {
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: { type: 'string', enum: ['ok', 'down', 'draining'] },
+    example: { database: 'ok', redis: 'down' },
+    description: 'each dependency checked (`database`, `redis`, or `server` while shutting down)',
+  })
+  checks!: Record<string, 'ok' | 'down' | 'draining'>;
+}
+
+/**
+ * The HTTP error statuses Parley answers, each with the one stable code it carries and the
+ * fields only it has. The filter (http-exception.filter.ts) decides the status from the code,
+ * so a status never carries another code.
+ */
+export const HTTP_ERRORS = {
+  400: { code: 'invalid_payload', schema: 'InvalidPayloadError', details: InvalidPayloadDetails },
+  401: { code: 'unauthorized', schema: 'UnauthorizedError' },
+  403: { code: 'forbidden', schema: 'ForbiddenError' },
+  404: { code: 'not_found', schema: 'NotFoundError', details: NotFoundDetails },
+  409: { code: 'conflict', schema: 'ConflictError' },
+  413: { code: 'too_large', schema: 'TooLargeError' },
+  415: { code: 'invalid_payload', schema: 'UnsupportedBodyError' },
+  429: { code: 'rate_limited', schema: 'RateLimitedError', retryAfterMs: true },
+  503: { code: 'unavailable', schema: 'UnavailableError', details: UnavailableDetails },
+} as const satisfies Record<number, { code: ErrorCode; schema: string; details?: Type; retryAfterMs?: true }>;
+
+export type HttpErrorStatus = keyof typeof HTTP_ERRORS;
+
+/**
+ * One schema per status, `{statusCode, code, message}` plus `details` or `retryAfterMs` where
+ * that status has them: the exact body, so a validator catches a status answered with the wrong
+ * code or a field that does not belong. Classes made here, so @nestjs/swagger names and registers them.
+ */
+function errorSchema(status: HttpErrorStatus): Type {
+  const { code, schema } = HTTP_ERRORS[status];
+  const spec = HTTP_ERRORS[status] as { details?: Type; retryAfterMs?: true };
+  const cls = class {};
+  Object.defineProperty(cls, 'name', { value: schema });
+  const prop = (name: string, decorator: PropertyDecorator) => decorator(cls.prototype, name);
+  prop('statusCode', ApiProperty({ type: 'integer', enum: [status], example: status }));
+  prop('code', ApiProperty({ type: 'string', enum: [code], example: code }));
+  prop('message', ApiProperty({ type: 'string', description: 'for people; clients act on `code`' }));
+  if (spec.details) prop('details', ApiPropertyOptional({ type: spec.details }));
+  if (spec.retryAfterMs) {
+    prop('retryAfterMs', ApiProperty({ type: 'integer', minimum: 0, example: 60000, description: 'milliseconds to wait before retrying' }));
+  }
+  return cls;
+}
+
+export const ERROR_RESPONSE_TYPES = Object.fromEntries(
+  Object.keys(HTTP_ERRORS).map((s) => [s, errorSchema(Number(s) as HttpErrorStatus)]),
+) as Record<HttpErrorStatus, Type>;

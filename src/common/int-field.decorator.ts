@@ -1,11 +1,14 @@
 import { applyDecorators } from '@nestjs/common';
+import { ApiProperty } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsInt, Max, Min } from 'class-validator';
 
 /**
- * An integer field. The type is checked first, so `"seq": "5"` is told it is not an integer
+ * An integer field, for validation and for OpenAPI alike (`type: integer` with its bounds: the
+ * rule is written once). The type is checked first, so `"seq": "5"` is told it is not an integer
  * (not that it "must not be less than 0"). Query strings arrive as text: `query` reads plain
  * decimal digits only, so `limit=0x10` or `limit=1e2` is refused instead of becoming 16 or 100.
+ * Whether the field is optional stays with `@ApiPropertyOptional` / `@IsOptional`.
  */
 export function IntField(opts: { min?: number; max?: number; query?: boolean } = {}): PropertyDecorator {
   const decorators: PropertyDecorator[] = [];
@@ -14,5 +17,7 @@ export function IntField(opts: { min?: number; max?: number; query?: boolean } =
   decorators.push(IsInt({ message: '$property must be an integer' }));
   if (opts.min !== undefined) decorators.push(Min(opts.min));
   if (opts.max !== undefined) decorators.push(Max(opts.max));
+  // Merged with the field's own @ApiProperty (description, example, required).
+  decorators.push(ApiProperty({ type: 'integer', minimum: opts.min, maximum: opts.max }));
   return applyDecorators(...decorators);
 }

@@ -29,7 +29,8 @@ describe('configuration', () => {
     ['PORT', 'abc'], ['PORT', '70000'], ['DATABASE_URL', 'mysql://x'], ['JWT_TTL', 'forever'], ['LOG_LEVEL', 'loud'],
     ['MAX_FRAME_BYTES', '10'], ['RATE_LIMIT_PER_SEC', '-1'], ['REDIS_URL', 'localhost:6379'], ['JWT_SECRET', 'short'],
     ['PRESENCE_TTL_MS', '10'], ['BUS_HEAD_CHECK_MS', '0'], ['BUS_GAP_WAIT_MS', '-5'], ['REFRESH_TOKEN_TTL', 'a month'],
-    ['WS_TICKET_TTL', '-1'],
+    ['WS_TICKET_TTL', '-1'], ['PUBLIC_URL', 'chat.example.com'], ['PUBLIC_URL', 'ftp://chat.example.com'], ['PUBLIC_URL', 'https://a.example/?q=1'],
+    ['PUBLIC_URL', 'http://[::1'],
   ])('stops the boot on a bad %s, naming it', (name, value) => {
     expect(() => loadConfig({ ...base, [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ ...base, [name]: value })).toThrow(new RegExp(name));

@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { plainToInstance, Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, MinLength, validateSync } from 'class-validator';
+import { parsePublicUrl, type PublicOrigin } from '../common/public-origin.js';
 
 /**
  * The environment, validated once at boot. Everything the service can be told from the outside
@@ -140,6 +141,14 @@ export class EnvironmentVariables {
   /** When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`. */
   @IsOptional() @IsString() @MinLength(16, { message: 'METRICS_TOKEN must be at least 16 characters' })
   METRICS_TOKEN?: string;
+
+  /**
+   * The address clients use (behind a proxy, say), named as the server in /docs-json and
+   * /asyncapi.json. Unset: each document names the address it was asked at (the Host header).
+   */
+  @IsOptional() @IsString()
+  @Matches(/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/, { message: 'PUBLIC_URL must be an http:// or https:// URL without query or fragment, such as https://chat.example.com' })
+  PUBLIC_URL?: string;
 }
 
 export type DatabaseTarget =
@@ -180,6 +189,8 @@ export class AppConfig {
     readonly metricsToken: string | undefined,
     readonly refreshTokenTtlSeconds: number,
     readonly wsTicketTtlSeconds: number,
+    /** PUBLIC_URL; null: the documents name the address they were asked at. */
+    readonly publicUrl: PublicOrigin | null = null,
   ) {}
 }
 
@@ -231,7 +242,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value;
   }
-  for (const key of ['REDIS_URL', 'JWT_SECRET', 'ALLOWED_ORIGINS', 'DOCS_ENABLED', 'HOST', 'METRICS_TOKEN']) {
+  for (const key of ['REDIS_URL', 'JWT_SECRET', 'ALLOWED_ORIGINS', 'DOCS_ENABLED', 'HOST', 'METRICS_TOKEN', 'PUBLIC_URL']) {
     if (env[key]) raw[key] = env[key] as string;
   }
   const vars = plainToInstance(EnvironmentVariables, raw);
@@ -288,6 +299,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     vars.METRICS_TOKEN,
     parseDuration(vars.REFRESH_TOKEN_TTL),
     parseDuration(vars.WS_TICKET_TTL),
+    vars.PUBLIC_URL ? readPublicUrl(vars.PUBLIC_URL) : null,
   );
 }
 
@@ -311,6 +323,14 @@ export function parseRateLimit(text: string): RateLimit | null {
   const [count, window] = text.split('/');
   const m = /^(\d+)(s|m|h|d)?$/.exec(window)!;
   return { limit: Number(count), windowSeconds: Number(m[1]) * UNIT_SECONDS[m[2] ?? 's'] };
+}
+
+function readPublicUrl(text: string): PublicOrigin {
+  try {
+    return parsePublicUrl(text);
+  } catch {
+    throw new ConfigError(`Invalid configuration:\n  PUBLIC_URL: "${text}" is not a URL`);
+  }
 }
 
 function parseTrustProxy(text: string): boolean | number | string[] {

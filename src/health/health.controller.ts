@@ -1,5 +1,7 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiError } from '../common/api-error.decorator.js';
+import { LiveStatus, ReadyStatus } from './dto/health.dto.js';
 import { HealthService } from './health.service.js';
 
 @ApiTags('health')
@@ -9,16 +11,16 @@ export class HealthController {
 
   @Get()
   @ApiOperation({ summary: 'Liveness: the process answers' })
-  @ApiOkResponse({ schema: { example: { status: 'ok' } } })
-  live(): { status: 'ok' } {
+  @ApiOkResponse({ type: LiveStatus })
+  live(): LiveStatus {
     return { status: 'ok' };
   }
 
   @Get('ready')
   @ApiOperation({ summary: 'Readiness: the database (and Redis, when configured) answer' })
-  @ApiOkResponse({ schema: { example: { status: 'ok', checks: { database: 'ok' } } } })
-  @ApiResponse({ status: 503, description: '`unavailable`: a dependency is down' })
-  ready(): Promise<{ status: 'ok'; checks: Record<string, string> }> {
+  @ApiOkResponse({ type: ReadyStatus })
+  @ApiError(503, 'a dependency is down, or the server is shutting down (`details.checks` says which)')
+  ready(): Promise<ReadyStatus> {
     return this.health.ready();
   }
 }

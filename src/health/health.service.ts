@@ -18,7 +18,7 @@ export class HealthService {
     this.draining = true;
   }
 
-  async ready(): Promise<{ status: 'ok'; checks: Record<string, string> }> {
+  async ready(): Promise<{ status: 'ok'; checks: Record<string, 'ok'> }> {
     const checks: Record<string, string> = {};
     if (this.draining) throw new AppError('unavailable', 'shutting down', { checks: { server: 'draining' } });
     try {
@@ -37,6 +37,6 @@ export class HealthService {
       }
     }
     if (Object.values(checks).some((c) => c !== 'ok')) throw new AppError('unavailable', 'not ready', { checks });
-    return { status: 'ok', checks };
+    return { status: 'ok', checks: checks as Record<string, 'ok'> };
   }
 }

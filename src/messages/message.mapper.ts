@@ -5,11 +5,11 @@ import { UserRef } from '../users/user.mapper.js';
 export class MessageView {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ format: 'uuid' }) channelId!: string;
-  @ApiProperty({ example: 42, description: 'per-channel sequence number: 1, 2, 3, ... with no gaps' }) seq!: number;
+  @ApiProperty({ type: 'integer', minimum: 1, example: 42, description: 'per-channel sequence number: 1, 2, 3, ... with no gaps' }) seq!: number;
   @ApiProperty({ type: UserRef }) sender!: UserRef;
-  @ApiProperty({ example: 'hello' }) text!: string;
-  @ApiProperty({ example: 'c-6f1e2d' }) clientMsgId!: string;
-  @ApiProperty({ example: '2026-11-22T10:00:00.000Z' }) createdAt!: string;
+  @ApiProperty({ example: 'hello', minLength: 1, maxLength: 4000 }) text!: string;
+  @ApiProperty({ example: 'c-6f1e2d', minLength: 1, maxLength: 64 }) clientMsgId!: string;
+  @ApiProperty({ format: 'date-time', example: '2026-11-22T10:00:00.000Z' }) createdAt!: string;
 }
 
 export interface MessageRow {

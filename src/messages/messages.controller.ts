@@ -1,18 +1,19 @@
-import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post, Query, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import type { AuthUser } from '../auth/auth.service.js';
 import { Authenticated, CurrentUser } from '../auth/authenticated.decorator.js';
 import { ConversationView } from '../channels/conversation.mapper.js';
-import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { ApiError } from '../common/api-error.decorator.js';
+import { UuidParam } from '../common/uuid-param.decorator.js';
 import { HistoryPage, HistoryQueryDto, MessageBodyDto, ReadMarkerDto, SendResult } from './dto/message.dto.js';
 import { MessagesService } from './messages.service.js';
 
 @ApiTags('messages')
 @Authenticated()
-@ApiResponse({ status: 400, type: ErrorResponseDto, description: '`invalid_payload`' })
-@ApiResponse({ status: 403, type: ErrorResponseDto, description: '`forbidden`: not a member of this public channel' })
-@ApiResponse({ status: 404, type: ErrorResponseDto, description: '`not_found`: no such channel (or a private one you are not in)' })
+@ApiError(400)
+@ApiError(403, 'not a member of this public channel')
+@ApiError(404, 'no such channel (or a private one you are not in)')
 @Controller('channels/:id')
 export class MessagesController {
   constructor(private readonly messages: MessagesService) {}
@@ -20,7 +21,7 @@ export class MessagesController {
   @Get('messages')
   @ApiOperation({ summary: 'History page by seq cursor (ascending; `before` pages back, `after` pages forward)' })
   @ApiOkResponse({ type: HistoryPage })
-  history(@CurrentUser() user: AuthUser, @Param('id', ParseUUIDPipe) id: string, @Query() q: HistoryQueryDto): Promise<HistoryPage> {
+  history(@CurrentUser() user: AuthUser, @UuidParam() id: string, @Query() q: HistoryQueryDto): Promise<HistoryPage> {
     return this.messages.history(user, id, q);
   }
 
@@ -30,7 +31,7 @@ export class MessagesController {
   @ApiResponse({ status: 200, type: SendResult, description: 'a retry: the original message, `duplicate: true`' })
   async send(
     @CurrentUser() user: AuthUser,
-    @Param('id', ParseUUIDPipe) id: string,
+    @UuidParam() id: string,
     @Body() dto: MessageBodyDto,
     @Res({ passthrough: true }) res: Response,
   ): Promise<SendResult> {
@@ -43,7 +44,7 @@ export class MessagesController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Move the read marker forward' })
   @ApiOkResponse({ type: ConversationView })
-  read(@CurrentUser() user: AuthUser, @Param('id', ParseUUIDPipe) id: string, @Body() dto: ReadMarkerDto): Promise<ConversationView> {
+  read(@CurrentUser() user: AuthUser, @UuidParam() id: string, @Body() dto: ReadMarkerDto): Promise<ConversationView> {
     return this.messages.markRead(user, id, dto.seq);
   }
 }

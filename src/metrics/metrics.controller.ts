@@ -1,10 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
-import { Controller, Get, Headers, Res } from '@nestjs/common';
-import type { Response } from 'express';
-import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { bearerToken } from '../auth/auth.service.js';
 import { AppError } from '../common/app-error.js';
-import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { ApiError } from '../common/api-error.decorator.js';
 import { AppConfig } from '../config/app-config.js';
 import { MetricsService } from './metrics.service.js';
 
@@ -18,11 +18,12 @@ export class MetricsController {
 
   @Get()
   @ApiOperation({ summary: 'Prometheus metrics (with METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`)' })
-  @ApiBearerAuth()
-  @ApiOkResponse({ description: 'Prometheus text format', schema: { type: 'string' } })
-  @ApiResponse({ status: 401, type: ErrorResponseDto, description: '`unauthorized`: METRICS_TOKEN is set and was not given' })
-  scrape(@Res({ passthrough: true }) res: Response, @Headers('authorization') authorization?: string): Promise<string> {
-    this.checkToken(authorization);
+  @ApiBearerAuth('metrics') // dropped from the document when METRICS_TOKEN is unset (openapi-document.ts)
+  @ApiOkResponse({ description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } })
+  @ApiError(401, 'METRICS_TOKEN is set and was not given')
+  // The token is read from the request, not with @Headers: OpenAPI describes Authorization as security, never as a parameter.
+  scrape(@Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<string> {
+    this.checkToken(req.headers.authorization);
     // Set here, not with @Header: a refusal is the usual JSON error.
     res.setHeader('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
     return this.metrics.registry.metrics();

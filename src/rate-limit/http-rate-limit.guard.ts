@@ -1,8 +1,7 @@
 import { applyDecorators, CanActivate, ExecutionContext, Injectable, SetMetadata, UseGuards } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { ApiResponse } from '@nestjs/swagger';
 import type { Request } from 'express';
-import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { ApiError } from '../common/api-error.decorator.js';
 import { HttpRateLimiter, type LimitedRequest, type RouteClass } from './http-rate-limiter.js';
 
 const ROUTE_CLASS = 'parley:rate-limit-class';
@@ -29,12 +28,7 @@ export class HttpRateLimitGuard implements CanActivate {
   }
 }
 
-const TOO_MANY = ApiResponse({
-  status: 429,
-  type: ErrorResponseDto,
-  description: '`rate_limited`: over an HTTP rate limit (docs/security.md); `retryAfterMs` says when to retry',
-  headers: { 'Retry-After': { description: 'seconds to wait before retrying', schema: { type: 'integer' } } },
-});
+const TOO_MANY = ApiError(429, 'over an HTTP rate limit (docs/security.md); `retryAfterMs` and `Retry-After` say when to retry');
 
 /** The rate-limit guard, the class the route counts as (else derived from its method), and its 429. */
 export function RateLimited(routes?: RouteClass) {

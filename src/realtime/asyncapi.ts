@@ -1,4 +1,6 @@
+import { CHANNEL_NAME_PATTERN } from '../channels/dto/channel.dto.js';
 import { ERROR_CODES } from '../common/app-error.js';
+import type { PublicOrigin } from '../common/public-origin.js';
 import type { ServerEvent } from './server-events.js';
 
 /**
@@ -21,41 +23,57 @@ export const CLOSE_CODES: Record<number, string> = {
 /**
  * The WebSocket protocol v1 as an AsyncAPI 3 document, served at /asyncapi.json. Written by
  * hand (no generator reads Nest gateways); a test checks that its receive operations are exactly
- * the gateway's @SubscribeMessage events and its send operations exactly ServerEventMap's.
+ * the gateway's @SubscribeMessage events and its send operations exactly ServerEventMap's, and
+ * the e2e suites check every frame they receive against it (test/helpers/contract.ts).
+ *
+ * Client frames are described as strictly as the server checks them (`additionalProperties:
+ * false`: the ValidationPipe refuses unknown fields); server frames list every field the server
+ * sends, and clients should ignore fields they do not know (new ones may come).
  */
 type Schema = Record<string, unknown>;
 
 const str = (extra: Schema = {}): Schema => ({ type: 'string', ...extra });
 const int = (extra: Schema = {}): Schema => ({ type: 'integer', ...extra });
-const obj = (properties: Record<string, Schema>, required: string[] = []): Schema => ({
+const bool = (extra: Schema = {}): Schema => ({ type: 'boolean', ...extra });
+const uuid = (extra: Schema = {}): Schema => str({ format: 'uuid', ...extra });
+const obj = (properties: Record<string, Schema>, required: string[] = [], extra: Schema = {}): Schema => ({
   type: 'object',
   properties,
   ...(required.length ? { required } : {}),
+  ...extra,
 });
+/** What a client sends: exactly these fields (the server refuses others with invalid_payload). */
+const strict = (properties: Record<string, Schema>, required: string[] = [], extra: Schema = {}): Schema =>
+  obj(properties, required, { additionalProperties: false, ...extra });
 const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
 const refField = { ref: str({ maxLength: 64, description: 'echoed in the answer to this frame' }) };
+const echoedRef = { ref: str({ maxLength: 64, description: 'the `ref` of the frame this answers' }) };
+const text = str({ minLength: 1, maxLength: 4000, description: 'at least one visible character; no control characters but newline and tab, no lone surrogates' });
+const clientMsgId = str({ minLength: 1, maxLength: 64, description: "the sender's idempotency key" });
+const channelName = str({ pattern: CHANNEL_NAME_PATTERN.source });
 
 const schemas: Record<string, Schema> = {
-  UserRef: obj({ id: str({ format: 'uuid' }), username: str() }, ['id', 'username']),
+  UserRef: obj({ id: uuid(), username: str() }, ['id', 'username']),
   Message: obj(
     {
-      id: str({ format: 'uuid' }),
-      channelId: str({ format: 'uuid' }),
+      id: uuid(),
+      channelId: uuid(),
       seq: int({ minimum: 1, description: 'per-channel, 1, 2, 3, ... with no gaps' }),
       sender: ref('UserRef'),
-      text: str({ minLength: 1, maxLength: 4000 }),
-      clientMsgId: str({ maxLength: 64 }),
+      text,
+      clientMsgId,
       createdAt: str({ format: 'date-time' }),
     },
     ['id', 'channelId', 'seq', 'sender', 'text', 'clientMsgId', 'createdAt'],
   ),
+  Peer: obj({ id: uuid(), username: str(), status: str({ enum: ['online', 'offline'] }) }, ['id', 'username', 'status']),
   Conversation: obj(
     {
-      channelId: str({ format: 'uuid' }),
+      channelId: uuid(),
       kind: str({ enum: ['dm', 'channel'] }),
       name: str({ description: "channel name, or the peer's username for a DM" }),
-      peer: obj({ id: str({ format: 'uuid' }), username: str(), status: str({ enum: ['online', 'offline'] }) }),
-      lastMessage: { oneOf: [ref('Message'), { type: 'null' }] },
+      peer: { ...ref('Peer'), description: 'DMs only' },
+      lastMessage: { oneOf: [ref('Message'), { type: 'null' }], description: 'the latest message, or null when there is none' },
       headSeq: int({ minimum: 0 }),
       lastReadSeq: int({ minimum: 0 }),
       unreadCount: int({ minimum: 0 }),
@@ -64,79 +82,122 @@ const schemas: Record<string, Schema> = {
   ),
 };
 
-const frameOf = (event: string, data: Schema): Schema => ({
+/** A client frame: `data` may be left out when none of its fields is required (it is then `{}`). */
+const clientFrame = (event: string, data: Schema): Schema => ({
+  type: 'object',
+  required: (data.required || data.oneOf) ? ['event', 'data'] : ['event'],
+  properties: { event: { type: 'string', const: event }, data },
+});
+
+/** A server frame: always exactly `event` and `data`. */
+const serverFrame = (event: string, data: Schema): Schema => ({
   type: 'object',
   required: ['event', 'data'],
-  properties: { event: { const: event }, data },
+  properties: { event: { type: 'string', const: event }, data },
 });
 
 /** Client → server frames (the gateway's @SubscribeMessage events). */
 const clientEvents: Record<string, { summary: string; data: Schema }> = {
   'message.send': {
     summary: 'Send a message to a channel (channelId) or a user (to: DM created on first use). Answered by message.ack, then message.new to every member connection.',
-    data: obj({ channelId: str({ format: 'uuid' }), to: str(), text: str({ minLength: 1, maxLength: 4000 }), clientMsgId: str({ minLength: 1, maxLength: 64 }), ...refField }, ['text', 'clientMsgId']),
+    data: strict({ channelId: uuid(), to: str({ maxLength: 32, description: 'a username' }), text, clientMsgId, ...refField }, ['text', 'clientMsgId'], {
+      oneOf: [{ required: ['channelId'] }, { required: ['to'] }],
+    }),
   },
   'channel.join': {
     summary: 'Join a public channel by name (created if missing) or by id. Answered by channel.joined.',
-    data: obj({ name: str(), channelId: str({ format: 'uuid' }), ...refField }),
+    data: strict({ name: channelName, channelId: uuid(), ...refField }, [], { oneOf: [{ required: ['name'] }, { required: ['channelId'] }] }),
   },
-  'channel.leave': { summary: 'Leave a channel. Answered by channel.left.', data: obj({ channelId: str({ format: 'uuid' }), ...refField }, ['channelId']) },
+  'channel.leave': { summary: 'Leave a channel. Answered by channel.left.', data: strict({ channelId: uuid(), ...refField }, ['channelId']) },
   read: {
     summary: "Move the read marker forward. Answered by conversation.update (also to the reader's other connections).",
-    data: obj({ channelId: str({ format: 'uuid' }), seq: int({ minimum: 0 }), ...refField }, ['channelId', 'seq']),
+    data: strict({ channelId: uuid(), seq: int({ minimum: 0 }), ...refField }, ['channelId', 'seq']),
   },
-  typing: { summary: "Tell the channel's other members you are typing (throttled to 1/s).", data: obj({ channelId: str({ format: 'uuid' }), ...refField }, ['channelId']) },
+  typing: { summary: "Tell the channel's other members you are typing (throttled to 1/s).", data: strict({ channelId: uuid(), ...refField }, ['channelId']) },
   sync: {
-    summary: 'Resume: for each channel the last seq seen; one sync.result per channel, repeat while hasMore.',
-    data: obj({ channels: { type: 'object', additionalProperties: int({ minimum: 0 }) }, ...refField }, ['channels']),
+    summary: 'Resume: for each channel (at most 500) the last seq seen; one sync.result per channel, repeat while hasMore.',
+    data: strict(
+      {
+        channels: {
+          type: 'object',
+          maxProperties: 500,
+          propertyNames: { format: 'uuid' },
+          additionalProperties: int({ minimum: 0 }),
+          description: 'channelId → the last seq the client has',
+        },
+        ...refField,
+      },
+      ['channels'],
+    ),
   },
   history: {
     summary: 'A page of older messages. Answered by history.result.',
-    data: obj({ channelId: str({ format: 'uuid' }), beforeSeq: int({ minimum: 1 }), limit: int({ minimum: 1, maximum: 200, default: 50 }), ...refField }, ['channelId']),
+    data: strict({ channelId: uuid(), beforeSeq: int({ minimum: 1 }), limit: int({ minimum: 1, maximum: 200, default: 50 }), ...refField }, ['channelId']),
   },
-  ping: { summary: 'Application-level ping. Answered by pong.', data: obj({ ...refField }) },
+  ping: { summary: 'Application-level ping. Answered by pong.', data: strict({ ...refField }) },
 };
 
 /** Server → client frames (ServerEventMap). */
 const serverEvents: Record<ServerEvent, { summary: string; data: Schema }> = {
   'session.ready': {
     summary: 'First frame of every connection.',
-    data: obj({ user: ref('UserRef'), sessionId: str(), heartbeatIntervalMs: int(), conversations: { type: 'array', items: ref('Conversation') } }, ['user', 'sessionId', 'heartbeatIntervalMs', 'conversations']),
+    data: obj(
+      {
+        user: ref('UserRef'),
+        sessionId: str({ description: 'this connection, unique across instances' }),
+        heartbeatIntervalMs: int({ minimum: 1 }),
+        conversations: { type: 'array', items: ref('Conversation') },
+      },
+      ['user', 'sessionId', 'heartbeatIntervalMs', 'conversations'],
+    ),
   },
   'message.ack': {
     summary: 'The message is stored (committed). duplicate is true on an idempotent retry.',
-    data: obj({ clientMsgId: str(), message: ref('Message'), duplicate: { type: 'boolean' }, ...refField }, ['clientMsgId', 'message', 'duplicate']),
+    data: obj({ clientMsgId, message: ref('Message'), duplicate: bool(), ...echoedRef }, ['clientMsgId', 'message', 'duplicate']),
   },
   'message.new': { summary: 'A new message, to every connection of every member, in seq order per channel.', data: obj({ message: ref('Message') }, ['message']) },
-  'conversation.update': { summary: 'A conversation as the receiving user sees it (unread count, marker, preview).', data: obj({ conversation: ref('Conversation'), ...refField }, ['conversation']) },
+  'conversation.update': { summary: 'A conversation as the receiving user sees it (unread count, marker, preview).', data: obj({ conversation: ref('Conversation'), ...echoedRef }, ['conversation']) },
   'presence.update': {
     summary: 'Someone you share a conversation with came online or went offline.',
-    data: obj({ user: ref('UserRef'), status: str({ enum: ['online', 'offline'] }), lastSeenAt: { type: ['string', 'null'], format: 'date-time' } }, ['user', 'status']),
+    data: obj(
+      { user: ref('UserRef'), status: str({ enum: ['online', 'offline'] }), lastSeenAt: { type: ['string', 'null'], format: 'date-time', description: 'null when never seen' } },
+      ['user', 'status', 'lastSeenAt'],
+    ),
   },
-  typing: { summary: 'Another member is typing.', data: obj({ channelId: str({ format: 'uuid' }), user: ref('UserRef') }, ['channelId', 'user']) },
-  'member.joined': { summary: 'Someone joined a channel you are in.', data: obj({ channelId: str({ format: 'uuid' }), user: ref('UserRef') }, ['channelId', 'user']) },
-  'member.left': { summary: 'Someone left a channel you are in.', data: obj({ channelId: str({ format: 'uuid' }), user: ref('UserRef') }, ['channelId', 'user']) },
-  'channel.joined': { summary: 'Answer to channel.join.', data: obj({ conversation: ref('Conversation'), ...refField }, ['conversation']) },
-  'channel.left': { summary: 'Answer to channel.leave (also sent to your other connections).', data: obj({ channelId: str({ format: 'uuid' }), ...refField }, ['channelId']) },
+  typing: { summary: 'Another member is typing.', data: obj({ channelId: uuid(), user: ref('UserRef') }, ['channelId', 'user']) },
+  'member.joined': { summary: 'Someone joined a channel you are in.', data: obj({ channelId: uuid(), user: ref('UserRef') }, ['channelId', 'user']) },
+  'member.left': { summary: 'Someone left a channel you are in.', data: obj({ channelId: uuid(), user: ref('UserRef') }, ['channelId', 'user']) },
+  'channel.joined': { summary: 'Answer to channel.join.', data: obj({ conversation: ref('Conversation'), ...echoedRef }, ['conversation']) },
+  'channel.left': { summary: 'Answer to channel.leave (also sent to your other connections).', data: obj({ channelId: uuid(), ...echoedRef }, ['channelId']) },
   'sync.result': {
     summary: 'Messages after the given seq, ascending; repeat sync from the last one while hasMore.',
-    data: obj({ channelId: str({ format: 'uuid' }), messages: { type: 'array', items: ref('Message') }, headSeq: int(), hasMore: { type: 'boolean' }, ...refField }, ['channelId', 'messages', 'headSeq', 'hasMore']),
+    data: obj(
+      { channelId: uuid(), messages: { type: 'array', items: ref('Message') }, headSeq: int({ minimum: 0 }), hasMore: bool(), ...echoedRef },
+      ['channelId', 'messages', 'headSeq', 'hasMore'],
+    ),
   },
   'history.result': {
     summary: 'Answer to history: ascending seq; hasMore when older messages exist.',
-    data: obj({ channelId: str({ format: 'uuid' }), messages: { type: 'array', items: ref('Message') }, hasMore: { type: 'boolean' }, ...refField }, ['channelId', 'messages', 'hasMore']),
+    data: obj({ channelId: uuid(), messages: { type: 'array', items: ref('Message') }, hasMore: bool(), ...echoedRef }, ['channelId', 'messages', 'hasMore']),
   },
-  pong: { summary: 'Answer to ping.', data: obj({ serverTime: str({ format: 'date-time' }), ...refField }, ['serverTime']) },
+  pong: { summary: 'Answer to ping.', data: obj({ serverTime: str({ format: 'date-time' }), ...echoedRef }, ['serverTime']) },
   error: {
     summary: 'A frame could not be handled. The connection stays open.',
     data: obj(
       {
         code: str({ enum: [...ERROR_CODES] }),
         message: str(),
-        ref: str(),
-        clientMsgId: str(),
-        retryAfterMs: int({ description: 'with rate_limited' }),
-        details: { type: 'object', description: 'invalid_payload: {fields: {name: [messages]}}; sync errors: {channelId}' },
+        ref: str({ maxLength: 64, description: 'the `ref` of the frame this answers, when it had one' }),
+        clientMsgId: str({ description: 'the clientMsgId of the message.send this answers' }),
+        retryAfterMs: int({ minimum: 0, description: 'with rate_limited: milliseconds to wait' }),
+        details: obj(
+          {
+            fields: { type: 'object', additionalProperties: { type: 'array', items: str() }, description: 'invalid_payload: each refused field and why' },
+            channelId: uuid({ description: 'an error answering one channel of a sync' }),
+            usernames: { type: 'array', items: str(), description: 'not_found: the usernames that do not exist' },
+          },
+          [],
+        ),
       },
       ['code', 'message'],
     ),
@@ -145,18 +206,22 @@ const serverEvents: Record<ServerEvent, { summary: string; data: Schema }> = {
 
 const key = (event: string) => event.replace(/\./g, '_');
 
-function buildDocument(): Record<string, unknown> {
+/**
+ * The document as served to a request: `origin` is where the client reached us (PUBLIC_URL, or
+ * the request's Host; null when that is no plain address: the document then names no server).
+ */
+export function asyncApiDocument(origin: PublicOrigin | null): Record<string, unknown> {
   const messages: Record<string, unknown> = {};
   const operations: Record<string, unknown> = {};
   // The server receives the client's events and sends its own (AsyncAPI 3 takes its own view).
   const sides = [
-    ['client', 'receive', clientEvents],
-    ['server', 'send', serverEvents],
+    ['client', 'receive', clientEvents, clientFrame],
+    ['server', 'send', serverEvents, serverFrame],
   ] as const;
-  for (const [side, action, events] of sides) {
+  for (const [side, action, events, frameOf] of sides) {
     for (const [event, def] of Object.entries(events)) {
       const id = `${side}_${key(event)}`;
-      messages[id] = { name: event, summary: def.summary, payload: frameOf(event, def.data) };
+      messages[id] = { name: event, contentType: 'application/json', summary: def.summary, payload: frameOf(event, def.data) };
       operations[`${action}_${key(event)}`] = {
         action,
         channel: { $ref: '#/channels/ws' },
@@ -165,31 +230,44 @@ function buildDocument(): Record<string, unknown> {
       };
     }
   }
+  const security = [
+    { $ref: '#/components/securitySchemes/bearer' },
+    { $ref: '#/components/securitySchemes/token' },
+    { $ref: '#/components/securitySchemes/ticket' },
+  ];
+  const servers = origin
+    ? {
+        parley: {
+          host: origin.host,
+          protocol: origin.secure ? 'wss' : 'ws',
+          ...(origin.prefix ? { pathname: origin.prefix } : {}),
+          description: `The WebSocket endpoint is ${origin.secure ? 'wss' : 'ws'}://${origin.host}${origin.prefix}/ws (the channel's address), on the same port as HTTP.`,
+          security,
+        },
+      }
+    : undefined;
   return {
-    asyncapi: '3.0.0',
+    asyncapi: '3.1.0',
     info: {
       title: 'Parley WebSocket protocol',
       version: '1',
       description:
-        'JSON text frames {"event", "data"} both ways. Authenticate at the handshake with `Authorization: Bearer <jwt>`, ' +
-        '`?token=<jwt>`, or `?ticket=<ticket>` (a single-use ticket of a few seconds from `POST /auth/ws-ticket`, so a ' +
-        'browser puts no long-lived token in a URL). The handshake answers 401 when the token is missing, invalid, expired, ' +
-        'without `exp`, or of an ended session, or when the ticket is unknown, used or expired; 403 for a disallowed Origin. ' +
-        'Close codes: ' +
+        'JSON text frames {"event", "data"} both ways, at `/ws` on the same host and port as the HTTP API. Authenticate at the ' +
+        'handshake with `Authorization: Bearer <jwt>`, `?token=<jwt>`, or `?ticket=<ticket>` (a single-use ticket of a few ' +
+        'seconds from `POST /auth/ws-ticket`, so a browser puts no long-lived token in a URL). The handshake answers 401 when the ' +
+        'token is missing, invalid, expired, without `exp`, or of an ended session, or when the ticket is unknown, used or ' +
+        'expired; 403 for a disallowed Origin. A client frame may carry `ref` in `data`: the answer to it echoes it. Strings ' +
+        'with control characters (other than newline and tab) or lone surrogates are refused (invalid_payload), and JSON ' +
+        'nested deeper than 32 levels is refused before parsing (bad_json). Close codes: ' +
         Object.entries(CLOSE_CODES).map(([code, what]) => `${code} ${what}`).join('; ') +
         '. Any instance of a cluster serves any client. See docs/protocol.md.',
     },
-    servers: {
-      local: {
-        host: 'localhost:3000',
-        protocol: 'ws',
-        pathname: '/ws',
-        security: [{ $ref: '#/components/securitySchemes/bearer' }, { $ref: '#/components/securitySchemes/token' }, { $ref: '#/components/securitySchemes/ticket' }],
-      },
-    },
+    ...(servers ? { servers } : {}),
     channels: {
       ws: {
         address: '/ws',
+        description: 'The one WebSocket endpoint: every event both ways goes through it.',
+        ...(servers ? { servers: [{ $ref: '#/servers/parley' }] } : {}),
         messages,
         bindings: {
           ws: {
@@ -214,5 +292,3 @@ function buildDocument(): Record<string, unknown> {
     },
   };
 }
-
-export const ASYNCAPI_DOCUMENT = buildDocument();

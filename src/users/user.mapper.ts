@@ -11,10 +11,10 @@ export class UserRef {
 }
 
 export class UserProfile extends UserRef {
-  @ApiProperty({ example: '2026-11-22T10:00:00.000Z' })
+  @ApiProperty({ format: 'date-time', example: '2026-11-22T10:00:00.000Z' })
   createdAt!: string;
 
-  @ApiProperty({ nullable: true, type: String, example: '2026-11-22T10:05:00.000Z' })
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, example: '2026-11-22T10:05:00.000Z', description: 'null until the first connection ends' })
   lastSeenAt!: string | null;
 }
 

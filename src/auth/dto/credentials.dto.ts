@@ -2,10 +2,12 @@ import { ApiProperty } from '@nestjs/swagger';
 import { IsString, Matches, MaxLength, MinLength } from 'class-validator';
 import { UserRef } from '../../users/user.mapper.js';
 
+export const USERNAME_PATTERN = /^[A-Za-z0-9_.-]{3,32}$/;
+
 export class CredentialsDto {
-  @ApiProperty({ example: 'alice', description: '3 to 32 letters, digits, `_`, `.` or `-`; case-insensitive' })
+  @ApiProperty({ example: 'alice', pattern: USERNAME_PATTERN.source, description: '3 to 32 letters, digits, `_`, `.` or `-`; case-insensitive' })
   @IsString()
-  @Matches(/^[A-Za-z0-9_.-]{3,32}$/, { message: 'username must be 3 to 32 letters, digits, _ . or -' })
+  @Matches(USERNAME_PATTERN, { message: 'username must be 3 to 32 letters, digits, _ . or -' })
   username!: string;
 
   @ApiProperty({ example: 'correct horse battery staple', minLength: 8, maxLength: 256 })

@@ -12,7 +12,7 @@ export class MessageBodyDto {
   @IsString() @MinLength(1) @MaxLength(MAX_TEXT_LENGTH) @Matches(VISIBLE, { message: 'text must have a visible character' })
   text!: string;
 
-  @ApiProperty({ example: 'c-6f1e2d', description: "the sender's idempotency key (1 to 64 characters)" })
+  @ApiProperty({ example: 'c-6f1e2d', minLength: 1, maxLength: 64, description: "the sender's idempotency key" })
   @IsString() @MinLength(1) @MaxLength(64)
   clientMsgId!: string;
 }
@@ -26,7 +26,7 @@ export class HistoryQueryDto {
   @IsOptional() @IntField({ min: 0, query: true })
   after?: number;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
+  @ApiPropertyOptional({ default: 50 })
   @IsOptional() @IntField({ min: 1, max: 200, query: true })
   limit: number = 50;
 }
