@@ -2,6 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { checkResponse, OpenApiContract } from './contract.js';
 
 const MAIN = join(process.cwd(), 'dist', 'main.js');
 
@@ -84,5 +85,24 @@ export async function api<T = any>(base: string, method: string, path: string, b
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  const parsed = text && res.headers.get('content-type')?.startsWith('application/json') ? JSON.parse(text) : text || undefined;
+  const contract = await contractOf(base);
+  const violation = contract && checkResponse(contract, { method, url: path, status: res.status, headers: Object.fromEntries(res.headers), body: parsed, text });
+  if (violation) throw violation;
+  return { status: res.status, body: parsed };
+}
+
+const contracts = new Map<string, Promise<OpenApiContract | null>>();
+
+/** The OpenAPI document a server serves, fetched once per server; null when it serves none. */
+function contractOf(base: string): Promise<OpenApiContract | null> {
+  let loading = contracts.get(base);
+  if (!loading) {
+    loading = fetch(`${base}/docs-json`).then(
+      async (res) => (res.ok ? OpenApiContract.of((await res.json()) as Record<string, unknown>) : null),
+      () => null,
+    );
+    contracts.set(base, loading);
+  }
+  return loading;
 }

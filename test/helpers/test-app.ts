@@ -6,7 +6,9 @@ import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { AppModule } from '../../src/app.module.js';
 import { configureApp } from '../../src/app.setup.js';
+import { createOpenApiDocument } from '../../src/common/openapi-document.js';
 import { AppConfig, loadConfig } from '../../src/config/app-config.js';
+import { checkResponse, OpenApiContract } from './contract.js';
 
 export type DbKind = 'sqlite' | 'postgres';
 
@@ -21,7 +23,12 @@ export interface TestApp {
   config: AppConfig;
   baseUrl: string;
   wsUrl: string;
+  /** supertest on the app; every response is checked against the OpenAPI document (contract.ts). */
   http: () => ReturnType<typeof request>;
+  /** supertest without the contract check: for what the document does not describe. */
+  rawHttp: () => ReturnType<typeof request>;
+  /** The OpenAPI document the app serves (or would, with DOCS_ENABLED off). */
+  contract: OpenApiContract;
   close: () => Promise<void>;
 }
 
@@ -80,17 +87,51 @@ export async function startAppOn(db: { url: string; cleanup: () => Promise<void>
   configureApp(app, config);
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as { port: number };
+  const contract = await openApiContract(app, config);
   return {
     app,
     config,
     baseUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
-    http: () => request(app.getHttpServer()),
+    http: () => checked(request(app.getHttpServer()), contract),
+    rawHttp: () => request(app.getHttpServer()),
+    contract,
     close: async () => {
       await app.close();
       await db.cleanup();
     },
   };
+}
+
+/** The document the app serves at /docs-json; built the same way when DOCS_ENABLED is off. */
+async function openApiContract(app: INestApplication, config: AppConfig): Promise<OpenApiContract> {
+  const res = await request(app.getHttpServer()).get('/docs-json');
+  return OpenApiContract.of(res.status === 200 ? res.body : (createOpenApiDocument(app, config) as unknown as Record<string, unknown>));
+}
+
+const METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'del', 'head', 'options']);
+
+/**
+ * supertest whose every request, once its own expectations pass, fails when the response is not
+ * what the OpenAPI document says (an undocumented status, a body off its schema, an extra field).
+ */
+function checked(agent: ReturnType<typeof request>, contract: OpenApiContract): ReturnType<typeof request> {
+  return new Proxy(agent, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof prop !== 'string' || !METHODS.has(prop) || typeof value !== 'function') return value;
+      return (url: string, ...rest: unknown[]) => {
+        const test = value.call(target, url, ...rest);
+        const end = test.end.bind(test);
+        test.end = (fn: (err: unknown, res: request.Response) => void) =>
+          end((err: unknown, res: request.Response) => {
+            const violation = !err && res ? checkResponse(contract, { method: prop === 'del' ? 'delete' : prop, url, status: res.status, headers: res.headers, body: res.body, text: res.text }) : null;
+            fn(violation ?? err, res);
+          });
+        return test;
+      };
+    },
+  });
 }
 
 export interface TestUser {

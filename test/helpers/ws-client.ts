@@ -1,4 +1,5 @@
 import WebSocket from 'ws';
+import { AsyncApiContract, ContractViolation, reportViolation } from './contract.js';
 
 export interface Frame {
   event: string;
@@ -7,7 +8,9 @@ export interface Frame {
 
 /**
  * A real `ws` client that records every frame, so a test can wait for the next frame of an
- * event (optionally matching a predicate) or assert that none arrives.
+ * event (optionally matching a predicate) or assert that none arrives. Every frame is checked
+ * against the AsyncAPI document the server serves: a frame off its schema fails the test
+ * (at the next `next()`, else when the test ends).
  */
 export class TestClient {
   /** Frames not yet taken by next()/take(). */
@@ -18,10 +21,20 @@ export class TestClient {
   private waiters: (() => void)[] = [];
   closed: { code: number; reason: string } | null = null;
   private closeWaiters: (() => void)[] = [];
+  /** Frames that broke the AsyncAPI document. */
+  readonly violations: string[] = [];
 
-  private constructor(readonly ws: WebSocket) {
+  private constructor(
+    readonly ws: WebSocket,
+    contract: AsyncApiContract | null,
+  ) {
     ws.on('message', (raw) => {
       const f = JSON.parse(raw.toString()) as Frame;
+      const problem = contract?.checkServerFrame(f);
+      if (problem) {
+        this.violations.push(problem);
+        reportViolation(problem);
+      }
       this.frames.push(f);
       this.log.push(f);
       for (const w of this.waiters.splice(0)) w();
@@ -40,12 +53,13 @@ export class TestClient {
     return { client, ready };
   }
 
-  static open(url: string, token: string | null, opts: { query?: boolean; origin?: string; autoPong?: boolean } = {}): Promise<TestClient> {
+  static async open(url: string, token: string | null, opts: { query?: boolean; origin?: string; autoPong?: boolean } = {}): Promise<TestClient> {
+    const contract = await AsyncApiContract.forWsUrl(url);
     const target = opts.query && token ? `${url}?token=${encodeURIComponent(token)}` : url;
     const headers: Record<string, string> = {};
     if (token && !opts.query) headers.Authorization = `Bearer ${token}`;
     const ws = new WebSocket(target, { headers, origin: opts.origin, autoPong: opts.autoPong ?? true });
-    const client = new TestClient(ws);
+    const client = new TestClient(ws, contract);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(client));
       ws.once('unexpected-response', (_req, res) => reject(new HandshakeRefused(res.statusCode ?? 0)));
@@ -65,6 +79,7 @@ export class TestClient {
   async next(event: string, match: (data: Frame['data']) => boolean = () => true, timeoutMs = 5000): Promise<Frame['data']> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      if (this.violations.length > 0) throw new ContractViolation(this.violations.join('\n'));
       for (let i = this.cursor; i < this.frames.length; i++) {
         const f = this.frames[i];
         if (f.event === event && match(f.data)) {
