@@ -70,4 +70,60 @@ describe.each(DATABASES)('text hygiene on %s', (db) => {
     expect((await client.next('message.ack')).message.text).toBe('clean');
     await client.close();
   });
+  // What test/fuzz.e2e-spec.ts found, one test each.
+
+  it('counts lengths in characters (code points): 64 "a\uFE0F" is 128, refused, not a 500 on PostgreSQL', async () => {
+    const res = await send('hi', 'a\uFE0F'.repeat(64)).expect(400);
+    expect(res.body.details.fields).toHaveProperty('clientMsgId');
+    await send('hi', '😀'.repeat(64)).expect(201); // 64 characters, 128 UTF-16 units: fine
+    await send('😀'.repeat(4000), 'emoji-4000').expect(201);
+    await send('😀'.repeat(4001), 'emoji-4001').expect(400);
+    await send('e\u0301'.repeat(2001), 'combining').expect(400); // 4002 characters
+  });
+
+  it('refuses a seq cursor past 2^31 - 1 (PostgreSQL integer): 400, and invalid_payload over WebSocket, not a 500', async () => {
+    for (const q of ['before=2147483648', 'after=2147483648', 'after=999999999999999']) {
+      expect((await t.http().get(`/channels/${channelId}/messages?${q}`).set(alice.auth).expect(400)).body.code).toBe('invalid_payload');
+    }
+    await t.http().get(`/channels/${channelId}/messages?after=2147483647`).set(alice.auth).expect(200);
+    await t.http().post(`/channels/${channelId}/read`).set(alice.auth).send({ seq: 2 ** 31 }).expect(400);
+    const { client } = await TestClient.connect(t.wsUrl, alice.token);
+    client.send('history', { channelId, beforeSeq: 2 ** 31, ref: 'h' });
+    expect(await client.next('error', (d) => d.ref === 'h')).toMatchObject({ code: 'invalid_payload' });
+    client.send('sync', { channels: { [channelId]: 2 ** 31 }, ref: 's' });
+    expect(await client.next('error', (d) => d.ref === 's')).toMatchObject({ code: 'invalid_payload' });
+    client.send('sync', { channels: { [channelId]: 2 ** 31 - 1 }, ref: 'ok' });
+    expect(await client.next('sync.result', (d) => d.ref === 'ok')).toMatchObject({ messages: [] });
+    await client.close();
+  });
+
+  it.each(['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty'])('refuses a "%s" key, which the pipeline used to drop unseen', async (key) => {
+    const body = JSON.parse(`{"text":"ok","clientMsgId":"proto-${key}","${key}":{"x":1}}`);
+    const res = await t.http().post(`/channels/${channelId}/messages`).set(alice.auth).send(body).expect(400);
+    expect(res.body.details.fields).toHaveProperty([key]);
+    const { client } = await TestClient.connect(t.wsUrl, alice.token);
+    client.sendRaw(`{"event":"history","data":{"channelId":"${channelId}","${key}":0,"ref":"k"}}`);
+    expect(await client.next('error', (d) => d.ref === 'k')).toMatchObject({ code: 'invalid_payload' });
+    await client.close();
+  });
+
+  it('refuses null for an optional field (the documents allow it to be left out, not null)', async () => {
+    await t.http().post('/channels').set(alice.auth).send({ name: 'with-null-members', visibility: 'public', members: null }).expect(400);
+    const { client } = await TestClient.connect(t.wsUrl, alice.token);
+    client.send('history', { channelId, beforeSeq: null, ref: 'n' });
+    expect(await client.next('error', (d) => d.ref === 'n')).toMatchObject({ code: 'invalid_payload', details: { fields: { beforeSeq: expect.any(Array) } } });
+    await client.close();
+  });
+
+  it('takes as a UUID exactly what the documents say: no urn: prefix, no version 0', async () => {
+    const { client } = await TestClient.connect(t.wsUrl, alice.token);
+    for (const id of [`urn:uuid:${channelId}`, '7b0c6f1e-9d1f-0a8e-9c55-3f1e2d1b0a11']) {
+      client.send('typing', { channelId: id, ref: id });
+      expect(await client.next('error', (d) => d.ref === id)).toMatchObject({ code: 'invalid_payload' });
+      client.send('sync', { channels: { [id]: 0 }, ref: `s-${id}` });
+      expect(await client.next('error', (d) => d.ref === `s-${id}`)).toMatchObject({ code: 'invalid_payload' });
+    }
+    await t.http().get('/channels/7b0c6f1e-9d1f-0a8e-9c55-3f1e2d1b0a11/messages').set(alice.auth).expect(400);
+    await client.close();
+  });
 });

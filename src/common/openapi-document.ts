@@ -40,7 +40,10 @@ export function createOpenApiDocument(app: INestApplication, config: AppConfig):
       .setDescription(
         'History, channels and sending over HTTP. The real-time half is the WebSocket protocol at `/ws`, ' +
           'described in docs/protocol.md and the AsyncAPI document at `/asyncapi.json`. Errors are ' +
-          '`{statusCode, code, message, details?, retryAfterMs?}` with stable lower-case codes, one per status.',
+          '`{statusCode, code, message, details?, retryAfterMs?}` with stable lower-case codes, one per status. ' +
+          'Request bodies are JSON; strings with control characters (other than newline and tab) or lone surrogates, ' +
+          'and `__proto__` or `constructor` keys, are refused with 400 `invalid_payload`. A request line and headers over 16 KB are ' +
+          "refused by Node's HTTP server itself with a bodiless 431.",
       )
       .setVersion('1')
       .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'an `accessToken` from register, login or refresh' })

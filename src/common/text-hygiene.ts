@@ -15,6 +15,14 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  */
 export const VISIBLE = /[^\s\p{Cc}\p{Cf}\p{Mn}\p{Me}\p{Zs}\u115F\u1160\u2800\u3164\uFFA0]/u;
 
+/**
+ * `__proto__`, `prototype`, `constructor` and the other names of Object.prototype's members: Nest's
+ * ValidationPipe deletes the first three and class-transformer skips the rest, so the whitelist
+ * never saw them, and a payload with an unknown field was accepted (found by test/fuzz.e2e-spec.ts).
+ * No Parley field has such a name.
+ */
+const reservedKey = (key: string): boolean => key === 'prototype' || key in Object.prototype;
+
 /** Why this string is refused, or null. */
 export function textProblem(s: string): string | null {
   if (CONTROL.test(s)) return 'must not contain control characters (other than newline and tab)';
@@ -25,7 +33,8 @@ export function textProblem(s: string): string | null {
 /**
  * The first refused string in a parsed payload (a body, a query, a frame's data), with its path
  * (`text`, `members.3`), or null. Only plain data is walked; its depth is already bounded by the
- * parser's nesting limit.
+ * parser's nesting limit. Keys the validation pipeline would drop without a word are refused
+ * too (see reservedKey).
  */
 export function findRefusedString(value: unknown, path = ''): { path: string; problem: string } | null {
   if (typeof value === 'string') {
@@ -43,6 +52,7 @@ export function findRefusedString(value: unknown, path = ''): { path: string; pr
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return null; // not parsed JSON (a socket, a Date)
   for (const key of Object.keys(value)) {
+    if (reservedKey(key)) return { path: path ? `${path}.${key}` : key, problem: `is not a field (property ${key} should not exist)` };
     const keyProblem = textProblem(key);
     if (keyProblem) return { path: path ? `${path}.${key}` : key, problem: `key ${keyProblem}` };
     const found = findRefusedString((value as Record<string, unknown>)[key], path ? `${path}.${key}` : key);

@@ -1,6 +1,7 @@
 import { Param, ParseUUIDPipe } from '@nestjs/common';
 import { ApiParam } from '@nestjs/swagger';
 import { AppError } from './app-error.js';
+import { UUID_PATTERN } from './uuid.js';
 
 /**
  * A UUID path parameter: parsed (`400 invalid_payload` naming it, like any refused field) and
@@ -14,7 +15,7 @@ export function UuidParam(name = 'id', description?: string): ParameterDecorator
       exceptionFactory: () => new AppError('invalid_payload', `${name}: ${name} must be a UUID`, { fields: { [name]: [`${name} must be a UUID`] } }),
     }),
   );
-  const doc = ApiParam({ name, type: String, format: 'uuid', description });
+  const doc = ApiParam({ name, description, schema: { type: 'string', format: 'uuid', pattern: UUID_PATTERN } });
   return (target, key, index) => {
     parse(target, key, index);
     doc(target, key!, Object.getOwnPropertyDescriptor(target, key!)!);

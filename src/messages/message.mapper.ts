@@ -1,11 +1,12 @@
 import { ApiProperty } from '@nestjs/swagger';
+import { MAX_SEQ } from '../common/int-field.decorator.js';
 import { UserRef } from '../users/user.mapper.js';
 
 /** The contract's Message: the one wire shape of a message, HTTP and WebSocket alike. */
 export class MessageView {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ format: 'uuid' }) channelId!: string;
-  @ApiProperty({ type: 'integer', minimum: 1, example: 42, description: 'per-channel sequence number: 1, 2, 3, ... with no gaps' }) seq!: number;
+  @ApiProperty({ type: 'integer', minimum: 1, maximum: MAX_SEQ, example: 42, description: 'per-channel sequence number: 1, 2, 3, ... with no gaps' }) seq!: number;
   @ApiProperty({ type: UserRef }) sender!: UserRef;
   @ApiProperty({ example: 'hello', minLength: 1, maxLength: 4000 }) text!: string;
   @ApiProperty({ example: 'c-6f1e2d', minLength: 1, maxLength: 64 }) clientMsgId!: string;

@@ -1,6 +1,10 @@
 import { CHANNEL_NAME_PATTERN } from '../channels/dto/channel.dto.js';
 import { ERROR_CODES } from '../common/app-error.js';
 import type { PublicOrigin } from '../common/public-origin.js';
+import { MAX_SEQ } from '../common/int-field.decorator.js';
+import { VISIBLE } from '../common/text-hygiene.js';
+import { UUID_PATTERN } from '../common/uuid.js';
+import { MAX_TEXT_LENGTH } from '../messages/dto/message.dto.js';
 import type { ServerEvent } from './server-events.js';
 
 /**
@@ -36,6 +40,9 @@ const str = (extra: Schema = {}): Schema => ({ type: 'string', ...extra });
 const int = (extra: Schema = {}): Schema => ({ type: 'integer', ...extra });
 const bool = (extra: Schema = {}): Schema => ({ type: 'boolean', ...extra });
 const uuid = (extra: Schema = {}): Schema => str({ format: 'uuid', ...extra });
+/** A UUID a client gives: exactly what the server accepts. */
+const uuidIn = (extra: Schema = {}): Schema => uuid({ pattern: UUID_PATTERN, ...extra });
+const seq = (min: 0 | 1, extra: Schema = {}): Schema => int({ minimum: min, maximum: MAX_SEQ, ...extra });
 const obj = (properties: Record<string, Schema>, required: string[] = [], extra: Schema = {}): Schema => ({
   type: 'object',
   properties,
@@ -48,7 +55,7 @@ const strict = (properties: Record<string, Schema>, required: string[] = [], ext
 const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
 const refField = { ref: str({ maxLength: 64, description: 'echoed in the answer to this frame' }) };
 const echoedRef = { ref: str({ maxLength: 64, description: 'the `ref` of the frame this answers' }) };
-const text = str({ minLength: 1, maxLength: 4000, description: 'at least one visible character; no control characters but newline and tab, no lone surrogates' });
+const text = str({ minLength: 1, maxLength: MAX_TEXT_LENGTH, pattern: VISIBLE.source, description: 'at least one visible character' });
 const clientMsgId = str({ minLength: 1, maxLength: 64, description: "the sender's idempotency key" });
 const channelName = str({ pattern: CHANNEL_NAME_PATTERN.source });
 
@@ -58,7 +65,7 @@ const schemas: Record<string, Schema> = {
     {
       id: uuid(),
       channelId: uuid(),
-      seq: int({ minimum: 1, description: 'per-channel, 1, 2, 3, ... with no gaps' }),
+      seq: seq(1, { description: 'per-channel, 1, 2, 3, ... with no gaps' }),
       sender: ref('UserRef'),
       text,
       clientMsgId,
@@ -74,8 +81,8 @@ const schemas: Record<string, Schema> = {
       name: str({ description: "channel name, or the peer's username for a DM" }),
       peer: { ...ref('Peer'), description: 'DMs only' },
       lastMessage: { oneOf: [ref('Message'), { type: 'null' }], description: 'the latest message, or null when there is none' },
-      headSeq: int({ minimum: 0 }),
-      lastReadSeq: int({ minimum: 0 }),
+      headSeq: seq(0),
+      lastReadSeq: seq(0),
       unreadCount: int({ minimum: 0 }),
     },
     ['channelId', 'kind', 'name', 'lastMessage', 'headSeq', 'lastReadSeq', 'unreadCount'],
@@ -100,20 +107,20 @@ const serverFrame = (event: string, data: Schema): Schema => ({
 const clientEvents: Record<string, { summary: string; data: Schema }> = {
   'message.send': {
     summary: 'Send a message to a channel (channelId) or a user (to: DM created on first use). Answered by message.ack, then message.new to every member connection.',
-    data: strict({ channelId: uuid(), to: str({ maxLength: 32, description: 'a username' }), text, clientMsgId, ...refField }, ['text', 'clientMsgId'], {
+    data: strict({ channelId: uuidIn(), to: str({ maxLength: 32, description: 'a username' }), text, clientMsgId, ...refField }, ['text', 'clientMsgId'], {
       oneOf: [{ required: ['channelId'] }, { required: ['to'] }],
     }),
   },
   'channel.join': {
     summary: 'Join a public channel by name (created if missing) or by id. Answered by channel.joined.',
-    data: strict({ name: channelName, channelId: uuid(), ...refField }, [], { oneOf: [{ required: ['name'] }, { required: ['channelId'] }] }),
+    data: strict({ name: channelName, channelId: uuidIn(), ...refField }, [], { oneOf: [{ required: ['name'] }, { required: ['channelId'] }] }),
   },
-  'channel.leave': { summary: 'Leave a channel. Answered by channel.left.', data: strict({ channelId: uuid(), ...refField }, ['channelId']) },
+  'channel.leave': { summary: 'Leave a channel. Answered by channel.left.', data: strict({ channelId: uuidIn(), ...refField }, ['channelId']) },
   read: {
     summary: "Move the read marker forward. Answered by conversation.update (also to the reader's other connections).",
-    data: strict({ channelId: uuid(), seq: int({ minimum: 0 }), ...refField }, ['channelId', 'seq']),
+    data: strict({ channelId: uuidIn(), seq: seq(0), ...refField }, ['channelId', 'seq']),
   },
-  typing: { summary: "Tell the channel's other members you are typing (throttled to 1/s).", data: strict({ channelId: uuid(), ...refField }, ['channelId']) },
+  typing: { summary: "Tell the channel's other members you are typing (throttled to 1/s).", data: strict({ channelId: uuidIn(), ...refField }, ['channelId']) },
   sync: {
     summary: 'Resume: for each channel (at most 500) the last seq seen; one sync.result per channel, repeat while hasMore.',
     data: strict(
@@ -121,8 +128,8 @@ const clientEvents: Record<string, { summary: string; data: Schema }> = {
         channels: {
           type: 'object',
           maxProperties: 500,
-          propertyNames: { format: 'uuid' },
-          additionalProperties: int({ minimum: 0 }),
+          propertyNames: { format: 'uuid', pattern: UUID_PATTERN },
+          additionalProperties: seq(0),
           description: 'channelId → the last seq the client has',
         },
         ...refField,
@@ -132,7 +139,7 @@ const clientEvents: Record<string, { summary: string; data: Schema }> = {
   },
   history: {
     summary: 'A page of older messages. Answered by history.result.',
-    data: strict({ channelId: uuid(), beforeSeq: int({ minimum: 1 }), limit: int({ minimum: 1, maximum: 200, default: 50 }), ...refField }, ['channelId']),
+    data: strict({ channelId: uuidIn(), beforeSeq: seq(1), limit: int({ minimum: 1, maximum: 200, default: 50 }), ...refField }, ['channelId']),
   },
   ping: { summary: 'Application-level ping. Answered by pong.', data: strict({ ...refField }) },
 };

@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { ChannelsService } from '../channels/channels.service.js';
 import { AppError } from '../common/app-error.js';
+import { MAX_SEQ } from '../common/int-field.decorator.js';
+import { UUID_ALL } from '../common/uuid.js';
 import { FanoutBus } from '../fanout/fanout-bus.js';
 import { MessagesService } from '../messages/messages.service.js';
 import { PresenceDirectory } from '../presence/presence-directory.js';
@@ -13,7 +15,6 @@ import { frame, Reply, reply } from './server-events.js';
 const TYPING_THROTTLE_MS = 1000;
 /** Channels one `sync` frame may list. */
 const MAX_SYNC_CHANNELS = 500;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const withRef = <T extends object>(data: T, ref: string | undefined): T => (ref === undefined ? data : { ...data, ref });
 
@@ -76,9 +77,9 @@ export class RealtimeService {
    */
   async sync(conn: Connection, dto: SyncFrameDto): Promise<void> {
     const entries = Object.entries(dto.channels);
-    const bad = entries.filter(([id, seq]) => !UUID.test(id) || !Number.isInteger(seq) || seq < 0).map(([id]) => id);
+    const bad = entries.filter(([id, seq]) => !UUID_ALL.test(id) || !Number.isInteger(seq) || seq < 0 || seq > MAX_SEQ).map(([id]) => id);
     if (entries.length > MAX_SYNC_CHANNELS || bad.length > 0) {
-      throw new AppError('invalid_payload', `channels must map up to ${MAX_SYNC_CHANNELS} channel ids to non-negative integer seqs`, {
+      throw new AppError('invalid_payload', `channels must map up to ${MAX_SYNC_CHANNELS} channel ids to integer seqs from 0 to ${MAX_SEQ}`, {
         fields: { channels: bad.slice(0, 20) },
       });
     }

@@ -1,5 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsString, Matches, MaxLength, MinLength } from 'class-validator';
+import { IsString, Matches } from 'class-validator';
+import { StringField } from '../../common/string-field.decorator.js';
 import { UserRef } from '../../users/user.mapper.js';
 
 export const USERNAME_PATTERN = /^[A-Za-z0-9_.-]{3,32}$/;
@@ -10,10 +11,8 @@ export class CredentialsDto {
   @Matches(USERNAME_PATTERN, { message: 'username must be 3 to 32 letters, digits, _ . or -' })
   username!: string;
 
-  @ApiProperty({ example: 'correct horse battery staple', minLength: 8, maxLength: 256 })
-  @IsString()
-  @MinLength(8)
-  @MaxLength(256)
+  @ApiProperty({ example: 'correct horse battery staple' })
+  @StringField({ min: 8, max: 256 })
   password!: string;
 }
 
@@ -23,14 +22,12 @@ export class CredentialsDto {
  * longer than this, and hashing a megabyte would be work done for an attacker.
  */
 export class LoginDto {
-  @ApiProperty({ example: 'alice', maxLength: 64 })
-  @IsString()
-  @MaxLength(64)
+  @ApiProperty({ example: 'alice' })
+  @StringField({ max: 64 })
   username!: string;
 
-  @ApiProperty({ example: 'correct horse battery staple', maxLength: 1024 })
-  @IsString()
-  @MaxLength(1024)
+  @ApiProperty({ example: 'correct horse battery staple' })
+  @StringField({ max: 1024 })
   password!: string;
 }
 

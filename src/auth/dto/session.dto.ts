@@ -1,24 +1,20 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsString, MaxLength, MinLength } from 'class-validator';
+import { StringField } from '../../common/string-field.decorator.js';
 
 export class RefreshDto {
   // Any wrong string is a wrong token (401); only a size no token has is a bad payload.
-  @ApiProperty({ description: 'the `refreshToken` of the latest login or refresh', maxLength: 4096 })
-  @IsString()
-  @MaxLength(4096)
+  @ApiProperty({ description: 'the `refreshToken` of the latest login or refresh' })
+  @StringField({ max: 4096 })
   refreshToken!: string;
 }
 
 export class ChangePasswordDto {
-  @ApiProperty({ example: 'correct horse battery staple', maxLength: 1024 })
-  @IsString()
-  @MaxLength(1024)
+  @ApiProperty({ example: 'correct horse battery staple' })
+  @StringField({ max: 1024 })
   currentPassword!: string;
 
-  @ApiProperty({ example: 'battery staple correct horse', minLength: 8, maxLength: 256 })
-  @IsString()
-  @MinLength(8)
-  @MaxLength(256)
+  @ApiProperty({ example: 'battery staple correct horse' })
+  @StringField({ min: 8, max: 256 })
   newPassword!: string;
 }
 

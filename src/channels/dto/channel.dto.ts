@@ -1,7 +1,9 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsString, Matches } from 'class-validator';
 import { ConversationView } from '../conversation.mapper.js';
+import { Optional } from '../../common/optional.decorator.js';
 import { IntField } from '../../common/int-field.decorator.js';
+import { StringField } from '../../common/string-field.decorator.js';
 
 export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const CHANNEL_NAME_MESSAGE = 'name must be 1 to 64 letters, digits, _ . or -, starting with a letter or digit';
@@ -15,8 +17,8 @@ export class CreateChannelDto {
   @IsIn(['public', 'private'])
   visibility!: 'public' | 'private';
 
-  @ApiPropertyOptional({ type: [String], maxItems: 1000, example: ['bob', 'carol'], description: 'usernames added as members (each at most 32 characters)' })
-  @IsOptional() @IsArray() @ArrayMaxSize(1000) @IsString({ each: true }) @MaxLength(32, { each: true })
+  @ApiPropertyOptional({ type: 'array', items: { type: 'string', maxLength: 32 }, maxItems: 1000, example: ['bob', 'carol'], description: 'usernames added as members' })
+  @Optional() @IsArray() @ArrayMaxSize(1000) @StringField({ max: 32, each: true })
   members?: string[];
 }
 
@@ -27,12 +29,12 @@ export class JoinByNameDto {
 }
 
 export class ChannelDirectoryQueryDto {
-  @ApiPropertyOptional({ example: 'gen', maxLength: 64, description: 'part of the channel name, case-insensitive' })
-  @IsOptional() @IsString() @MaxLength(64)
+  @ApiPropertyOptional({ example: 'gen', description: 'part of the channel name, case-insensitive' })
+  @Optional() @StringField({ max: 64 })
   query?: string;
 
   @ApiPropertyOptional({ default: 50 })
-  @IsOptional() @IntField({ min: 1, max: 200, query: true })
+  @Optional() @IntField({ min: 1, max: 200, query: true })
   limit: number = 50;
 }
 
@@ -47,8 +49,8 @@ export class ChannelSummary {
 }
 
 export class CreateDmDto {
-  @ApiProperty({ example: 'bob', maxLength: 32 })
-  @IsString() @MaxLength(32)
+  @ApiProperty({ example: 'bob' })
+  @StringField({ max: 32 })
   username!: string;
 }
 

@@ -1,33 +1,34 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, Matches, MaxLength, MinLength } from 'class-validator';
 import { VISIBLE } from '../../common/text-hygiene.js';
 import { MessageView } from '../message.mapper.js';
-import { IntField } from '../../common/int-field.decorator.js';
+import { Optional } from '../../common/optional.decorator.js';
+import { IntField, SeqField } from '../../common/int-field.decorator.js';
+import { StringField } from '../../common/string-field.decorator.js';
 
 export const MAX_TEXT_LENGTH = 4000;
 
 /** Shared by HTTP and WebSocket sends. */
 export class MessageBodyDto {
-  @ApiProperty({ example: 'hello', minLength: 1, maxLength: MAX_TEXT_LENGTH })
-  @IsString() @MinLength(1) @MaxLength(MAX_TEXT_LENGTH) @Matches(VISIBLE, { message: 'text must have a visible character' })
+  @ApiProperty({ example: 'hello', description: 'at least one visible character' })
+  @StringField({ min: 1, max: MAX_TEXT_LENGTH, pattern: VISIBLE, patternMessage: 'text must have a visible character' })
   text!: string;
 
-  @ApiProperty({ example: 'c-6f1e2d', minLength: 1, maxLength: 64, description: "the sender's idempotency key" })
-  @IsString() @MinLength(1) @MaxLength(64)
+  @ApiProperty({ example: 'c-6f1e2d', description: "the sender's idempotency key" })
+  @StringField({ min: 1, max: 64 })
   clientMsgId!: string;
 }
 
 export class HistoryQueryDto {
   @ApiPropertyOptional({ description: 'only messages with seq < before (page backwards)', example: 101 })
-  @IsOptional() @IntField({ min: 1, query: true })
+  @Optional() @SeqField({ min: 1, query: true })
   before?: number;
 
   @ApiPropertyOptional({ description: 'only messages with seq > after (page forwards)', example: 0 })
-  @IsOptional() @IntField({ min: 0, query: true })
+  @Optional() @SeqField({ min: 0, query: true })
   after?: number;
 
   @ApiPropertyOptional({ default: 50 })
-  @IsOptional() @IntField({ min: 1, max: 200, query: true })
+  @Optional() @IntField({ min: 1, max: 200, query: true })
   limit: number = 50;
 }
 
@@ -39,7 +40,7 @@ export class HistoryPage {
 
 export class ReadMarkerDto {
   @ApiProperty({ example: 42, description: 'the last seq read; clamped to headSeq; markers never move back' })
-  @IntField({ min: 0 })
+  @SeqField({ min: 0 })
   seq!: number;
 }
 

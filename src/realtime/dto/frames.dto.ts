@@ -1,18 +1,21 @@
-import { IsObject, IsOptional, IsString, IsUUID, Matches, MaxLength, ValidateIf } from 'class-validator';
+import { IsObject, IsString, IsUUID, Matches, ValidateIf } from 'class-validator';
 import { CHANNEL_NAME_PATTERN } from '../../channels/dto/channel.dto.js';
 import { VISIBLE } from '../../common/text-hygiene.js';
 import { registerFastParser } from '../../common/validation.js';
 import { MAX_TEXT_LENGTH, MessageBodyDto } from '../../messages/dto/message.dto.js';
-import { IntField } from '../../common/int-field.decorator.js';
+import { Optional } from '../../common/optional.decorator.js';
+import { IntField, SeqField } from '../../common/int-field.decorator.js';
+import { UUID_ALL } from '../../common/uuid.js';
+import { StringField } from '../../common/string-field.decorator.js';
 
 /** Every client frame may carry `ref`; the answer to the frame echoes it. */
 export class FrameDto {
-  @IsOptional() @IsString() @MaxLength(64)
+  @Optional() @StringField({ max: 64 })
   ref?: string;
 }
 
 export class SendFrameDto extends MessageBodyDto {
-  @IsOptional() @IsString() @MaxLength(64)
+  @Optional() @StringField({ max: 64 })
   ref?: string;
 
   @ValidateIf((o: SendFrameDto) => o.to === undefined || o.channelId !== undefined)
@@ -20,13 +23,11 @@ export class SendFrameDto extends MessageBodyDto {
   channelId?: string;
 
   @ValidateIf((o: SendFrameDto) => o.channelId === undefined || o.to !== undefined)
-  @IsString() @MaxLength(32)
+  @StringField({ max: 32 })
   to?: string;
 }
 
 const SEND_KEYS = new Set(['channelId', 'to', 'text', 'clientMsgId', 'ref']);
-// class-validator's isUUID('all').
-const UUID_ALL = /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$/i;
 const str = (v: unknown, min: number, max: number): v is string => typeof v === 'string' && v.length >= min && v.length <= max;
 
 /**
@@ -62,7 +63,7 @@ export class ChannelFrameDto extends FrameDto {
 }
 
 export class ReadFrameDto extends ChannelFrameDto {
-  @IntField({ min: 0 })
+  @SeqField({ min: 0 })
   seq!: number;
 }
 
@@ -73,9 +74,9 @@ export class SyncFrameDto extends FrameDto {
 }
 
 export class HistoryFrameDto extends ChannelFrameDto {
-  @IsOptional() @IntField({ min: 1 })
+  @Optional() @SeqField({ min: 1 })
   beforeSeq?: number;
 
-  @IsOptional() @IntField({ min: 1, max: 200 })
+  @Optional() @IntField({ min: 1, max: 200 })
   limit: number = 50;
 }
