@@ -65,6 +65,14 @@ function prepare(schema: unknown, root: string, close: boolean): unknown {
   return out;
 }
 
+const safeDecode = (s: string): string => {
+  try {
+    return decodeURI(s);
+  } catch {
+    return s; // a malformed escape: the server sees it raw too
+  }
+};
+
 const describeErrors = (errors: ErrorObject[] | null | undefined): string =>
   (errors ?? [])
     .slice(0, 5)
@@ -128,14 +136,17 @@ export class OpenApiContract {
   /** The problem with this response, or null when the document describes it exactly. */
   check(res: SeenResponse): string | null {
     const method = res.method.toLowerCase();
-    const path = decodeURI(res.url.replace(/^[a-z]+:\/\/[^/]+/i, '').split('?')[0] || '/');
+    const raw = res.url.replace(/^[a-z]+:\/\/[^/]+/i, '').split('?')[0] || '/';
+    const path = safeDecode(raw);
     const what = `${res.method.toUpperCase()} ${path} → ${res.status}`;
     // CORS preflights and the documents' own routes (Swagger UI, /docs-json) are not API routes.
     if (method === 'options' || path === '/docs' || path.startsWith('/docs/') || path.startsWith('/docs-')) return null;
     const route = this.routes.find((r) => r.method === method && r.pattern.test(path));
     if (!route) {
-      // An unknown route or method answers the one 404 shape.
-      if (res.status === 404) return this.validate(`${ROOT}404`, { $ref: `${this.root}#/definitions/NotFoundError` }, res.body, what);
+      // An unknown route or method answers the one 404 shape, unless the body parser, which runs
+      // before routing, refused the body first.
+      const schema = { 404: 'NotFoundError', 400: 'InvalidPayloadError', 413: 'TooLargeError', 415: 'UnsupportedBodyError' }[res.status];
+      if (schema) return this.validate(`${ROOT}${res.status}`, { $ref: `${this.root}#/definitions/${schema}` }, res.body, what);
       return `${what}: no such operation in the OpenAPI document`;
     }
     const answer = route.op.responses[String(res.status)];
@@ -154,6 +165,28 @@ export class OpenApiContract {
     if (!media) return `${what}: content type "${contentType}" not documented (${Object.keys(answer.content).join(', ')})`;
     const body = contentType === 'application/json' ? res.body : res.text;
     return this.validate(`${method} ${route.template} ${res.status} ${contentType}`, media.schema, body, what);
+  }
+
+  /**
+   * Whether the document allows this JSON request body for the operation at `template`
+   * (the fuzz suite's oracle); undefined when the operation documents no JSON body.
+   */
+  allowsRequestBody(method: string, template: string, body: unknown): boolean | undefined {
+    const route = this.routes.find((r) => r.method === method.toLowerCase() && r.template === template);
+    const schema = (route?.op as { requestBody?: { content?: Record<string, { schema: unknown }> } } | undefined)?.requestBody?.content?.[
+      'application/json'
+    ]?.schema;
+    if (!schema) return undefined;
+    const key = `request ${method} ${template}`;
+    let validate = this.compiled.get(key);
+    // Request bodies are as closed as the document says (it closes them: the server refuses unknown fields).
+    if (!validate) this.compiled.set(key, (validate = this.ajv.compile(prepare(schema, this.root, false) as Json)));
+    return validate(body);
+  }
+
+  /** The documented operations, as `{method, template}`. */
+  operations(): { method: string; template: string; op: Json }[] {
+    return this.routes.map(({ method, template, op }) => ({ method, template, op: op as unknown as Json }));
   }
 
   private validate(key: string, schema: unknown, body: unknown, what: string): string | null {
