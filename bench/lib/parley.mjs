@@ -32,6 +32,8 @@ export function parleyEnv(dbFile) {
     LOG_LEVEL: 'warn',
     RATE_LIMIT_PER_SEC: '0', // load tests send far above a person's rate
     HTTP_RATE_LIMIT: 'false', // and register and send over HTTP far above it too
+    QUOTA_CONNECTIONS_PER_IP: '0', // every client of the harness is 127.0.0.1
+    QUOTA_CONNECTIONS_PER_USER: '0',
     SEND_BUFFER_CAP_BYTES: String(256 * 1024 * 1024), // measure the server, not the slow-consumer guard
   };
 }

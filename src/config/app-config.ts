@@ -140,6 +140,22 @@ export class EnvironmentVariables {
   /** When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`. */
   @IsOptional() @IsString() @MinLength(16, { message: 'METRICS_TOKEN must be at least 16 characters' })
   METRICS_TOKEN?: string;
+
+  // Quotas (0 turns one off). Connections are counted per instance.
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  QUOTA_CONNECTIONS_PER_USER: number = 20;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  QUOTA_CONNECTIONS_PER_IP: number = 1000;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  QUOTA_CHANNELS_CREATED_PER_USER: number = 100;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  QUOTA_MEMBERS_PER_REQUEST: number = 100;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  QUOTA_CHANNELS_PER_USER: number = 1000;
 }
 
 export type DatabaseTarget =
@@ -180,6 +196,7 @@ export class AppConfig {
     readonly metricsToken: string | undefined,
     readonly refreshTokenTtlSeconds: number,
     readonly wsTicketTtlSeconds: number,
+    readonly quotas: Quotas,
   ) {}
 }
 
@@ -288,7 +305,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     vars.METRICS_TOKEN,
     parseDuration(vars.REFRESH_TOKEN_TTL),
     parseDuration(vars.WS_TICKET_TTL),
+    {
+      connectionsPerUser: vars.QUOTA_CONNECTIONS_PER_USER,
+      connectionsPerIp: vars.QUOTA_CONNECTIONS_PER_IP,
+      channelsCreatedPerUser: vars.QUOTA_CHANNELS_CREATED_PER_USER,
+      membersPerRequest: vars.QUOTA_MEMBERS_PER_REQUEST,
+      channelsPerUser: vars.QUOTA_CHANNELS_PER_USER,
+    },
   );
+}
+
+/** What one user (or address) may hold; 0: no limit. */
+export interface Quotas {
+  connectionsPerUser: number;
+  connectionsPerIp: number;
+  channelsCreatedPerUser: number;
+  membersPerRequest: number;
+  channelsPerUser: number;
 }
 
 /** One HTTP rate limit: at most `limit` requests per `windowSeconds`; null when set to `off`. */

@@ -38,6 +38,8 @@ export class Connection {
   expiresAt = Infinity;
   /** The login session of the token (or ticket): when it ends, the connection closes (1008). */
   sessionId = '';
+  /** The client's address (the per-address quota), when known. */
+  address: string | null = null;
   private held: (string | Buffer | Framed)[] | null = [];
 
   constructor(
