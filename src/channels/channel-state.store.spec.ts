@@ -4,6 +4,7 @@ import { DataSource } from 'typeorm';
 import { DATABASES, freshDatabaseUrl, testEnv } from '../../test/helpers/test-app.js';
 import { AppModule } from '../app.module.js';
 import { loadConfig } from '../config/app-config.js';
+import { randomUUID } from 'node:crypto';
 import { LocalFanoutBus } from '../fanout/fanout-bus.js';
 import { UsersService } from '../users/users.service.js';
 import { ChannelStateStore } from './channel-state.store.js';
@@ -69,5 +70,43 @@ describe.each(DATABASES)('ChannelStateStore on %s', (db) => {
     expect(state.members.get(a.id)?.lastReadSeq).toBe(7);
     expect(state.members.has(b.id)).toBe(false);
     expect(store.peersOf(b.id, 100)).toEqual(new Set());
+  });
+});
+
+describe.each(DATABASES)('ChannelStateStore missing ids on %s', (db) => {
+  let ctx: INestApplicationContext;
+  let cleanup: () => Promise<void>;
+
+  beforeAll(async () => {
+    const fresh = freshDatabaseUrl(db);
+    cleanup = fresh.cleanup;
+    const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(loadConfig(testEnv(fresh.url)))] }).compile();
+    ctx = await moduleRef.init();
+  });
+  afterAll(async () => {
+    await ctx.close();
+    await cleanup();
+  });
+
+  it('remembers ids that are no channel, and forgets one when a channel of that id is created', async () => {
+    const bus = new LocalFanoutBus();
+    const store = new ChannelStateStore(ctx.get(DataSource), bus);
+    const internals = store as unknown as { read: (id: string) => Promise<unknown> };
+    const read = internals.read.bind(store);
+    let reads = 0;
+    internals.read = (id: string) => {
+      reads++;
+      return read(id);
+    };
+    const [id, other] = [randomUUID(), randomUUID()];
+    expect(await store.get(id)).toBeNull();
+    expect(await store.get(id)).toBeNull();
+    expect(reads).toBe(1);
+    await store.learnMissing([id, other]);
+    expect(await store.get(other)).toBeNull();
+    expect(reads).toBe(1);
+    bus.publish('conversation.created', { channelId: other, userIds: [] });
+    expect(await store.get(other)).toBeNull();
+    expect(reads).toBe(2);
   });
 });

@@ -16,6 +16,13 @@ export interface MemberState {
 
 /** Channels kept in memory at most (a few KB each, more for big channels). */
 const MAX_CACHED_CHANNELS = 100_000;
+/**
+ * Ids that are no channel, remembered for a while so a client that lists unknown ids again and
+ * again (a `sync` of 500 random ids) costs no query each time. Ids are random UUIDs, so an id
+ * that becomes a channel later was never asked before it existed; a creation clears it anyway.
+ */
+const MAX_MISSING = 10_000;
+const MISSING_TTL_MS = 60_000;
 
 /** What fan-out and the conversation list need of a channel, kept in memory. */
 export interface ChannelState {
@@ -56,6 +63,7 @@ export class ChannelStateStore {
   private readonly versions = new LRUCache<string, number>({ max: MAX_CACHED_CHANNELS });
   /** user id → ids of the cached channels they are in. */
   private readonly channelsByUser = new Map<string, Set<string>>();
+  private readonly missing = new LRUCache<string, true>({ max: MAX_MISSING, ttl: MISSING_TTL_MS });
 
   constructor(
     private readonly db: DataSource,
@@ -83,6 +91,8 @@ export class ChannelStateStore {
       state.members.delete(user.id);
       this.channelsByUser.get(user.id)?.delete(channelId);
     }, 'state');
+    // A new channel: an instance that remembered its id as missing forgets that.
+    bus.on('conversation.created', ({ channelId }) => void this.touch(channelId), 'state');
   }
 
   /** The cached state, or undefined: no load. */
@@ -112,6 +122,7 @@ export class ChannelStateStore {
   get(channelId: string): Promise<ChannelState | null> {
     const cached = this.states.get(channelId);
     if (cached) return Promise.resolve(cached);
+    if (this.missing.has(channelId)) return Promise.resolve(null);
     let pending = this.loading.get(channelId);
     if (!pending) {
       pending = this.load(channelId).finally(() => this.loading.delete(channelId));
@@ -123,6 +134,21 @@ export class ChannelStateStore {
   async getMany(channelIds: string[]): Promise<ChannelState[]> {
     const states = await Promise.all(channelIds.map((id) => this.get(id)));
     return states.filter((s): s is ChannelState => s !== null);
+  }
+
+  /**
+   * Finds out, with one query per 500 ids, which of these ids that are neither cached nor known
+   * to be missing are no channel, and remembers them: the `get`s that follow cost no query each.
+   */
+  async learnMissing(channelIds: string[]): Promise<void> {
+    const unknown = channelIds.filter((id) => !this.states.has(id) && !this.missing.has(id));
+    if (unknown.length === 0) return;
+    const versions = unknown.map((id) => this.versions.get(id) ?? 0);
+    const heads = await this.heads(unknown);
+    unknown.forEach((id, i) => {
+      // A change of that id meanwhile means it exists now.
+      if (!heads.has(id) && (this.versions.get(id) ?? 0) === versions[i]) this.missing.set(id, true);
+    });
   }
 
   /** Ids of the channels a user belongs to (from the database: the user may have none cached). */
@@ -141,6 +167,7 @@ export class ChannelStateStore {
   /** Call for every committed change of a channel, cached or not. */
   touch(channelId: string): ChannelState | undefined {
     this.versions.set(channelId, (this.versions.get(channelId) ?? 0) + 1);
+    this.missing.delete(channelId);
     return this.states.get(channelId);
   }
 
@@ -224,6 +251,8 @@ export class ChannelStateStore {
         if (state) {
           this.states.set(channelId, state);
           for (const userId of state.members.keys()) this.index(userId, channelId);
+        } else {
+          this.missing.set(channelId, true);
         }
         return state;
       }

@@ -70,7 +70,7 @@ const clientEvents: Record<string, { summary: string; data: Schema }> = {
   },
   typing: { summary: "Tell the channel's other members you are typing (throttled to 1/s).", data: obj({ channelId: str({ format: 'uuid' }), ...refField }, ['channelId']) },
   sync: {
-    summary: 'Resume: for each channel the last seq seen; one sync.result per channel, repeat while hasMore.',
+    summary: 'Resume: for each channel (1 to 500) the last seq seen; one sync.result per channel, repeat while hasMore. A channel you may not read answers an error with details.channelId; an empty channels answers invalid_payload.',
     data: obj({ channels: { type: 'object', additionalProperties: int({ minimum: 0 }) }, ...refField }, ['channels']),
   },
   history: {
