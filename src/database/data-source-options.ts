@@ -5,10 +5,11 @@ import type { DatabaseTarget } from '../config/app-config.js';
 import { Channel } from '../channels/channel.entity.js';
 import { Membership } from '../channels/membership.entity.js';
 import { Message } from '../messages/message.entity.js';
+import { Block } from '../users/block.entity.js';
 import { User } from '../users/user.entity.js';
 import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.js';
 
-export const ENTITIES = [User, Channel, Membership, Message];
+export const ENTITIES = [User, Channel, Membership, Message, Block];
 
 /**
  * One place that turns DATABASE_URL into TypeORM options. Entities and migrations are listed as

@@ -38,6 +38,19 @@ export abstract class FanoutBus {
   /** Called when the instances may have missed changes (the bus was cut): reload and refill. */
   onResync: () => void = () => undefined;
 
+  private readonly resyncHooks: (() => void)[] = [];
+
+  /** More state to read again after a cut, besides the channels `onResync` reloads (e.g. blocks). */
+  afterResync(hook: () => void): void {
+    this.resyncHooks.push(hook);
+  }
+
+  /** The bus may have missed changes: every holder of state reloads it. */
+  protected resync(): void {
+    this.onResync();
+    for (const hook of this.resyncHooks) hook();
+  }
+
   /** Runs the listeners of a change, from here or from another instance. */
   protected dispatch<K extends ChangeName>(name: K, change: ChangeMap[K], source: ChangeSource): void {
     for (const stage of ['state', 'render'] as const) {

@@ -23,7 +23,7 @@ interface Envelope {
  *
  * Pub/sub is fire-and-forget: a change published while a subscriber is cut off is lost for it.
  * Losses are repaired elsewhere (ChannelSequencer: seq gaps, periodic head checks, and a resync
- * after every reconnect, which `onResync` triggers).
+ * after every reconnect, which `resync` triggers).
  */
 @Injectable()
 export class RedisFanoutBus extends FanoutBus implements OnModuleInit {
@@ -55,7 +55,7 @@ export class RedisFanoutBus extends FanoutBus implements OnModuleInit {
       if (this.mayHaveMissed) {
         this.logger.warn('bus reconnected: reloading state and refilling from the database');
         this.metrics.busResyncs.inc();
-        this.onResync();
+        this.resync();
       }
       this.mayHaveMissed = true;
     });

@@ -61,7 +61,7 @@ export class RealtimeService {
    * when the user types on devices connected to different instances (the directory decides then).
    */
   async typing(conn: Connection, dto: ChannelFrameDto): Promise<void> {
-    await this.channels.requireMember(dto.channelId, conn.user.id);
+    await this.channels.assertCanPost(await this.channels.requireMember(dto.channelId, conn.user.id), conn.user.id);
     const key = `${conn.user.id}:${dto.channelId}`;
     const now = Date.now();
     if (now - (this.lastTyping.get(key) ?? 0) < TYPING_THROTTLE_MS) return;
