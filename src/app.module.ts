@@ -9,6 +9,7 @@ import { HealthModule } from './health/health.module.js';
 import { MessagesModule } from './messages/messages.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { PresenceModule } from './presence/presence.module.js';
+import { RateLimitModule } from './rate-limit/rate-limit.module.js';
 import { RealtimeModule } from './realtime/realtime.module.js';
 import { UsersModule } from './users/users.module.js';
 
@@ -30,6 +31,7 @@ export class AppModule {
         ChannelsModule,
         MessagesModule,
         RealtimeModule,
+        RateLimitModule,
         ...extra,
       ],
     };

@@ -19,7 +19,12 @@ async function bootstrap(): Promise<void> {
   }
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { bufferLogs: true });
   configureApp(app, config);
-  await app.listen(config.port);
+  if (config.host) await app.listen(config.port, config.host);
+  else await app.listen(config.port);
+  const shown = !config.host || config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  new Logger('Bootstrap').log(
+    `listening on http://${shown.includes(':') ? `[${shown}]` : shown}:${config.port} (WebSocket at /ws${config.docsEnabled ? ', docs at /docs' : ''})`,
+  );
   // SIGTERM/SIGINT: the modules' shutdown hooks stop accepting, close sockets with 1001 and let
   // queued writes commit; whatever happens, the process is gone within 10 s.
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {

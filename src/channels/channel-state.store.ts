@@ -245,6 +245,35 @@ export class ChannelStateStore {
     return cached;
   }
 
+  /**
+   * Reads one membership the cached state does not show. A join on another instance reaches this
+   * one's memory a bus round trip after its commit, and a client may be quicker: the database has
+   * the last word before anyone is refused. Found, it is added to the cached state.
+   */
+  async recheckMember(state: ChannelState, userId: string): Promise<boolean> {
+    const row = await this.db
+      .createQueryBuilder()
+      .select(['ms.user_id AS user_id', 'u.username AS username', 'ms.role AS role'])
+      .addSelect(['ms.last_read_seq AS last_read_seq', 'ms.joined_at AS joined_at', 'ms.accepted_at AS accepted_at'])
+      .from('memberships', 'ms')
+      .innerJoin('users', 'u', 'u.id = ms.user_id')
+      .where('ms.channel_id = :channelId AND ms.user_id = :userId', { channelId: state.id, userId })
+      .getRawOne<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null }>();
+    if (!row) return false;
+    if (!state.members.has(userId) && this.states.peek(state.id) === state) {
+      state.members.set(userId, {
+        userId,
+        username: row.username,
+        role: row.role,
+        lastReadSeq: Number(row.last_read_seq),
+        joinedAt: Number(row.joined_at),
+        acceptedAt: row.accepted_at === null ? null : Number(row.accepted_at),
+      });
+      this.index(userId, state.id);
+    }
+    return true;
+  }
+
   /** The database's heads of these channels (channels that do not exist are left out). */
   async heads(channelIds: string[]): Promise<Map<string, number>> {
     const heads = new Map<string, number>();

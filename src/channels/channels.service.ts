@@ -81,7 +81,7 @@ export class ChannelsService {
   async requireMember(channelId: string, userId: string): Promise<ChannelState> {
     const state = await this.store.get(channelId);
     if (!state) throw AppError.notFound('channel');
-    if (!state.members.has(userId)) {
+    if (!state.members.has(userId) && !(await this.store.recheckMember(state, userId))) {
       if (state.visibility !== 'public') throw AppError.notFound('channel');
       throw AppError.forbidden('not a member of this channel');
     }

@@ -8,6 +8,8 @@ import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from './messag
 export interface MessageBatchOps {
   /** Stored messages of these (senderId, clientMsgId) pairs, keyed `${senderId}\u0000${clientMsgId}`. */
   findExisting(pairs: { senderId: string; clientMsgId: string }[]): Promise<Map<string, MessageView>> | Map<string, MessageView>;
+  /** Which of these (channelId, userId) pairs are memberships, keyed `${channelId}\u0000${userId}`. */
+  findMembers(pairs: { channelId: string; userId: string }[]): Promise<Set<string>> | Set<string>;
   /** Adds n to the channel's head_seq and returns the new head (null: no such channel). */
   bumpHead(channelId: string, n: number): Promise<number | null> | number | null;
   insert(messages: MessageView[], createdAtMs: number): Promise<void> | void;
@@ -87,6 +89,7 @@ class SqliteOps implements MessageBatchOps {
   private readonly lookup: Database.Statement;
   private readonly bump: Database.Statement;
   private readonly marker: Database.Statement;
+  private readonly member: Database.Statement;
   private readonly inserts = new Map<number, Database.Statement>();
   private readonly reads = new Map<string, Database.Statement>();
 
@@ -96,6 +99,7 @@ class SqliteOps implements MessageBatchOps {
     );
     this.bump = db.prepare('UPDATE channels SET head_seq = head_seq + ? WHERE id = ? RETURNING head_seq');
     this.marker = db.prepare('UPDATE memberships SET last_read_seq = ? WHERE channel_id = ? AND user_id = ? AND last_read_seq < ?');
+    this.member = db.prepare('SELECT 1 FROM memberships WHERE channel_id = ? AND user_id = ?');
   }
 
   /** A read through a statement prepared once per SQL text (a handful of shapes). */
@@ -113,6 +117,15 @@ class SqliteOps implements MessageBatchOps {
     for (const p of pairs) {
       const row = this.lookup.get(p.senderId, p.clientMsgId) as MessageRow | undefined;
       if (row) found.set(pairKey(p.senderId, p.clientMsgId), rowToMessage(row));
+    }
+    return found;
+  }
+
+  findMembers(pairs: { channelId: string; userId: string }[]): Set<string> {
+    const found = new Set<string>();
+    for (const p of pairs) {
+      const key = pairKey(p.channelId, p.userId);
+      if (!found.has(key) && this.member.get(p.channelId, p.userId)) found.add(key);
     }
     return found;
   }
@@ -159,6 +172,21 @@ class PostgresOps implements MessageBatchOps {
         params,
       );
       for (const row of rows) found.set(pairKey(row.sender_id, row.client_msg_id), rowToMessage(row));
+    }
+    return found;
+  }
+
+  async findMembers(pairs: { channelId: string; userId: string }[]): Promise<Set<string>> {
+    const unique = [...new Map(pairs.map((p) => [pairKey(p.channelId, p.userId), p])).values()];
+    const found = new Set<string>();
+    for (let start = 0; start < unique.length; start += INSERT_CHUNK) {
+      const chunk = unique.slice(start, start + INSERT_CHUNK);
+      const values = chunk.map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(', ');
+      const rows = await this.rows<{ channel_id: string; user_id: string }>(
+        `SELECT channel_id, user_id FROM memberships WHERE (channel_id, user_id) IN (VALUES ${values})`,
+        chunk.flatMap((p) => [p.channelId, p.userId]),
+      );
+      for (const r of rows) found.add(pairKey(r.channel_id, r.user_id));
     }
     return found;
   }

@@ -75,16 +75,7 @@ export class MessageWriter {
     this.scheduled = false;
     this.running = true;
     const batch = this.queue.splice(0, MAX_BATCH);
-    let outcomes: (SendOutcome | Error)[];
-    try {
-      outcomes = await this.store.transaction((ops) => this.writeBatch(ops, batch.map((p) => p.req)));
-    } catch (err) {
-      // One bad send (or a race with another instance) must not fail its neighbours:
-      // write them one by one so each gets its own answer.
-      this.logger.warn(`batch of ${batch.length} failed (${(err as Error).message}); retrying one by one`);
-      outcomes = [];
-      for (const p of batch) outcomes.push(await this.writeOne(p.req));
-    }
+    const outcomes = await this.writeSplitting(batch.map((p) => p.req));
     const created = outcomes.filter((o): o is SendOutcome => !(o instanceof Error) && !o.duplicate).map((o) => o.message);
     if (created.length > 0) {
       try {
@@ -103,22 +94,32 @@ export class MessageWriter {
     else for (const done of this.idle.splice(0)) done();
   }
 
-  private async writeOne(req: SendRequest): Promise<SendOutcome | Error> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const [outcome] = await this.store.transaction((ops) => this.writeBatch(ops, [req]));
-        return outcome;
-      } catch (err) {
-        if (isUniqueViolation(err)) continue; // the same clientMsgId committed elsewhere: look again
-        this.logger.error(`send failed: ${(err as Error).message}`);
-        return new AppError('internal', 'the message could not be stored');
+  /**
+   * One transaction for the whole batch; if it fails, each half gets its own, and so on down to
+   * the one send at fault, which alone gets the error. A bad send thus costs its neighbours a few
+   * transactions (log2 of the batch), not one each; halves run in order, so seqs stay in commit
+   * order. A unique violation (the same clientMsgId committed by another instance meanwhile) is
+   * retried once: the second look finds the original.
+   */
+  private async writeSplitting(reqs: SendRequest[], attempt = 0): Promise<(SendOutcome | Error)[]> {
+    try {
+      return await this.store.transaction((ops) => this.writeBatch(ops, reqs));
+    } catch (err) {
+      if (reqs.length > 1) {
+        if (attempt === 0) this.logger.warn(`batch of ${reqs.length} failed (${(err as Error).message}); splitting it`);
+        const half = Math.ceil(reqs.length / 2);
+        return [...(await this.writeSplitting(reqs.slice(0, half), 1)), ...(await this.writeSplitting(reqs.slice(half), 1))];
       }
+      if (isUniqueViolation(err) && attempt < 2) return this.writeSplitting(reqs, 2);
+      if (isUniqueViolation(err)) return [new AppError('conflict', 'the message could not be stored; retry with the same clientMsgId')];
+      if (err instanceof AppError) return [err];
+      this.logger.error(`send failed: ${(err as Error).message}`);
+      return [new AppError('internal', 'the message could not be stored')];
     }
-    return new AppError('conflict', 'the message could not be stored; retry with the same clientMsgId');
   }
 
-  private async writeBatch(ops: MessageBatchOps, reqs: SendRequest[]): Promise<SendOutcome[]> {
-    const outcomes: SendOutcome[] = new Array(reqs.length);
+  private async writeBatch(ops: MessageBatchOps, reqs: SendRequest[]): Promise<(SendOutcome | AppError)[]> {
+    const outcomes: (SendOutcome | AppError)[] = new Array(reqs.length);
 
     // 1. Idempotency: originals already stored, and repeats inside this very batch.
     const stored = await ops.findExisting(reqs.map((r) => ({ senderId: r.sender.id, clientMsgId: r.clientMsgId })));
@@ -139,7 +140,17 @@ export class MessageWriter {
       }
     });
 
-    // 2. Sequence numbers, channel by channel in a fixed order (the lock order across instances).
+    // 2. Membership, from the database: the in-memory check that let the send in may not have
+    //    heard yet of a leave on another instance (the bus is a round trip behind the commit).
+    const members = await ops.findMembers([...byChannel].flatMap(([channelId, idx]) => idx.map((i) => ({ channelId, userId: reqs[i].sender.id }))));
+    for (const [channelId, idx] of byChannel) {
+      const kept = idx.filter((i) => members.has(pairKey(channelId, reqs[i].sender.id)));
+      for (const i of idx) if (!kept.includes(i)) outcomes[i] = AppError.forbidden('not a member of this channel');
+      if (kept.length > 0) byChannel.set(channelId, kept);
+      else byChannel.delete(channelId);
+    }
+
+    // 3. Sequence numbers, channel by channel in a fixed order (the lock order across instances).
     const now = Date.now();
     const createdAt = new Date(now).toISOString();
     const created: MessageView[] = [];
@@ -164,10 +175,10 @@ export class MessageWriter {
       });
     }
 
-    // 3. The rows, in multi-row INSERTs.
+    // 4. The rows, in multi-row INSERTs.
     await ops.insert(created, now);
 
-    // 4. Sending reads up to one's own message: that is what makes unread = head - lastRead exact.
+    // 5. Sending reads up to one's own message: that is what makes unread = head - lastRead exact.
     const markers = new Map<string, MessageView>();
     for (const m of created) {
       const key = pairKey(m.channelId, m.sender.id);
@@ -177,7 +188,10 @@ export class MessageWriter {
     for (const m of markers.values()) await ops.advanceMarker(m.channelId, m.sender.id, m.seq);
 
     // Repeats inside the batch get the message their first copy created.
-    for (const [i, first] of repeats) outcomes[i] = { message: outcomes[first].message, duplicate: true };
+    for (const [i, first] of repeats) {
+      const original = outcomes[first];
+      outcomes[i] = original instanceof AppError ? original : { message: original.message, duplicate: true };
+    }
     return outcomes;
   }
 }

@@ -8,6 +8,8 @@ import { ChannelsService } from '../channels/channels.service.js';
 import { AppError } from '../common/app-error.js';
 import { loadConfig } from '../config/app-config.js';
 import { UsersService } from '../users/users.service.js';
+import { MessageStore } from './message-store.js';
+import { MessageWriter } from './message-writer.js';
 import { MessagesService } from './messages.service.js';
 
 /** The messages service on a real database (an SQLite file; PostgreSQL too when configured). */
@@ -110,6 +112,58 @@ describe.each(DATABASES)('MessagesService on %s', (db) => {
     expect(seqs(await messages.history(a, id, { after: 8, limit: 3 }))).toEqual([9, 10]);
     expect(await messages.history(a, id, { after: 10, limit: 3 })).toMatchObject({ messages: [], hasMore: false });
     expect(await messages.sync(a, id, 7)).toMatchObject({ headSeq: 10, hasMore: false });
+  });
+
+  it('splits a failing batch in halves: only the bad send fails, its neighbours pay a few transactions, not one each', async () => {
+    const a = await user();
+    const id = await channel(a);
+    const store = ctx.get(MessageStore);
+    const real = store.transaction.bind(store);
+    let transactions = 0;
+    // A fault of one send (an insert the database refuses), wherever the batch puts it.
+    store.transaction = (work) => {
+      transactions++;
+      return real((ops) =>
+        work(
+          Object.assign(Object.create(ops) as typeof ops, {
+            insert: (messages: { clientMsgId: string }[], at: number) => {
+              if (messages.some((m) => m.clientMsgId === 'split-40')) throw new Error('refused by the database');
+              return ops.insert(messages as never, at);
+            },
+          }),
+        ),
+      );
+    };
+    try {
+      const writer = ctx.get(MessageWriter);
+      // In one batch: 63 good sends and one the database refuses.
+      const sends = Array.from({ length: 64 }, (_, i) => writer.write({ channelId: id, sender: a, text: `s${i}`, clientMsgId: `split-${i}` }));
+      const settled = await Promise.allSettled(sends);
+      expect(settled.filter((r) => r.status === 'rejected')).toHaveLength(1);
+      expect((settled[40] as PromiseRejectedResult).reason).toMatchObject({ code: 'internal' });
+      const seqs = settled.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<{ message: { seq: number } }>).value.message.seq);
+      expect(seqs).toEqual(Array.from({ length: 63 }, (_, i) => i + 1));
+      expect(transactions).toBeLessThanOrEqual(1 + 2 * 6);
+    } finally {
+      store.transaction = real;
+    }
+  });
+
+  it('refuses a send from a member who left elsewhere before this instance\'s memory heard of it', async () => {
+    const [a, b] = await Promise.all([user(), user()]);
+    const id = await channel(a, [b]);
+    // The leave committed by another instance; its change has not reached this one yet.
+    await ctx.get(DataSource).query(`DELETE FROM memberships WHERE channel_id = '${id}' AND user_id = '${b.id}'`);
+    await expect(messages.send(b, { channelId: id, text: 'late', clientMsgId: 'late-1' })).rejects.toMatchObject({ code: 'forbidden' });
+    expect((await messages.history(a, id, { limit: 5 })).messages).toEqual([]);
+  });
+
+  it('lets in a member who joined elsewhere before this instance\'s memory heard of it', async () => {
+    const [a, b] = await Promise.all([user(), user()]);
+    const id = await channel(a);
+    await messages.history(a, id, { limit: 1 }); // the channel is cached without b
+    await ctx.get(DataSource).query(`INSERT INTO memberships (channel_id, user_id, role, last_read_seq, joined_at) VALUES ('${id}', '${b.id}', 'member', 0, 0)`);
+    expect((await messages.send(b, { channelId: id, text: 'early', clientMsgId: 'early-1' })).message.seq).toBe(1);
   });
 
   it('refuses non-members and unknown channels without storing anything', async () => {

@@ -62,8 +62,9 @@ export class SessionService implements OnModuleDestroy {
     done: (ok: boolean, status?: number, message?: string) => void,
   ): void {
     if (this.shuttingDown) return done(false, 503, 'Server shutting down');
+    // A client without Origin is not a browser (a native app, a server): origins are a browser's rule.
     const allowed = this.config.allowedOrigins;
-    if (allowed && !(info.origin && allowed.includes(info.origin))) return done(false, 403, 'Origin not allowed');
+    if (allowed && info.origin && !allowed.includes(info.origin)) return done(false, 403, 'Origin not allowed');
     try {
       const req = info.req as TaggedRequest;
       const token = bearerToken(req.headers.authorization) ?? new URL(req.url ?? '/', 'http://x').searchParams.get('token');

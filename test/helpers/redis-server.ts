@@ -1,38 +1,46 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import { connect as tcpConnect } from 'node:net';
+import { spawn, spawnSync } from 'node:child_process';
 import { freePort } from './server-process.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Whether `redis-server` is installed (the Redis suites are skipped, with a word, when not). */
+export const REDIS_SERVER_AVAILABLE = spawnSync('redis-server', ['--version']).status === 0;
 
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = tcpConnect(port, '127.0.0.1');
-    const done = (ok: boolean) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(500, () => done(false));
-    sock.once('error', () => done(false));
-    sock.once('connect', () => sock.write('PING\r\n'));
-    sock.once('data', (d) => done(d.toString().startsWith('+PONG')));
-  });
+export interface TestRedis {
+  url: string;
+  port: number;
+  stop: () => Promise<void>;
 }
 
-/** A redis-server of the test's own on a free port, without persistence (the machine's shared one is never touched). */
-export async function startRedis(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  let failed: Error | null = null;
-  child.once('error', (err) => (failed = err));
-  for (let i = 0; !(await answers(port)); i++) {
-    if (failed || i > 200) throw new Error(`redis-server did not start: ${failed ?? 'no answer on its port'}`);
-    await sleep(50);
-  }
+/**
+ * A throwaway Redis of the test's own, on a free port, nothing persisted: never the shared one
+ * on 6379. `port` restarts one on the same port (to test a Redis that comes back).
+ */
+export async function startRedis(port?: number): Promise<TestRedis> {
+  const p = port ?? (await freePort());
+  const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${output}`)), 10000);
+    child.stdout.on('data', (d) => {
+      output += d;
+      if (output.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.stderr.on('data', (d) => (output += d));
+    child.once('exit', () => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited at start:\n${output}`));
+    });
+  });
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://127.0.0.1:${p}`,
+    port: p,
     stop: async () => {
-      child.kill('SIGKILL');
+      if (child.exitCode === null) child.kill('SIGKILL');
       await exited;
     },
   };
