@@ -137,11 +137,14 @@ describe('WebSocket limits', () => {
 
     it('is not carried through channels over PRESENCE_MAX_CHANNEL_MEMBERS, but still through DMs', async () => {
       const [a, b, c] = await Promise.all([registerUser(t, 'a'), registerUser(t, 'b'), registerUser(t, 'c')]);
-      await createChannel(t, a, [b, c]);
+      const channelId = await createChannel(t, a, [b, c]);
+      // Everyone accepts: only the channel's size keeps presence out of it.
+      for (const u of [b, c]) await t.http().post(`/channels/${channelId}/accept`).set(u.auth).expect(200);
       const { client: watcher } = await TestClient.connect(t.wsUrl, a.token);
       const { client: cc } = await TestClient.connect(t.wsUrl, c.token);
       await watcher.expectNone('presence.update', 300);
-      await t.http().post('/dms').set(a.auth).send({ username: b.username }).expect(200);
+      const dm = await t.http().post('/dms').set(a.auth).send({ username: b.username }).expect(200);
+      await t.http().post(`/channels/${dm.body.channelId}/accept`).set(b.auth).expect(200);
       const { client: bc } = await TestClient.connect(t.wsUrl, b.token);
       expect(await watcher.next('presence.update')).toMatchObject({ user: { id: b.id }, status: 'online' });
       await Promise.all([watcher.close(), cc.close(), bc.close()]);

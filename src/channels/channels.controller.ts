@@ -22,10 +22,18 @@ export class ChannelsController {
   }
 
   @Post('channels')
-  @ApiOperation({ summary: 'Create a channel; private ones are joined by invitation (members)' })
+  @ApiOperation({
+    summary: 'Create a channel; private ones are joined by invitation (members)',
+    description:
+      'The listed `members` are invited: the channel is a request for them until they accept it (post in it, read it, ' +
+      'or `POST /channels/{id}/accept`); they may also leave it. Users who blocked the caller are left out of the ' +
+      'channel without an error (only `memberCount` shows it). Names are unique among public channels ' +
+      '(case-insensitive); a private channel may not take a public channel\'s name, but private names are not unique: ' +
+      'a name used only by private channels you cannot see never makes a create fail, so nothing reveals that they exist.',
+  })
   @ApiCreatedResponse({ type: ChannelSummary })
   @ApiResponse({ status: 404, type: ErrorResponseDto, description: '`not_found`: a listed member does not exist' })
-  @ApiResponse({ status: 409, type: ErrorResponseDto, description: '`conflict`: the name is taken' })
+  @ApiResponse({ status: 409, type: ErrorResponseDto, description: '`conflict`: a public channel has this name' })
   create(@CurrentUser() user: AuthUser, @Body() dto: CreateChannelDto): Promise<ChannelSummary> {
     return this.channels.create(user, dto);
   }
@@ -56,10 +64,32 @@ export class ChannelsController {
     return this.channels.leave(user, id);
   }
 
+  @Post('channels/:id/accept')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Accept a conversation someone else put you in (idempotent)',
+    description:
+      'A DM someone opened with you, or a channel someone created with you in `members`, is a request until you accept ' +
+      'it: by posting in it, by reading a channel (`read`), or here. Presence flows through a conversation only once both ' +
+      'sides have accepted it. Your other connections get a `conversation.update` (`accepted: true`).',
+  })
+  @ApiOkResponse({ type: ConversationView })
+  @ApiResponse({ status: 403, type: ErrorResponseDto, description: '`forbidden`: not a member of this public channel' })
+  @ApiResponse({ status: 404, type: ErrorResponseDto, description: '`not_found`: no such channel (or a private one you are not in)' })
+  accept(@CurrentUser() user: AuthUser, @Param('id', ParseUUIDPipe) id: string): Promise<ConversationView> {
+    return this.channels.accept(user, id);
+  }
+
   @Post('dms')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Get or create the DM channel with a user' })
+  @ApiOperation({
+    summary: 'Get or create the DM channel with a user',
+    description:
+      'A new DM is accepted by you and a request for the peer until they post in it or accept it; until then ' +
+      "`peer.status` is `offline` (you see a user's presence only through a conversation you both accepted).",
+  })
   @ApiOkResponse({ type: ConversationView })
+  @ApiResponse({ status: 403, type: ErrorResponseDto, description: '`forbidden`: no DM exists and one of you blocked the other' })
   @ApiResponse({ status: 404, type: ErrorResponseDto, description: '`not_found`: no such user' })
   async dm(@CurrentUser() user: AuthUser, @Body() dto: CreateDmDto): Promise<ConversationView> {
     const { state } = await this.channels.getOrCreateDm(user, dto.username);

@@ -23,7 +23,7 @@ interface Envelope {
  *
  * Pub/sub is fire-and-forget: a change published while a subscriber is cut off is lost for it.
  * Losses are repaired elsewhere (ChannelSequencer: seq gaps, periodic head checks, and a resync
- * after every reconnect, which `onResync` triggers).
+ * after every reconnect, which `onResync` listeners run).
  */
 @Injectable()
 export class RedisFanoutBus extends FanoutBus implements OnModuleInit {
@@ -42,9 +42,16 @@ export class RedisFanoutBus extends FanoutBus implements OnModuleInit {
   async onModuleInit(): Promise<void> {
     const sub = this.redis.subscriber;
     sub.on('message', (_channel: string, text: string) => this.receive(text));
+    // Only once the connection is ready: a SUBSCRIBE sent during ioredis's handshake (status
+    // 'connect') puts the connection in subscriber mode before its ready check (INFO), which then
+    // fails; ioredis reconnects and forgets the subscription, and the instance silently hears no
+    // other instance. Subscribing again on every 'ready' is harmless (idempotent) and also covers
+    // a SUBSCRIBE lost to a cut.
+    const subscribe = () => void sub.subscribe(BUS_CHANNEL).catch((err: Error) => this.logger.warn(`subscribe failed: ${err.message}`));
     sub.on('ready', () => {
       this.metrics.busConnected.set(1);
-      // ioredis subscribes again by itself; whatever was published meanwhile is gone for us.
+      subscribe();
+      // Whatever was published while we were away is gone for us.
       if (this.mayHaveMissed) {
         this.logger.warn('bus reconnected: reloading state and refilling from the database');
         this.metrics.busResyncs.inc();
@@ -53,8 +60,8 @@ export class RedisFanoutBus extends FanoutBus implements OnModuleInit {
       this.mayHaveMissed = true;
     });
     sub.on('close', () => this.metrics.busConnected.set(0));
-    // Not awaited: with Redis away at boot the SUBSCRIBE waits in the queue, the instance serves.
-    sub.subscribe(BUS_CHANNEL).catch((err: Error) => this.logger.warn(`subscribe failed: ${err.message}`));
+    // Not awaited: with Redis away at boot the SUBSCRIBE goes out at the first 'ready', the instance serves.
+    if (sub.status === 'ready') subscribe();
     this.metrics.busConnected.set(sub.status === 'ready' ? 1 : 0);
     if (!(await this.redis.waitReady(2000))) this.logger.warn('Redis is not reachable yet: serving on, changes reach other instances once it is');
     this.mayHaveMissed = true;

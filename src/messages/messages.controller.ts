@@ -11,7 +11,7 @@ import { MessagesService } from './messages.service.js';
 @ApiTags('messages')
 @Authenticated()
 @ApiResponse({ status: 400, type: ErrorResponseDto, description: '`invalid_payload`' })
-@ApiResponse({ status: 403, type: ErrorResponseDto, description: '`forbidden`: not a member of this public channel' })
+@ApiResponse({ status: 403, type: ErrorResponseDto, description: '`forbidden`: not a member of this public channel; or, sending, a DM between users one of whom blocked the other' })
 @ApiResponse({ status: 404, type: ErrorResponseDto, description: '`not_found`: no such channel (or a private one you are not in)' })
 @Controller('channels/:id')
 export class MessagesController {
@@ -41,7 +41,7 @@ export class MessagesController {
 
   @Post('read')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Move the read marker forward' })
+  @ApiOperation({ summary: 'Move the read marker forward (reading a channel someone added you to accepts it; a DM is not accepted by reading)' })
   @ApiOkResponse({ type: ConversationView })
   read(@CurrentUser() user: AuthUser, @Param('id', ParseUUIDPipe) id: string, @Body() dto: ReadMarkerDto): Promise<ConversationView> {
     return this.messages.markRead(user, id, dto.seq);

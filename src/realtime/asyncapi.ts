@@ -54,13 +54,21 @@ const schemas: Record<string, Schema> = {
       channelId: str({ format: 'uuid' }),
       kind: str({ enum: ['dm', 'channel'] }),
       name: str({ description: "channel name, or the peer's username for a DM" }),
-      peer: obj({ id: str({ format: 'uuid' }), username: str(), status: str({ enum: ['online', 'offline'] }) }),
+      peer: obj({
+        id: str({ format: 'uuid' }),
+        username: str(),
+        status: str({ enum: ['online', 'offline'], description: 'offline too when you do not share presence (the DM not accepted by both of you, or a block)' }),
+      }),
       lastMessage: { oneOf: [ref('Message'), { type: 'null' }] },
       headSeq: int({ minimum: 0 }),
       lastReadSeq: int({ minimum: 0 }),
       unreadCount: int({ minimum: 0 }),
+      accepted: {
+        type: 'boolean',
+        description: 'false while this is a request you have not accepted (a DM someone opened with you, a channel someone added you to); post in it, read a channel, or POST /channels/{id}/accept',
+      },
     },
-    ['channelId', 'kind', 'name', 'lastMessage', 'headSeq', 'lastReadSeq', 'unreadCount'],
+    ['channelId', 'kind', 'name', 'lastMessage', 'headSeq', 'lastReadSeq', 'unreadCount', 'accepted'],
   ),
 };
 
@@ -73,7 +81,9 @@ const frameOf = (event: string, data: Schema): Schema => ({
 /** Client → server frames (the gateway's @SubscribeMessage events). */
 const clientEvents: Record<string, { summary: string; data: Schema }> = {
   'message.send': {
-    summary: 'Send a message to a channel (channelId) or a user (to: DM created on first use). Answered by message.ack, then message.new to every member connection.',
+    summary:
+      'Send a message to a channel (channelId) or a user (to: DM created on first use). Answered by message.ack, then message.new to every member connection. ' +
+      'Posting accepts a conversation someone else put you in. In a DM between users one of whom blocked the other (or to open one): error forbidden.',
     data: obj({ channelId: str({ format: 'uuid' }), to: str(), text: str({ minLength: 1, maxLength: 4000 }), clientMsgId: str({ minLength: 1, maxLength: 64 }), ...refField }, ['text', 'clientMsgId']),
   },
   'channel.join': {
@@ -82,12 +92,12 @@ const clientEvents: Record<string, { summary: string; data: Schema }> = {
   },
   'channel.leave': { summary: 'Leave a channel. Answered by channel.left.', data: obj({ channelId: str({ format: 'uuid' }), ...refField }, ['channelId']) },
   read: {
-    summary: "Move the read marker forward. Answered by conversation.update (also to the reader's other connections).",
+    summary: "Move the read marker forward; reading a channel someone added you to accepts it (a DM is not accepted by reading). Answered by conversation.update (also to the reader's other connections).",
     data: obj({ channelId: str({ format: 'uuid' }), seq: int({ minimum: 0 }), ...refField }, ['channelId', 'seq']),
   },
   typing: { summary: "Tell the channel's other members you are typing (throttled to 1/s).", data: obj({ channelId: str({ format: 'uuid' }), ...refField }, ['channelId']) },
   sync: {
-    summary: 'Resume: for each channel the last seq seen; one sync.result per channel, repeat while hasMore.',
+    summary: 'Resume: for each channel (1 to 500) the last seq seen; one sync.result per channel, repeat while hasMore. A channel you may not read answers an error with details.channelId; an empty channels answers invalid_payload.',
     data: obj({ channels: { type: 'object', additionalProperties: int({ minimum: 0 }) }, ...refField }, ['channels']),
   },
   history: {
@@ -110,7 +120,9 @@ const serverEvents: Record<ServerEvent, { summary: string; data: Schema }> = {
   'message.new': { summary: 'A new message, to every connection of every member, in seq order per channel.', data: obj({ message: ref('Message') }, ['message']) },
   'conversation.update': { summary: 'A conversation as the receiving user sees it (unread count, marker, preview).', data: obj({ conversation: ref('Conversation'), ...refField }, ['conversation']) },
   'presence.update': {
-    summary: 'Someone you share a conversation with came online or went offline.',
+    summary:
+      'Someone you share a conversation that both of you accepted with (and no block either way) came online or went offline; ' +
+      'also when sharing starts (an acceptance, an unblock: status online if they are) or stops (a block: status offline, lastSeenAt null).',
     data: obj({ user: ref('UserRef'), status: str({ enum: ['online', 'offline'] }), lastSeenAt: { type: ['string', 'null'], format: 'date-time' } }, ['user', 'status']),
   },
   typing: { summary: 'Another member is typing.', data: obj({ channelId: str({ format: 'uuid' }), user: ref('UserRef') }, ['channelId', 'user']) },

@@ -51,6 +51,11 @@ export class Connection {
     private readonly onSlowConsumer: (conn: Connection) => void,
   ) {}
 
+  /** False once the socket is closing or closed (from either side): frames would reach nobody. */
+  isOpen(): boolean {
+    return !this.closed && this.socket.readyState === 1;
+  }
+
   send(data: string | Buffer): void {
     if (this.closed) return;
     if (this.held) {

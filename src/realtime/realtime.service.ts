@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { ChannelStateStore } from '../channels/channel-state.store.js';
 import { ChannelsService } from '../channels/channels.service.js';
 import { AppError } from '../common/app-error.js';
 import { FanoutBus } from '../fanout/fanout-bus.js';
@@ -27,6 +28,7 @@ export class RealtimeService {
     private readonly channels: ChannelsService,
     private readonly bus: FanoutBus,
     private readonly presence: PresenceDirectory,
+    private readonly store: ChannelStateStore,
   ) {}
 
   async send(conn: Connection, dto: SendFrameDto): Promise<Reply<'message.ack'>> {
@@ -59,7 +61,7 @@ export class RealtimeService {
    * when the user types on devices connected to different instances (the directory decides then).
    */
   async typing(conn: Connection, dto: ChannelFrameDto): Promise<void> {
-    await this.channels.requireMember(dto.channelId, conn.user.id);
+    await this.channels.assertCanPost(await this.channels.requireMember(dto.channelId, conn.user.id), conn.user.id);
     const key = `${conn.user.id}:${dto.channelId}`;
     const now = Date.now();
     if (now - (this.lastTyping.get(key) ?? 0) < TYPING_THROTTLE_MS) return;
@@ -72,17 +74,25 @@ export class RealtimeService {
   /**
    * Resume: one `sync.result` per listed channel with what came after the client's last seq.
    * A channel the client may not read gets its own `error` (with the channelId) and the others
-   * still answer.
+   * still answer. A frame that lists no channel would get no answer at all: it is refused.
+   *
+   * Cheap to abuse no more: ids that are no channel are found with one query for the whole frame
+   * and remembered (no query per id, now or when listed again), and the loop stops as soon as the
+   * connection is closing (nobody would read the rest). It yields between channels, so a long
+   * sync neither holds up other clients nor misses its own socket's close.
    */
   async sync(conn: Connection, dto: SyncFrameDto): Promise<void> {
     const entries = Object.entries(dto.channels);
     const bad = entries.filter(([id, seq]) => !UUID.test(id) || !Number.isInteger(seq) || seq < 0).map(([id]) => id);
-    if (entries.length > MAX_SYNC_CHANNELS || bad.length > 0) {
-      throw new AppError('invalid_payload', `channels must map up to ${MAX_SYNC_CHANNELS} channel ids to non-negative integer seqs`, {
-        fields: { channels: bad.slice(0, 20) },
+    if (entries.length === 0 || entries.length > MAX_SYNC_CHANNELS || bad.length > 0) {
+      throw new AppError('invalid_payload', `channels must map 1 to ${MAX_SYNC_CHANNELS} channel ids to non-negative integer seqs`, {
+        fields: { channels: entries.length === 0 ? ['channels must list at least one channel'] : bad.slice(0, 20) },
       });
     }
+    await this.store.learnMissing(entries.map(([id]) => id));
     for (const [channelId, lastSeq] of entries) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (!conn.isOpen()) return;
       try {
         const page = await this.messages.sync(conn.user, channelId, lastSeq);
         conn.send(frame('sync.result', withRef(page, dto.ref)));
