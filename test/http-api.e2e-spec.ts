@@ -10,7 +10,8 @@ describe.each(DATABASES)('HTTP API on %s', (db) => {
   let carol: TestUser;
 
   beforeAll(async () => {
-    t = await startApp(db);
+    // One test creates a channel of 1,000 members at once (quotas have their own suite).
+    t = await startApp(db, { QUOTA_MEMBERS_PER_REQUEST: '1000' });
     [alice, bob, carol] = await Promise.all([registerUser(t, 'alice'), registerUser(t, 'bob'), registerUser(t, 'carol')]);
   });
   afterAll(() => t.close());

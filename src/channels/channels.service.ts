@@ -12,6 +12,7 @@ import { toUserRef } from '../users/user.mapper.js';
 import { UsersService } from '../users/users.service.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
 import { Channel } from './channel.entity.js';
+import { ChannelQuotas } from './channel-quotas.js';
 import { ChannelState, ChannelStateStore, MemberState } from './channel-state.store.js';
 import { byRecentActivity, ConversationView, PresenceStatus, toConversation } from './conversation.mapper.js';
 import type { ChannelSummary, CreateChannelDto } from './dto/channel.dto.js';
@@ -43,6 +44,7 @@ export class ChannelsService {
     private readonly bus: FanoutBus,
     private readonly blocks: BlocksService,
     private readonly config: AppConfig,
+    private readonly quotas: ChannelQuotas,
   ) {}
 
   /** A DM's peer shows their real status only to someone who shares presence with them (see peersOf). */
@@ -101,7 +103,8 @@ export class ChannelsService {
     const wanted = [...new Set((dto.members ?? []).map((u) => u.toLowerCase()))].filter(
       (u) => u !== caller.username.toLowerCase(),
     );
-    const [found, creator] = await Promise.all([this.users.findByUsernames(wanted), this.blocks.of(caller.id)]);
+    this.quotas.checkMembersPerRequest(wanted.length);
+    const [found, creator] = await Promise.all([this.users.findByUsernames(wanted), this.blocks.of(caller.id), this.quotas.checkCreate(caller.id)]);
     const missing = wanted.filter((u) => !found.has(u));
     if (missing.length > 0) {
       throw new AppError('not_found', `unknown user(s): ${missing.slice(0, 20).join(', ')}`, { usernames: missing });
@@ -111,6 +114,7 @@ export class ChannelsService {
       { id: caller.id, role: 'owner', acceptedAt: now },
       ...[...found.values()].filter((u) => !creator.blockedBy.has(u.id)).map((u) => ({ id: u.id, role: 'member' as MemberRole, acceptedAt: null })),
     ];
+    await this.quotas.checkRoom([caller, ...[...found.values()].filter((u) => members.some((m) => m.id === u.id))], caller.id);
     const taken = () => new AppError('conflict', `channel name "${dto.name}" is taken by a public channel`);
     if (dto.visibility === 'private' && (await this.db.getRepository(Channel).existsBy({ nameKey: dto.name.toLowerCase() }))) throw taken();
     const channel = this.newChannel({ kind: 'channel', name: dto.name, visibility: dto.visibility });
@@ -162,6 +166,7 @@ export class ChannelsService {
     for (let attempt = 0; attempt < 3; attempt++) {
       const existing = await this.db.getRepository(Channel).findOneBy({ nameKey: name.toLowerCase() });
       if (existing) return this.join(caller, existing.id, origin);
+      await Promise.all([this.quotas.checkCreate(caller.id), this.quotas.checkRoom([caller], caller.id)]);
       const channel = this.newChannel({ kind: 'channel', name, visibility: 'public' });
       try {
         await this.writer.transaction(async (em) => {
@@ -186,6 +191,7 @@ export class ChannelsService {
       // Private channels are by invitation; their existence is not revealed to outsiders.
       throw AppError.notFound('channel');
     }
+    await this.quotas.checkRoom([caller], caller.id);
     const joinedAt = Date.now();
     let lastReadSeq = 0;
     try {
@@ -230,6 +236,7 @@ export class ChannelsService {
     let created = false;
     if (!existing) {
       if (mine.blocked.has(peer.id) || mine.blockedBy.has(peer.id)) throw AppError.forbidden('direct messages with this user are blocked');
+      await this.quotas.checkRoom([caller, peer], caller.id);
       const channel = this.newChannel({ kind: 'dm', name: null, visibility: 'private', dmKey });
       const members: NewMember[] = [
         { id: caller.id, role: 'member', acceptedAt: channel.createdAt },
