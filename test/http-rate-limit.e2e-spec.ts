@@ -1,5 +1,6 @@
 import type { Response } from 'supertest';
 import { createChannel, DATABASES, registerUser, startApp, TestApp, TestUser } from './helpers/test-app.js';
+import { TestClient } from './helpers/ws-client.js';
 
 /** Limits low enough to reach in a test; TRUST_PROXY lets X-Forwarded-For play several clients. */
 const LIMITS = {
@@ -75,6 +76,22 @@ describe.each(DATABASES)('HTTP rate limits on %s', (db) => {
     await t.http().get(`/channels/${channelId}/messages`).set(bob.auth).expect(200);
     await t.http().post(`/channels/${channelId}/join`).set(alice.auth).expect(200);
     await t.http().post(`/channels/${channelId}/messages`).set(alice.auth).send({ text: 'hi', clientMsgId: 'a1' }).expect(201);
+  });
+
+  it('shares the write budget between HTTP and WebSocket: sends over both count together', async () => {
+    const channelId = await createChannel(t, carol); // carol's first write
+    const { client } = await TestClient.connect(t.wsUrl, carol.token);
+    for (let i = 0; i < 5; i++) await t.http().post(`/channels/${channelId}/messages`).set(carol.auth).send({ text: `h${i}`, clientMsgId: `h${i}` }).expect(201);
+    for (let i = 0; i < 4; i++) {
+      client.send('message.send', { channelId, text: `w${i}`, clientMsgId: `w${i}` });
+      await client.next('message.ack');
+    }
+    client.send('message.send', { channelId, text: 'over', clientMsgId: 'w-over', ref: 'over' });
+    const refused = await client.next('error');
+    expect(refused).toMatchObject({ code: 'rate_limited', ref: 'over', clientMsgId: 'w-over', retryAfterMs: expect.any(Number) });
+    expectRateLimited(await t.http().post(`/channels/${channelId}/messages`).set(carol.auth).send({ text: 'over', clientMsgId: 'h-over' }), 60);
+    expect(client.closed).toBeNull(); // refused, not disconnected
+    await client.close();
   });
 
   it('limits reads per user', async () => {

@@ -179,6 +179,14 @@ export class HttpRateLimiter implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
+  /**
+   * One write budget per user, shared by HTTP and WebSocket: a `message.send`, `channel.join` or
+   * `channel.leave` frame counts against the same HTTP_RATE_LIMIT_WRITE as a POST does.
+   */
+  checkWrite(userId: string): Promise<void> {
+    return this.check('write', { user: { id: userId } });
+  }
+
   onApplicationShutdown(): void {
     this.redis?.disconnect();
   }

@@ -5,6 +5,7 @@ import { AppError } from '../common/app-error.js';
 import { FanoutBus } from '../fanout/fanout-bus.js';
 import { MessagesService } from '../messages/messages.service.js';
 import { PresenceDirectory } from '../presence/presence-directory.js';
+import { HttpRateLimiter } from '../rate-limit/http-rate-limiter.js';
 import { toUserRef } from '../users/user.mapper.js';
 import type { Connection } from './connection.js';
 import type { ChannelFrameDto, FrameDto, HistoryFrameDto, JoinFrameDto, ReadFrameDto, SendFrameDto, SyncFrameDto } from './dto/frames.dto.js';
@@ -29,9 +30,11 @@ export class RealtimeService {
     private readonly bus: FanoutBus,
     private readonly presence: PresenceDirectory,
     private readonly store: ChannelStateStore,
+    private readonly limiter: HttpRateLimiter,
   ) {}
 
   async send(conn: Connection, dto: SendFrameDto): Promise<Reply<'message.ack'>> {
+    await this.limiter.checkWrite(conn.user.id);
     const outcome = await this.messages.send(conn.user, dto);
     return reply('message.ack', withRef({ clientMsgId: dto.clientMsgId, message: outcome.message, duplicate: outcome.duplicate }, dto.ref));
   }
@@ -40,6 +43,7 @@ export class RealtimeService {
     if ((dto.name === undefined) === (dto.channelId === undefined)) {
       throw new AppError('invalid_payload', 'give exactly one of name or channelId');
     }
+    await this.limiter.checkWrite(conn.user.id);
     const { conversation } = dto.name !== undefined
       ? await this.channels.joinByName(conn.user, dto.name, conn.id)
       : await this.channels.join(conn.user, dto.channelId!, conn.id);
@@ -47,6 +51,7 @@ export class RealtimeService {
   }
 
   async leave(conn: Connection, dto: ChannelFrameDto): Promise<Reply<'channel.left'>> {
+    await this.limiter.checkWrite(conn.user.id);
     await this.channels.leave(conn.user, dto.channelId, conn.id);
     return reply('channel.left', withRef({ channelId: dto.channelId }, dto.ref));
   }
