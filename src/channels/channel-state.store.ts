@@ -20,6 +20,12 @@ export interface MemberState {
 /** Channels kept in memory at most (a few KB each, more for big channels). */
 const MAX_CACHED_CHANNELS = 100_000;
 /**
+ * And at most this much memory, by an estimate made when a channel is loaded: a 1,000-member
+ * channel weighs a thousand small ones (an audit filled memory with 400 of them).
+ */
+const MAX_CACHED_BYTES = 256 * 1024 * 1024;
+const stateBytes = (s: ChannelState) => 1024 + 200 * s.members.size + 2 * (s.lastMessage?.text.length ?? 0);
+/**
  * Ids that are no channel, remembered for a while so a client that lists unknown ids again and
  * again (a `sync` of 500 random ids) costs no query each time. Ids are random UUIDs, so an id
  * that becomes a channel later was never asked before it existed; a creation clears it anyway.
@@ -61,6 +67,8 @@ export class ChannelStateStore {
   // Bounded: a channel nobody has touched for a while is dropped and read again when needed.
   private readonly states = new LRUCache<string, ChannelState>({
     max: MAX_CACHED_CHANNELS,
+    maxSize: MAX_CACHED_BYTES,
+    sizeCalculation: stateBytes,
     dispose: (state) => this.unindex(state),
   });
   private readonly loading = new Map<string, Promise<ChannelState | null>>();
