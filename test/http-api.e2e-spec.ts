@@ -250,6 +250,14 @@ describe.each(DATABASES)('HTTP API on %s', (db) => {
         expect(res.body.code).toBe('invalid_payload');
       }
     });
+
+    it('reads numbers in queries as plain decimals only: 0x10, 1e2 and 3.0 are not integers', async () => {
+      for (const q of ['limit=0x10', 'limit=1e2', 'limit=3.0', 'limit=%2010', 'after=0b1']) {
+        const res = await t.http().get(`/channels/${channelId}/messages?${q}`).set(alice.auth).expect(400);
+        expect(res.body.message).toMatch(/must be an integer/);
+      }
+      await t.http().get('/users?query=a&limit=0x10').set(alice.auth).expect(400);
+    });
   });
 
   describe('read markers and unread counts', () => {

@@ -316,6 +316,9 @@ describe.each(DATABASES)('WebSocket protocol v1 on %s', (db) => {
       expect(await a.next('error')).toMatchObject({ code: 'invalid_payload', details: { fields: { extra: expect.any(Array) } } });
       a.send('read', { channelId, seq: 'three' });
       expect(await a.next('error')).toMatchObject({ code: 'invalid_payload', details: { fields: { seq: expect.any(Array) } } });
+      // The type is what is wrong with "5", not its size.
+      a.send('read', { channelId, seq: '5' });
+      expect(await a.next('error')).toMatchObject({ code: 'invalid_payload', message: 'seq: seq must be an integer' });
       a.send('message.send', 'not an object');
       expect(await a.next('error')).toMatchObject({ code: 'invalid_payload' });
       await b.expectNone('message.new', 200);

@@ -33,6 +33,7 @@ export function parleyEnv(dbFile) {
     JWT_SECRET,
     LOG_LEVEL: 'warn',
     RATE_LIMIT_PER_SEC: '0', // load tests send far above a person's rate
+    HTTP_RATE_LIMIT: 'false', // and register and send over HTTP far above it too
     SEND_BUFFER_CAP_BYTES: String(256 * 1024 * 1024), // measure the server, not the slow-consumer guard
   };
 }

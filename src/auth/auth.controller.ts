@@ -1,6 +1,7 @@
 import { Body, Controller, HttpCode, Post } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { RateLimited } from '../rate-limit/http-rate-limit.guard.js';
 import { AuthService } from './auth.service.js';
 import { AuthResultDto, CredentialsDto } from './dto/credentials.dto.js';
 
@@ -11,6 +12,7 @@ export class AuthController {
   constructor(private readonly auth: AuthService) {}
 
   @Post('register')
+  @RateLimited('register')
   @ApiOperation({ summary: 'Create an account and get a token' })
   @ApiResponse({ status: 201, type: AuthResultDto })
   @ApiResponse({ status: 409, type: ErrorResponseDto, description: '`conflict`: username taken' })
@@ -20,6 +22,7 @@ export class AuthController {
 
   @Post('login')
   @HttpCode(200)
+  @RateLimited('login')
   @ApiOperation({ summary: 'Exchange username and password for a token' })
   @ApiResponse({ status: 200, type: AuthResultDto })
   @ApiResponse({ status: 401, type: ErrorResponseDto, description: '`unauthorized`: wrong username or password' })

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { DataSource } from 'typeorm';
+import { FanoutBus } from '../fanout/fanout-bus.js';
 import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from '../messages/message.mapper.js';
 import type { ChannelKind, ChannelVisibility } from './channel.entity.js';
 import type { MemberRole } from './membership.entity.js';
@@ -26,25 +27,87 @@ export interface ChannelState {
   headSeq: number;
   lastMessage: MessageView | null;
   members: Map<string, MemberState>;
+  /** The head when this state was read from the database (see ChannelSequencer). */
+  loadedHeadSeq: number;
+  /** Up to which seq this instance's connections got `message.new` live; null: none yet since the load. */
+  deliveredSeq: number | null;
 }
 
 /**
  * The in-memory view of channels, members and read markers, so that sending a message checks
  * membership and computes every member's unread count without a query per recipient.
  *
- * Loaded lazily from the database, then kept correct by the services, which apply every change
- * here right after it commits. A change that lands while a load is in flight bumps the channel's
- * version and the load starts over, so a load never caches a state older than a committed change.
- * Single-instance truth: with several instances, the Redis bus has to carry these changes too.
+ * Loaded lazily from the database, then kept correct by the committed changes the FanoutBus
+ * brings, this instance's and every other one's alike (the store is the bus's first listener). A
+ * change that lands while a load is in flight bumps the channel's version and the load starts
+ * over, so a load never caches a state older than a committed change.
+ *
+ * It also keeps, for the cached channels, which channels each user is in: presence finds a
+ * user's peers there without a query.
  */
 @Injectable()
 export class ChannelStateStore {
   // Bounded: a channel nobody has touched for a while is dropped and read again when needed.
-  private readonly states = new LRUCache<string, ChannelState>({ max: MAX_CACHED_CHANNELS });
+  private readonly states = new LRUCache<string, ChannelState>({
+    max: MAX_CACHED_CHANNELS,
+    dispose: (state) => this.unindex(state),
+  });
   private readonly loading = new Map<string, Promise<ChannelState | null>>();
   private readonly versions = new LRUCache<string, number>({ max: MAX_CACHED_CHANNELS });
+  /** user id → ids of the cached channels they are in. */
+  private readonly channelsByUser = new Map<string, Set<string>>();
 
-  constructor(private readonly db: DataSource) {}
+  constructor(
+    private readonly db: DataSource,
+    bus: FanoutBus,
+  ) {
+    bus.on('messages.created', ({ messages }) => {
+      for (const m of messages) {
+        const state = this.touch(m.channelId);
+        if (state) this.applyMessage(state, m);
+      }
+    }, 'state');
+    bus.on('read.moved', ({ channelId, userId, seq }) => {
+      const member = this.touch(channelId)?.members.get(userId);
+      if (member && member.lastReadSeq < seq) member.lastReadSeq = seq;
+    }, 'state');
+    bus.on('member.joined', ({ channelId, member }) => {
+      const state = this.touch(channelId);
+      if (!state) return;
+      state.members.set(member.userId, { ...member });
+      this.index(member.userId, channelId);
+    }, 'state');
+    bus.on('member.left', ({ channelId, user }) => {
+      const state = this.touch(channelId);
+      if (!state) return;
+      state.members.delete(user.id);
+      this.channelsByUser.get(user.id)?.delete(channelId);
+    }, 'state');
+  }
+
+  /** The cached state, or undefined: no load. */
+  peek(channelId: string): ChannelState | undefined {
+    return this.states.get(channelId);
+  }
+
+  cached(): IterableIterator<ChannelState> {
+    return this.states.values();
+  }
+
+  /**
+   * Users who share a cached channel with this one (DMs always; channels up to `maxMembers`).
+   * A user connected here had all their channels loaded at session start, so the cache holds
+   * every channel that links them to a connected peer.
+   */
+  peersOf(userId: string, maxMembers: number): Set<string> {
+    const peers = new Set<string>();
+    for (const channelId of this.channelsByUser.get(userId) ?? []) {
+      const s = this.states.peek(channelId);
+      if (!s || (s.kind !== 'dm' && s.members.size > maxMembers)) continue;
+      for (const id of s.members.keys()) if (id !== userId) peers.add(id);
+    }
+    return peers;
+  }
 
   get(channelId: string): Promise<ChannelState | null> {
     const cached = this.states.get(channelId);
@@ -91,17 +154,64 @@ export class ChannelStateStore {
     if (sender && sender.lastReadSeq < message.seq) sender.lastReadSeq = message.seq;
   }
 
-  applyRead(channelId: string, userId: string, seq: number): void {
-    const member = this.touch(channelId)?.members.get(userId);
-    if (member && member.lastReadSeq < seq) member.lastReadSeq = seq;
+  /**
+   * Reads a cached channel again and updates it in place (the objects that fan-out holds stay
+   * valid): after the bus was cut, members and markers may have missed changes. The head only
+   * moves forward; messages it skips are the sequencer's to refill. Gone channels are dropped.
+   */
+  async refresh(channelId: string): Promise<ChannelState | undefined> {
+    const cached = this.states.get(channelId);
+    if (!cached) return undefined;
+    let fresh: ChannelState | null = null;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const version = this.touch(channelId) && this.versions.get(channelId);
+      fresh = await this.read(channelId);
+      if (this.versions.get(channelId) === version) break; // else a change landed meanwhile: read again
+    }
+    if (!fresh) {
+      this.states.delete(channelId);
+      return undefined;
+    }
+    this.unindex(cached);
+    cached.name = fresh.name;
+    cached.visibility = fresh.visibility;
+    cached.members = fresh.members;
+    if (fresh.headSeq > cached.headSeq) {
+      cached.headSeq = fresh.headSeq;
+      cached.lastMessage = fresh.lastMessage;
+    }
+    for (const userId of cached.members.keys()) this.index(userId, channelId);
+    return cached;
   }
 
-  applyMemberAdded(channelId: string, member: MemberState): void {
-    this.touch(channelId)?.members.set(member.userId, member);
+  /** The database's heads of these channels (channels that do not exist are left out). */
+  async heads(channelIds: string[]): Promise<Map<string, number>> {
+    const heads = new Map<string, number>();
+    for (let i = 0; i < channelIds.length; i += 500) {
+      const rows = await this.db
+        .createQueryBuilder()
+        .select(['c.id AS id', 'c.head_seq AS head_seq'])
+        .from('channels', 'c')
+        .where('c.id IN (:...ids)', { ids: channelIds.slice(i, i + 500) })
+        .getRawMany<{ id: string; head_seq: string | number }>();
+      for (const r of rows) heads.set(r.id, Number(r.head_seq));
+    }
+    return heads;
   }
 
-  applyMemberRemoved(channelId: string, userId: string): void {
-    this.touch(channelId)?.members.delete(userId);
+  private index(userId: string, channelId: string): void {
+    let set = this.channelsByUser.get(userId);
+    if (!set) this.channelsByUser.set(userId, (set = new Set()));
+    set.add(channelId);
+  }
+
+  private unindex(state: ChannelState): void {
+    for (const userId of state.members.keys()) {
+      const set = this.channelsByUser.get(userId);
+      if (!set) continue;
+      set.delete(state.id);
+      if (set.size === 0) this.channelsByUser.delete(userId);
+    }
   }
 
   // ---- loading ------------------------------------------------------------------------------
@@ -110,10 +220,16 @@ export class ChannelStateStore {
     for (let attempt = 0; ; attempt++) {
       const version = this.versions.get(channelId) ?? 0;
       const state = await this.read(channelId);
-      if ((this.versions.get(channelId) ?? 0) === version || attempt >= 5) {
-        if (state) this.states.set(channelId, state);
+      if ((this.versions.get(channelId) ?? 0) === version) {
+        if (state) {
+          this.states.set(channelId, state);
+          for (const userId of state.members.keys()) this.index(userId, channelId);
+        }
         return state;
       }
+      // Overtaken by changes again and again: answer this once, but never cache what may be
+      // stale (a member who left would stay a member here).
+      if (attempt >= 5) return state;
     }
   }
 
@@ -157,6 +273,8 @@ export class ChannelStateStore {
           { userId: m.user_id, username: m.username, role: m.role, lastReadSeq: Number(m.last_read_seq), joinedAt: Number(m.joined_at) },
         ]),
       ),
+      loadedHeadSeq: Number(ch.head_seq),
+      deliveredSeq: null,
     };
   }
 }

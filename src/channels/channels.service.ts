@@ -3,8 +3,8 @@ import { Injectable } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { DataSource, EntityManager } from 'typeorm';
 import { AppError } from '../common/app-error.js';
-import { DomainEvents } from '../common/domain-events.js';
 import { DatabaseWriter } from '../database/database-writer.js';
+import { FanoutBus } from '../fanout/fanout-bus.js';
 import { PresenceService } from '../presence/presence.service.js';
 import { toUserRef } from '../users/user.mapper.js';
 import { UsersService } from '../users/users.service.js';
@@ -31,7 +31,7 @@ export class ChannelsService {
     private readonly store: ChannelStateStore,
     private readonly users: UsersService,
     private readonly presence: PresenceService,
-    private readonly events: DomainEvents,
+    private readonly bus: FanoutBus,
   ) {}
 
   conversationFor(state: ChannelState, userId: string): ConversationView {
@@ -77,9 +77,8 @@ export class ChannelsService {
       if (isUniqueViolation(err)) throw new AppError('conflict', `channel name "${dto.name}" is taken`);
       throw err;
     }
-    const state = await this.loaded(channel.id);
-    this.events.emit('conversation.created', { channel: state, userIds: members.map((m) => m.id) });
-    return this.summary(state, caller.id);
+    this.bus.publish('conversation.created', { channelId: channel.id, userIds: members.map((m) => m.id) });
+    return this.summary(await this.loaded(channel.id), caller.id);
   }
 
   async directory(userId: string, query: string | undefined, limit: number): Promise<ChannelSummary[]> {
@@ -124,9 +123,8 @@ export class ChannelsService {
         if (isUniqueViolation(err)) continue; // created meanwhile by someone else: join theirs
         throw err;
       }
-      const state = await this.loaded(channel.id);
-      this.events.emit('conversation.created', { channel: state, userIds: [caller.id], origin });
-      return { conversation: this.conversationFor(state, caller.id), joined: true };
+      this.bus.publish('conversation.created', { channelId: channel.id, userIds: [caller.id], origin });
+      return { conversation: this.conversationFor(await this.loaded(channel.id), caller.id), joined: true };
     }
     throw new AppError('conflict', 'channel is being created concurrently; retry');
   }
@@ -152,18 +150,15 @@ export class ChannelsService {
       if (!isUniqueViolation(err)) throw err; // joined concurrently: fine
     }
     const member: MemberState = { userId: caller.id, username: caller.username, role: 'member', lastReadSeq, joinedAt };
-    this.store.applyMemberAdded(channelId, member);
-    const fresh = await this.loaded(channelId);
-    this.events.emit('member.joined', { channel: fresh, user: toUserRef(caller), origin });
-    return { conversation: this.conversationFor(fresh, caller.id), joined: true };
+    this.bus.publish('member.joined', { channelId, member, origin });
+    return { conversation: this.conversationFor(await this.loaded(channelId), caller.id), joined: true };
   }
 
   async leave(caller: Caller, channelId: string, origin?: string): Promise<void> {
     const state = await this.requireMember(channelId, caller.id);
     if (state.kind === 'dm') throw AppError.forbidden('a direct message cannot be left');
     await this.writer.transaction((em) => em.delete(Membership, { channelId, userId: caller.id }));
-    this.store.applyMemberRemoved(channelId, caller.id);
-    this.events.emit('member.left', { channel: state, user: toUserRef(caller), origin });
+    this.bus.publish('member.left', { channelId, user: toUserRef(caller), origin });
   }
 
   /** The DM of a pair: one channel per pair, made on first use. */
@@ -193,9 +188,9 @@ export class ChannelsService {
         existing = await repo.findOneByOrFail({ dmKey }); // the other side opened it at the same moment
       }
     }
+    if (created) this.bus.publish('conversation.created', { channelId: existing.id, userIds: [caller.id, peer.id] });
     const state = await this.loaded(existing.id);
     this.dmChannels.set(dmKey, state.id);
-    if (created) this.events.emit('conversation.created', { channel: state, userIds: [caller.id, peer.id] });
     return { state, created };
   }
 

@@ -66,3 +66,25 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * `rate_limited` with the time to wait: both transports put `retryAfterMs` beside `code`, and
+ * HTTP adds `Retry-After` (seconds). Made without a stack trace: a flood makes many of them.
+ */
+export class RateLimitedError extends AppError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super('rate_limited', message);
+  }
+
+  static create(message: string, retryAfterMs: number): RateLimitedError {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new RateLimitedError(message, retryAfterMs);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  }
+}

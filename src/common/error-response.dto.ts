@@ -12,6 +12,9 @@ export class ErrorResponseDto {
   @ApiProperty({ example: 'channel not found' })
   message!: string;
 
+  @ApiPropertyOptional({ type: 'integer', example: 60000, description: 'with `rate_limited`: milliseconds to wait before retrying' })
+  retryAfterMs?: number;
+
   @ApiPropertyOptional({ example: { fields: { text: ['text must be longer than or equal to 1 characters'] } } })
   details?: Record<string, unknown>;
 }

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { Response } from 'express';
 import type { MetricsService } from '../metrics/metrics.service.js';
-import { AppError, CODE_BY_HTTP_STATUS, ErrorCode } from './app-error.js';
+import { AppError, CODE_BY_HTTP_STATUS, ErrorCode, RateLimitedError } from './app-error.js';
 
 /** Maps every error to the contract's HTTP shape `{statusCode, code, message, details?}`. */
 @Catch()
@@ -13,11 +13,20 @@ export class HttpExceptionFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     if (host.getType() !== 'http') return;
     const res = host.switchToHttp().getResponse<Response>();
-    const { status, code, message, details } = toHttpError(exception);
-    if (status >= 500) this.logger.error(exception instanceof Error ? exception.stack : String(exception));
+    const { status, code, message, details, retryAfterMs } = toHttpError(exception);
+    // An AppError at 5xx is an expected state (not ready, a dependency away): a line, no stack.
+    if (status >= 500 && exception instanceof AppError) this.logger.warn(`${code}: ${message}`);
+    else if (status >= 500) this.logger.error(exception instanceof Error ? exception.stack : String(exception));
     this.metrics?.errors.inc({ code, transport: 'http' });
     if (res.headersSent) return;
-    res.status(status).json({ statusCode: status, code, message, ...(details ? { details } : {}) });
+    if (retryAfterMs !== undefined) res.setHeader('Retry-After', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+    res.status(status).json({
+      statusCode: status,
+      code,
+      message,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      ...(details ? { details } : {}),
+    });
   }
 }
 
@@ -26,7 +35,11 @@ export function toHttpError(exception: unknown): {
   code: ErrorCode;
   message: string;
   details?: Record<string, unknown>;
+  retryAfterMs?: number;
 } {
+  if (exception instanceof RateLimitedError) {
+    return { status: exception.status, code: exception.code, message: exception.message, retryAfterMs: exception.retryAfterMs };
+  }
   if (exception instanceof AppError) {
     return { status: exception.status, code: exception.code, message: exception.message, details: exception.details };
   }

@@ -1,6 +1,7 @@
 import { ArgumentMetadata, ValidationError, ValidationPipe } from '@nestjs/common';
 import { validateSync, type ValidatorOptions } from 'class-validator';
 import { AppError } from './app-error.js';
+import { findRefusedString } from './text-hygiene.js';
 
 /**
  * Flattens class-validator errors to `{ field: [messages] }` (nested fields dotted), the
@@ -35,6 +36,8 @@ export function registerFastParser<T extends object>(dto: new () => T, parse: Fa
  */
 class SyncValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    const refused = findRefusedString(value);
+    if (refused) throw invalidPayload({ [refused.path]: [`${refused.path} ${refused.problem}`] });
     const fast = metadata.metatype && fastParsers.get(metadata.metatype)?.(value);
     return fast ?? super.transform(value, metadata);
   }
@@ -52,19 +55,21 @@ export function createValidationPipe(): ValidationPipe {
     transform: true,
     // Cheaper and clearer: one message per field is plenty for a client to act on.
     stopAtFirstError: true,
-    exceptionFactory: (errors) => {
-      const fields = validationDetails(errors);
-      const first = Object.entries(fields)[0];
-      const message = first ? `${first[0]}: ${first[1][0]}` : 'invalid payload';
-      // A refused payload is the client's mistake, not ours: no stack trace to capture (it was a
-      // measurable part of answering a bad frame).
-      const limit = Error.stackTraceLimit;
-      Error.stackTraceLimit = 0;
-      try {
-        return new AppError('invalid_payload', message, { fields });
-      } finally {
-        Error.stackTraceLimit = limit;
-      }
-    },
+    exceptionFactory: (errors) => invalidPayload(validationDetails(errors)),
   });
+}
+
+/** The `invalid_payload` error of a refused payload, naming its first bad field. */
+function invalidPayload(fields: Record<string, string[]>): AppError {
+  const first = Object.entries(fields)[0];
+  const message = first ? `${first[0]}: ${first[1][0]}` : 'invalid payload';
+  // A refused payload is the client's mistake, not ours: no stack trace to capture (it was a
+  // measurable part of answering a bad frame).
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new AppError('invalid_payload', message, { fields });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }

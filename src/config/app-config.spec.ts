@@ -12,6 +12,7 @@ describe('configuration', () => {
     expect(c).toMatchObject({
       port: 3000, redisUrl: undefined, jwtTtlSeconds: 3600, allowedOrigins: null, logLevel: 'info', maxFrameBytes: 65536,
       rateLimitPerSec: 50, rateLimitBurst: 200, sendBufferCapBytes: 4 * 1024 * 1024, heartbeatIntervalMs: 30000,
+      presenceTtlMs: 30000, busHeadCheckMs: 3000, busGapWaitMs: 50,
     });
     expect(loadConfig({}).database).toEqual({ type: 'sqlite', file: join(process.cwd(), 'data', 'parley.sqlite') });
   });
@@ -27,9 +28,15 @@ describe('configuration', () => {
   it.each([
     ['PORT', 'abc'], ['PORT', '70000'], ['DATABASE_URL', 'mysql://x'], ['JWT_TTL', 'forever'], ['LOG_LEVEL', 'loud'],
     ['MAX_FRAME_BYTES', '10'], ['RATE_LIMIT_PER_SEC', '-1'], ['REDIS_URL', 'localhost:6379'], ['JWT_SECRET', 'short'],
+    ['PRESENCE_TTL_MS', '10'], ['BUS_HEAD_CHECK_MS', '0'], ['BUS_GAP_WAIT_MS', '-5'],
   ])('stops the boot on a bad %s, naming it', (name, value) => {
     expect(() => loadConfig({ ...base, [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ ...base, [name]: value })).toThrow(new RegExp(name));
+  });
+
+  it('refuses REDIS_URL with an in-memory SQLite database, which instances cannot share', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'sqlite::memory:', REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'x'.repeat(32) })).toThrow(/REDIS_URL/);
+    expect(loadConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'x'.repeat(32) }).redisUrl).toBe('redis://127.0.0.1:6379');
   });
 
   it('generates a JWT secret once, keeps it in the data folder, readable by its owner only', () => {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { plainToInstance, Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, MinLength, validateSync } from 'class-validator';
@@ -74,6 +75,52 @@ export class EnvironmentVariables {
 
   @IsOptional() @IsString() @Matches(/^(true|false|1|0)$/, { message: 'DOCS_ENABLED must be true or false' })
   DOCS_ENABLED: string = 'true';
+
+  /** Several instances: a killed instance's users go offline for everyone within this time. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1000)
+  PRESENCE_TTL_MS: number = 30000;
+
+  /** Several instances: how often channel heads are compared with the database (lost pub/sub messages). */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100)
+  BUS_HEAD_CHECK_MS: number = 3000;
+
+  /** Several instances: how long a message that overtook its predecessor waits before a refill. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(10000)
+  BUS_GAP_WAIT_MS: number = 50;
+  /** The HTTP rate limits below (docs/security.md); false turns them all off. */
+  @IsOptional() @IsString() @Matches(/^(true|false|1|0)$/, { message: 'HTTP_RATE_LIMIT must be true or false' })
+  HTTP_RATE_LIMIT: string = 'true';
+
+  /** Login attempts per client IP and username. */
+  @IsOptional() @IsRateLimit()
+  HTTP_RATE_LIMIT_LOGIN: string = '10/1m';
+
+  /** Login attempts per client IP, whatever the username (password spraying). */
+  @IsOptional() @IsRateLimit()
+  HTTP_RATE_LIMIT_LOGIN_IP: string = '30/1m';
+
+  /** Login attempts per username, from any IP (a guess spread over many addresses). */
+  @IsOptional() @IsRateLimit()
+  HTTP_RATE_LIMIT_LOGIN_USER: string = '100/1h';
+
+  /** Registrations per client IP. */
+  @IsOptional() @IsRateLimit()
+  HTTP_RATE_LIMIT_REGISTER: string = '20/1h';
+
+  /** Authenticated writes per user (send, create channel, join, leave, DMs, read markers). */
+  @IsOptional() @IsRateLimit()
+  HTTP_RATE_LIMIT_WRITE: string = '300/1m';
+
+  /** Authenticated reads per user (history, conversations, directory, users). */
+  @IsOptional() @IsRateLimit()
+  HTTP_RATE_LIMIT_READ: string = '1200/1m';
+
+  /** Express `trust proxy`: which proxies may set X-Forwarded-For, so per-IP limits see clients. */
+  @IsOptional() @IsString()
+  @Matches(/^(true|false|\d+|((loopback|linklocal|uniquelocal|[0-9a-fA-F.:]+(\/\d{1,3})?)\s*(,\s*|$))+)$/, {
+    message: 'TRUST_PROXY must be false, true, a hop count, or comma-separated addresses/CIDRs (loopback, linklocal, uniquelocal)',
+  })
+  TRUST_PROXY: string = 'false';
 }
 
 export type DatabaseTarget =
@@ -103,6 +150,12 @@ export class AppConfig {
     readonly sqliteSynchronous: 'FULL' | 'NORMAL',
     readonly passwordHashMemoryKib: number,
     readonly docsEnabled: boolean,
+    readonly presenceTtlMs: number,
+    readonly busHeadCheckMs: number,
+    readonly busGapWaitMs: number,
+    /** null when HTTP_RATE_LIMIT is false. */
+    readonly httpRateLimits: HttpRateLimits | null,
+    readonly trustProxy: boolean | number | string[],
   ) {}
 }
 
@@ -164,6 +217,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const { database, dataDir } = parseDatabase(vars.DATABASE_URL);
+  if (vars.REDIS_URL && database.type === 'sqlite' && database.file === ':memory:') {
+    // Every instance would have a database of its own: the bus would announce changes the
+    // others cannot read. A shared SQLite file on one machine works; PostgreSQL is the way.
+    throw new ConfigError('Invalid configuration:\n  REDIS_URL: several instances cannot share an in-memory SQLite database; use PostgreSQL (or one SQLite file on one machine)');
+  }
   const generated = !vars.JWT_SECRET;
   const origins = vars.ALLOWED_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean);
   return new AppConfig(
@@ -187,5 +245,55 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     vars.SQLITE_SYNCHRONOUS as 'FULL' | 'NORMAL',
     vars.PASSWORD_HASH_MEMORY_KIB,
     vars.DOCS_ENABLED === 'true' || vars.DOCS_ENABLED === '1',
+    vars.PRESENCE_TTL_MS,
+    vars.BUS_HEAD_CHECK_MS,
+    vars.BUS_GAP_WAIT_MS,
+    vars.HTTP_RATE_LIMIT === 'true' || vars.HTTP_RATE_LIMIT === '1'
+      ? {
+          login: parseRateLimit(vars.HTTP_RATE_LIMIT_LOGIN),
+          loginIp: parseRateLimit(vars.HTTP_RATE_LIMIT_LOGIN_IP),
+          loginUser: parseRateLimit(vars.HTTP_RATE_LIMIT_LOGIN_USER),
+          register: parseRateLimit(vars.HTTP_RATE_LIMIT_REGISTER),
+          write: parseRateLimit(vars.HTTP_RATE_LIMIT_WRITE),
+          read: parseRateLimit(vars.HTTP_RATE_LIMIT_READ),
+        }
+      : null,
+    parseTrustProxy(vars.TRUST_PROXY),
   );
+}
+
+/** One HTTP rate limit: at most `limit` requests per `windowSeconds`; null when set to `off`. */
+export interface RateLimit {
+  limit: number;
+  windowSeconds: number;
+}
+export type HttpRateLimits = Record<'login' | 'loginIp' | 'loginUser' | 'register' | 'write' | 'read', RateLimit | null>;
+
+/**
+ * `<requests>/<window>` (window in whole seconds: 90s, 15m, 1h, 1d; no unit is seconds), or
+ * `off`. A function declaration, so the class above can use it (hoisted; a const would not be).
+ */
+function IsRateLimit(): PropertyDecorator {
+  return Matches(/^(off|[1-9]\d*\/[1-9]\d*(s|m|h|d)?)$/, { message: '$property must be <requests>/<window> such as 10/1m, or off' });
+}
+
+export function parseRateLimit(text: string): RateLimit | null {
+  if (text === 'off') return null;
+  const [count, window] = text.split('/');
+  const m = /^(\d+)(s|m|h|d)?$/.exec(window)!;
+  return { limit: Number(count), windowSeconds: Number(m[1]) * UNIT_SECONDS[m[2] ?? 's'] };
+}
+
+function parseTrustProxy(text: string): boolean | number | string[] {
+  if (text === 'true' || text === 'false') return text === 'true';
+  if (/^\d+$/.test(text)) return Number(text);
+  const entries = text.split(',').map((a) => a.trim()).filter(Boolean);
+  for (const entry of entries) {
+    const [address, bits] = entry.split('/');
+    const family = ['loopback', 'linklocal', 'uniquelocal'].includes(entry) ? -1 : isIP(address);
+    if (family === 0 || (bits !== undefined && Number(bits) > (family === 4 ? 32 : 128))) {
+      throw new ConfigError(`Invalid configuration:\n  TRUST_PROXY: "${entry}" is not an address, a CIDR or loopback/linklocal/uniquelocal`);
+    }
+  }
+  return entries;
 }

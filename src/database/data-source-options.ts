@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { DataSourceOptions } from 'typeorm';
+import { DataSource, type DataSourceOptions } from 'typeorm';
 import type { DatabaseTarget } from '../config/app-config.js';
 import { Channel } from '../channels/channel.entity.js';
 import { Membership } from '../channels/membership.entity.js';
@@ -52,15 +52,28 @@ export function dataSourceOptions(
   };
 }
 
-/** A schema named in DATABASE_URL is created on first start, like the SQLite file is. */
-export async function ensurePostgresSchema(target: DatabaseTarget): Promise<void> {
-  if (target.type !== 'postgres' || !target.schema) return;
+/**
+ * PostgreSQL: the schema (when DATABASE_URL names one) is created and the migrations run under an
+ * advisory lock, so replicas that start at the same moment on an empty database take turns: the
+ * first migrates, the others wait and then find nothing left to run.
+ */
+export async function migratePostgres(target: Extract<DatabaseTarget, { type: 'postgres' }>, options: DataSourceOptions): Promise<void> {
   const { default: pg } = await import('pg');
   const client = new pg.Client({ connectionString: target.url });
   await client.connect();
+  const lock = `parley:migrations:${target.schema ?? 'public'}`;
   try {
-    await client.query(`CREATE SCHEMA IF NOT EXISTS "${target.schema}"`);
+    await client.query('SELECT pg_advisory_lock(hashtext($1))', [lock]);
+    if (target.schema) await client.query(`CREATE SCHEMA IF NOT EXISTS "${target.schema}"`);
+    const dataSource = new DataSource({ ...options, migrationsRun: false, extra: { ...(options.extra as object), max: 1 } } as DataSourceOptions);
+    await dataSource.initialize();
+    try {
+      await dataSource.runMigrations({ transaction: 'all' });
+    } finally {
+      await dataSource.destroy();
+    }
   } finally {
+    await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lock]).catch(() => undefined);
     await client.end();
   }
 }

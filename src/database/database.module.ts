@@ -1,7 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AppConfig } from '../config/app-config.js';
-import { dataSourceOptions, ensurePostgresSchema } from './data-source-options.js';
+import { dataSourceOptions, migratePostgres } from './data-source-options.js';
 import { DatabaseWriter } from './database-writer.js';
 
 @Global()
@@ -10,9 +10,12 @@ import { DatabaseWriter } from './database-writer.js';
     TypeOrmModule.forRootAsync({
       inject: [AppConfig],
       useFactory: async (config: AppConfig) => {
-        await ensurePostgresSchema(config.database);
+        const options = dataSourceOptions(config.database, { sqliteSynchronous: config.sqliteSynchronous });
+        // PostgreSQL migrates first, under a lock shared by every replica (see migratePostgres).
+        if (config.database.type === 'postgres') await migratePostgres(config.database, options);
         return {
-          ...dataSourceOptions(config.database, { sqliteSynchronous: config.sqliteSynchronous }),
+          ...options,
+          migrationsRun: config.database.type === 'sqlite',
           // Fail fast at boot: a database that is not there is a configuration error.
           retryAttempts: 0,
         };

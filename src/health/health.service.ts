@@ -1,23 +1,17 @@
-import { Injectable, OnModuleDestroy } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AppError } from '../common/app-error.js';
-import { AppConfig } from '../config/app-config.js';
+import { RedisClients } from '../fanout/redis-clients.js';
 
 @Injectable()
-export class HealthService implements OnModuleDestroy {
-  private redis: Redis | null = null;
+export class HealthService {
   private draining = false;
 
   constructor(
     private readonly db: DataSource,
-    config: AppConfig,
-  ) {
-    if (config.redisUrl) {
-      this.redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
-      this.redis.on('error', () => undefined); // reported by ready(), not as an unhandled error
-    }
-  }
+    // null without REDIS_URL (a union type has no runtime token: named explicitly)
+    @Inject(RedisClients) private readonly redis: RedisClients | null,
+  ) {}
 
   /** Set at shutdown so load balancers stop sending new clients here. */
   markDraining(): void {
@@ -34,19 +28,15 @@ export class HealthService implements OnModuleDestroy {
       checks.database = 'down';
     }
     if (this.redis) {
+      // Both connections: commands (publish, presence) and the bus subscription.
       try {
-        if (this.redis.status === 'wait') await this.redis.connect();
-        await this.redis.ping();
-        checks.redis = 'ok';
+        await this.redis.commands.ping();
+        checks.redis = this.redis.subscriber.status === 'ready' ? 'ok' : 'down';
       } catch {
         checks.redis = 'down';
       }
     }
     if (Object.values(checks).some((c) => c !== 'ok')) throw new AppError('unavailable', 'not ready', { checks });
     return { status: 'ok', checks };
-  }
-
-  async onModuleDestroy(): Promise<void> {
-    this.redis?.disconnect();
   }
 }

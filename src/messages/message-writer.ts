@@ -75,16 +75,7 @@ export class MessageWriter {
     this.scheduled = false;
     this.running = true;
     const batch = this.queue.splice(0, MAX_BATCH);
-    let outcomes: (SendOutcome | Error)[];
-    try {
-      outcomes = await this.store.transaction((ops) => this.writeBatch(ops, batch.map((p) => p.req)));
-    } catch (err) {
-      // One bad send (or a race with another instance) must not fail its neighbours:
-      // write them one by one so each gets its own answer.
-      this.logger.warn(`batch of ${batch.length} failed (${(err as Error).message}); retrying one by one`);
-      outcomes = [];
-      for (const p of batch) outcomes.push(await this.writeOne(p.req));
-    }
+    const outcomes = await this.writeSplitting(batch.map((p) => p.req));
     const created = outcomes.filter((o): o is SendOutcome => !(o instanceof Error) && !o.duplicate).map((o) => o.message);
     if (created.length > 0) {
       try {
@@ -103,18 +94,28 @@ export class MessageWriter {
     else for (const done of this.idle.splice(0)) done();
   }
 
-  private async writeOne(req: SendRequest): Promise<SendOutcome | Error> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const [outcome] = await this.store.transaction((ops) => this.writeBatch(ops, [req]));
-        return outcome;
-      } catch (err) {
-        if (isUniqueViolation(err)) continue; // the same clientMsgId committed elsewhere: look again
-        this.logger.error(`send failed: ${(err as Error).message}`);
-        return new AppError('internal', 'the message could not be stored');
+  /**
+   * One transaction for the whole batch; if it fails, each half gets its own, and so on down to
+   * the one send at fault, which alone gets the error. A bad send thus costs its neighbours a few
+   * transactions (log2 of the batch), not one each; halves run in order, so seqs stay in commit
+   * order. A unique violation (the same clientMsgId committed by another instance meanwhile) is
+   * retried once: the second look finds the original.
+   */
+  private async writeSplitting(reqs: SendRequest[], attempt = 0): Promise<(SendOutcome | Error)[]> {
+    try {
+      return await this.store.transaction((ops) => this.writeBatch(ops, reqs));
+    } catch (err) {
+      if (reqs.length > 1) {
+        if (attempt === 0) this.logger.warn(`batch of ${reqs.length} failed (${(err as Error).message}); splitting it`);
+        const half = Math.ceil(reqs.length / 2);
+        return [...(await this.writeSplitting(reqs.slice(0, half), 1)), ...(await this.writeSplitting(reqs.slice(half), 1))];
       }
+      if (isUniqueViolation(err) && attempt < 2) return this.writeSplitting(reqs, 2);
+      if (isUniqueViolation(err)) return [new AppError('conflict', 'the message could not be stored; retry with the same clientMsgId')];
+      if (err instanceof AppError) return [err];
+      this.logger.error(`send failed: ${(err as Error).message}`);
+      return [new AppError('internal', 'the message could not be stored')];
     }
-    return new AppError('conflict', 'the message could not be stored; retry with the same clientMsgId');
   }
 
   private async writeBatch(ops: MessageBatchOps, reqs: SendRequest[]): Promise<SendOutcome[]> {

@@ -9,6 +9,6 @@ import { MessagesService } from './messages.service.js';
   imports: [ChannelsModule],
   controllers: [MessagesController],
   providers: [MessagesService, MessageWriter, MessageStore],
-  exports: [MessagesService, MessageWriter],
+  exports: [MessagesService, MessageWriter, MessageStore],
 })
 export class MessagesModule {}

@@ -8,6 +8,8 @@ import { ChannelsService } from '../channels/channels.service.js';
 import { AppError } from '../common/app-error.js';
 import { loadConfig } from '../config/app-config.js';
 import { UsersService } from '../users/users.service.js';
+import { MessageStore } from './message-store.js';
+import { MessageWriter } from './message-writer.js';
 import { MessagesService } from './messages.service.js';
 
 /** The messages service on a real database (an SQLite file; PostgreSQL too when configured). */
@@ -110,6 +112,33 @@ describe.each(DATABASES)('MessagesService on %s', (db) => {
     expect(seqs(await messages.history(a, id, { after: 8, limit: 3 }))).toEqual([9, 10]);
     expect(await messages.history(a, id, { after: 10, limit: 3 })).toMatchObject({ messages: [], hasMore: false });
     expect(await messages.sync(a, id, 7)).toMatchObject({ headSeq: 10, hasMore: false });
+  });
+
+  it('splits a failing batch in halves: only the bad send fails, its neighbours pay a few transactions, not one each', async () => {
+    const a = await user();
+    const id = await channel(a);
+    const store = ctx.get(MessageStore);
+    const real = store.transaction.bind(store);
+    let transactions = 0;
+    store.transaction = (work) => {
+      transactions++;
+      return real(work);
+    };
+    try {
+      const writer = ctx.get(MessageWriter);
+      // In one batch: 63 good sends and one to a channel that does not exist.
+      const sends = Array.from({ length: 64 }, (_, i) =>
+        writer.write({ channelId: i === 40 ? '00000000-0000-4000-8000-000000000000' : id, sender: a, text: `s${i}`, clientMsgId: `split-${i}` }),
+      );
+      const settled = await Promise.allSettled(sends);
+      expect(settled.filter((r) => r.status === 'rejected')).toHaveLength(1);
+      expect((settled[40] as PromiseRejectedResult).reason).toMatchObject({ code: 'not_found' });
+      const seqs = settled.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<{ message: { seq: number } }>).value.message.seq);
+      expect(seqs).toEqual(Array.from({ length: 63 }, (_, i) => i + 1));
+      expect(transactions).toBeLessThanOrEqual(1 + 2 * 6);
+    } finally {
+      store.transaction = real;
+    }
   });
 
   it('refuses non-members and unknown channels without storing anything', async () => {

@@ -1,10 +1,9 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import type { AuthUser } from '../auth/auth.service.js';
-import { ChannelState, ChannelStateStore } from '../channels/channel-state.store.js';
 import { ChannelsService } from '../channels/channels.service.js';
 import type { ConversationView } from '../channels/conversation.mapper.js';
 import { AppError } from '../common/app-error.js';
-import { DomainEvents } from '../common/domain-events.js';
+import { FanoutBus } from '../fanout/fanout-bus.js';
 import { DatabaseWriter } from '../database/database-writer.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { Membership } from '../channels/membership.entity.js';
@@ -35,8 +34,7 @@ export class MessagesService implements OnModuleInit {
     private readonly messageStore: MessageStore,
     private readonly messageWriter: MessageWriter,
     private readonly channels: ChannelsService,
-    private readonly store: ChannelStateStore,
-    private readonly events: DomainEvents,
+    private readonly bus: FanoutBus,
     private readonly metrics: MetricsService,
   ) {}
 
@@ -82,8 +80,7 @@ export class MessagesService implements OnModuleInit {
           .where('channelId = :channelId AND userId = :userId AND lastReadSeq < :target', { channelId, userId: caller.id, target })
           .execute(),
       );
-      this.store.applyRead(channelId, caller.id, target);
-      this.events.emit('read.moved', { channel: state, userId: caller.id, origin });
+      this.bus.publish('read.moved', { channelId, userId: caller.id, seq: target, origin });
     }
     return this.channels.conversationFor(state, caller.id);
   }
@@ -97,19 +94,12 @@ export class MessagesService implements OnModuleInit {
   }
 
   /**
-   * Runs synchronously right after a batch commits: the in-memory state moves first (so a read
-   * that follows sees the new head), and the fan-out goes out on the next turn of the event
-   * loop, after the senders' acks, as the contract orders them.
+   * Runs synchronously right after a batch commits: the bus applies it to the in-memory state at
+   * once (so a read that follows sees the new head) and tells the other instances; the frames go
+   * out on the next turn of the event loop, after the senders' acks, as the contract orders them.
    */
   private afterCommit(created: MessageView[]): void {
     this.metrics.messagesSent.inc(created.length);
-    const messages: { message: MessageView; channel: ChannelState }[] = [];
-    for (const message of created) {
-      const channel = this.store.touch(message.channelId);
-      if (!channel) continue; // not cached: the next load reads it from the database
-      this.store.applyMessage(channel, message);
-      messages.push({ message, channel });
-    }
-    if (messages.length > 0) setImmediate(() => this.events.emit('messages.created', { messages }));
+    this.bus.publish('messages.created', { messages: created });
   }
 }

@@ -18,6 +18,21 @@ export class MetricsService {
   readonly errors = new Counter({ name: 'parley_errors_total', help: 'Errors answered to clients, by code', labelNames: ['code', 'transport'] as const, registers: [this.registry] });
   readonly closes = new Counter({ name: 'parley_ws_closes_total', help: 'Connections closed by the server, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
 
+  // Several instances (REDIS_URL): the bus of committed changes and its repairs.
+  readonly busPublished = new Counter({ name: 'parley_bus_published_total', help: 'Changes published to the other instances', registers: [this.registry] });
+  readonly busPublishFailures = new Counter({ name: 'parley_bus_publish_failures_total', help: 'Changes not published because Redis was unreachable (the others refill from the database)', registers: [this.registry] });
+  readonly busReceived = new Counter({ name: 'parley_bus_received_total', help: 'Changes received from other instances', registers: [this.registry] });
+  readonly busLag = new Histogram({
+    name: 'parley_bus_lag_seconds',
+    help: 'From publish on one instance to receipt on this one',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers: [this.registry],
+  });
+  readonly busRefills = new Counter({ name: 'parley_bus_refills_total', help: 'Refills of a channel from the database, by what found the gap', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly busRefilledMessages = new Counter({ name: 'parley_bus_refilled_messages_total', help: 'Messages delivered from a refill instead of the bus', registers: [this.registry] });
+  readonly busResyncs = new Counter({ name: 'parley_bus_resyncs_total', help: 'Reconnections to Redis after which state was reloaded', registers: [this.registry] });
+  readonly busConnected = new Gauge({ name: 'parley_bus_connected', help: '1 while the bus subscription to Redis is up', registers: [this.registry] });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

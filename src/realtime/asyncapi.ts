@@ -156,7 +156,9 @@ function buildDocument(): Record<string, unknown> {
       description:
         'JSON text frames {"event", "data"} both ways. Authenticate at the handshake with `Authorization: Bearer <jwt>` ' +
         'or `?token=<jwt>` (401 when missing/invalid, 403 for a disallowed Origin). Close codes: 1001 server shutting down, ' +
-        '1008 policy (abuse, token), 1009 frame too large, 4008 slow consumer. See docs/protocol.md.',
+        '1008 policy (abuse, token), 1009 frame too large, 1011 session could not start, 1012 service restart (an instance ' +
+        'missed messages it could not refill: resume with sync), 4008 slow consumer. Any instance of a cluster serves any ' +
+        'client. See docs/protocol.md.',
     },
     servers: { local: { host: 'localhost:3000', protocol: 'ws', pathname: '/ws' } },
     channels: { ws: { address: '/ws', messages } },

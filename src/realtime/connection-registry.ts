@@ -1,5 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import type { Connection } from './connection.js';
+import { textFrame } from './ws-frame.js';
+
+export interface DeliveryOptions {
+  /** A connection that already has its answer (the one that asked for the change). */
+  exceptConnectionId?: string;
+  /** One frame of the user's own, sent right after the shared ones in the same write. */
+  personal?: (userId: string) => string;
+}
 
 /** The open connections of this instance, by user: where fan-out finds its recipients. */
 @Injectable()
@@ -31,5 +39,32 @@ export class ConnectionRegistry {
 
   connections(): IterableIterator<Connection> {
     return this.all.values();
+  }
+
+  /**
+   * Sends the frames, in order, to every connection of each user here (but the excepted one),
+   * and returns how many connections got them. Framed once, lazily: every socket gets the same
+   * bytes (all the frames in one Buffer, so one write each), none if nobody is connected here.
+   */
+  toUsers(userIds: Iterable<string>, frames: string | string[], opts: DeliveryOptions = {}): number {
+    let shared: Buffer | null = null;
+    let sent = 0;
+    for (const userId of userIds) {
+      const conns = this.byUser.get(userId);
+      if (!conns) continue;
+      shared ??= typeof frames === 'string' ? textFrame(frames) : Buffer.concat(frames.map((f) => textFrame(f)));
+      const own = opts.personal ? textFrame(opts.personal(userId)) : undefined;
+      for (const conn of conns) {
+        if (conn.id === opts.exceptConnectionId) continue;
+        if (own) conn.cork();
+        conn.sendFrame(shared);
+        if (own) {
+          conn.sendFrame(own);
+          conn.uncork();
+        }
+        sent++;
+      }
+    }
+    return sent;
   }
 }

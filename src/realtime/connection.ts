@@ -15,6 +15,8 @@ export const CLOSE = {
   GOING_AWAY: 1001,
   POLICY: 1008,
   TOO_LARGE: 1009,
+  /** Several instances: this instance could not repair what it missed; resume (sync) to get it. */
+  SERVICE_RESTART: 1012,
   SLOW_CONSUMER: 4008,
 } as const;
 

@@ -6,14 +6,14 @@ import { frame } from './server-events.js';
 
 describe('FanoutService.conversationFrames', () => {
   const channels = { conversationFor: (s: ChannelState, u: string) => toConversation(s, u, () => 'online') } as unknown as ChannelsService;
-  const fanout = new FanoutService(null as never, null as never, channels, null as never, null as never);
+  const fanout = new FanoutService(null as never, null as never, null as never, null as never, channels, null as never, null as never);
   const member = (userId: string, lastReadSeq: number) => [userId, { userId, username: userId, role: 'member' as const, lastReadSeq, joinedAt: 0 }] as const;
 
   it('splices the per-user numbers into exactly the JSON a full serialization gives', () => {
     const state: ChannelState = {
       id: 'c1', kind: 'channel', name: 'gen"eral', visibility: 'public', createdAt: 0, headSeq: 7,
       lastMessage: { id: 'm', channelId: 'c1', seq: 7, sender: { id: 'a', username: 'a' }, text: 'he said "hi"\n', clientMsgId: 'k', createdAt: '2026-01-01T00:00:00.000Z' },
-      members: new Map([member('a', 7), member('b', 3), member('c', 0)]),
+      members: new Map([member('a', 7), member('b', 3), member('c', 0)]), loadedHeadSeq: 7, deliveredSeq: null,
     };
     const build = fanout.conversationFrames(state);
     for (const u of ['a', 'b', 'c']) {
@@ -24,7 +24,7 @@ describe('FanoutService.conversationFrames', () => {
   it('builds DMs in full, with the peer as name', () => {
     const state: ChannelState = {
       id: 'd1', kind: 'dm', name: null, visibility: 'private', createdAt: 0, headSeq: 0, lastMessage: null,
-      members: new Map([member('a', 0), member('b', 0)]),
+      members: new Map([member('a', 0), member('b', 0)]), loadedHeadSeq: 0, deliveredSeq: null,
     };
     expect(JSON.parse(fanout.conversationFrames(state)('a')).data.conversation).toMatchObject({ name: 'b', peer: { id: 'b', status: 'online' } });
   });

@@ -1,17 +1,25 @@
 import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
-import type { ChannelState } from '../channels/channel-state.store.js';
+import { ChannelState, ChannelStateStore } from '../channels/channel-state.store.js';
 import { ChannelsService } from '../channels/channels.service.js';
-import { DomainEvents, DomainEventMap } from '../common/domain-events.js';
 import { AppConfig } from '../config/app-config.js';
+import { FanoutBus } from '../fanout/fanout-bus.js';
+import type { MessageView } from '../messages/message.mapper.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { FanoutBus } from './fanout-bus.js';
+import { ChannelSequencer } from './channel-sequencer.js';
+import { ConnectionRegistry } from './connection-registry.js';
 import { frame } from './server-events.js';
 
 /**
- * Turns committed changes into frames. `message.new` is serialized once per message and the
- * same bytes go to every member connection; `conversation.update` is personal (read marker,
- * unread count, a DM's name), so it is built per user, from memory.
+ * Turns committed changes, this instance's and the others' (the FanoutBus brings both, after the
+ * state has moved), into frames for this instance's connections. `message.new` is serialized once
+ * per message and the same bytes go to every member connection, in seq order (ChannelSequencer);
+ * `conversation.update` is personal (read marker, unread count, a DM's name), so it is built per
+ * user, from memory.
+ *
+ * A channel that is not cached here has no member connected here (a session loads all of its
+ * user's channels), so another instance's change to it needs nothing from this one. This
+ * instance's own messages always go out: their channel is loaded if it has to be.
  *
  * The conversation.update that follows messages is throttled per channel: the first goes out at
  * once, later ones within CONVERSATION_UPDATE_INTERVAL_MS are folded into one at the end of the
@@ -24,8 +32,10 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   private readonly pending = new Map<string, { channel: ChannelState; timer: NodeJS.Timeout }>();
 
   constructor(
-    private readonly events: DomainEvents,
     private readonly bus: FanoutBus,
+    private readonly registry: ConnectionRegistry,
+    private readonly store: ChannelStateStore,
+    private readonly sequencer: ChannelSequencer,
     private readonly channels: ChannelsService,
     private readonly metrics: MetricsService,
     private readonly config: AppConfig,
@@ -37,43 +47,83 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   }
 
   onModuleInit(): void {
-    this.events.on('messages.created', (e) => this.onMessages(e));
-    this.events.on('read.moved', ({ channel, userId, origin }) => {
-      this.bus.toUsers([userId], this.conversationFrame(channel, userId), { exceptConnectionId: origin });
+    this.sequencer.deliver = (channel, messages) => this.deliverMessages(channel, messages);
+    this.bus.on('messages.created', ({ messages }, { local }) => {
+      // This instance's commit: the senders' acks go first (this turn), the fan-out on the next.
+      if (local) setImmediate(() => this.onMessages(messages, true));
+      else this.onMessages(messages, false);
     });
-    this.events.on('member.joined', ({ channel, user, origin }) => {
+    this.bus.on('read.moved', ({ channelId, userId, origin }) => {
+      const channel = this.store.peek(channelId);
+      if (channel) this.registry.toUsers([userId], this.conversationFrame(channel, userId), { exceptConnectionId: origin });
+    });
+    this.bus.on('member.joined', ({ channelId, member, origin }) => {
+      this.withChannel(channelId, [member.userId], (channel) => {
+        const user = { id: member.userId, username: member.username };
+        const others = [...channel.members.keys()].filter((id) => id !== user.id);
+        this.registry.toUsers(others, frame('member.joined', { channelId, user }));
+        // The joiner's other devices learn of the new conversation.
+        this.registry.toUsers([user.id], this.conversationFrame(channel, user.id), { exceptConnectionId: origin });
+      });
+    });
+    this.bus.on('member.left', ({ channelId, user, origin }) => {
+      this.registry.toUsers([user.id], frame('channel.left', { channelId }), { exceptConnectionId: origin });
+      const channel = this.store.peek(channelId);
+      if (channel) this.registry.toUsers(channel.members.keys(), frame('member.left', { channelId, user }));
+    });
+    this.bus.on('conversation.created', ({ channelId, userIds, origin }) => {
+      this.withChannel(channelId, userIds, (channel) => {
+        for (const userId of userIds) this.registry.toUsers([userId], this.conversationFrame(channel, userId), { exceptConnectionId: origin });
+      });
+    });
+    this.bus.on('typing', ({ channelId, user }) => {
+      const channel = this.store.peek(channelId);
+      if (!channel) return;
+      // Not echoed to the typist's own devices.
       const others = [...channel.members.keys()].filter((id) => id !== user.id);
-      this.bus.toUsers(others, frame('member.joined', { channelId: channel.id, user }));
-      // The joiner's other devices learn of the new conversation.
-      this.bus.toUsers([user.id], this.conversationFrame(channel, user.id), { exceptConnectionId: origin });
+      this.registry.toUsers(others, frame('typing', { channelId, user }));
     });
-    this.events.on('member.left', ({ channel, user, origin }) => {
-      this.bus.toUsers(channel.members.keys(), frame('member.left', { channelId: channel.id, user }));
-      this.bus.toUsers([user.id], frame('channel.left', { channelId: channel.id }), { exceptConnectionId: origin });
-    });
-    this.events.on('conversation.created', ({ channel, userIds, origin }) => {
-      for (const userId of userIds) this.bus.toUsers([userId], this.conversationFrame(channel, userId), { exceptConnectionId: origin });
+    this.bus.on('presence.changed', ({ user, status, lastSeenAt }) => {
+      const peers = this.store.peersOf(user.id, this.config.presenceMaxChannelMembers);
+      this.registry.toUsers(peers, frame('presence.update', { user, status, lastSeenAt }));
     });
   }
 
-  private onMessages({ messages }: DomainEventMap['messages.created']): void {
+  /**
+   * Runs `render` with the channel's state, loading it when one of `userIds` is connected here
+   * (a channel they have just joined or been given is not cached yet).
+   */
+  private withChannel(channelId: string, userIds: string[], render: (channel: ChannelState) => void): void {
+    const cached = this.store.peek(channelId);
+    if (cached) return render(cached);
+    if (!userIds.some((id) => this.registry.of(id))) return;
+    void this.store.get(channelId).then((channel) => channel && render(channel));
+  }
+
+  private onMessages(messages: MessageView[], local: boolean): void {
     // A commit's messages grouped by channel, in seq order: each member connection gets its
     // channel's new messages together.
-    const byChannel = new Map<ChannelState, string[]>();
-    for (const { message, channel } of messages) {
-      const frames = byChannel.get(channel);
-      const f = frame('message.new', { message });
-      if (frames) frames.push(f);
-      else byChannel.set(channel, [f]);
+    const byChannel = new Map<string, MessageView[]>();
+    for (const m of messages) {
+      const list = byChannel.get(m.channelId);
+      if (list) list.push(m);
+      else byChannel.set(m.channelId, [m]);
     }
-    let delivered = 0;
-    for (const [channel, frames] of byChannel) {
-      // When the channel's update is due, each member's conversation.update rides in the same
-      // write as the messages; otherwise it waits (folded) for the end of the interval.
-      const personal = this.dueForUpdate(channel) ? this.conversationFrames(channel) : undefined;
-      delivered += frames.length * this.bus.toUsers(channel.members.keys(), frames, { personal });
-      if (!personal) this.scheduleConversationUpdates(channel);
+    for (const [channelId, list] of byChannel) {
+      const channel = this.store.peek(channelId);
+      if (channel) this.sequencer.push(channel, list);
+      else if (local) void this.store.get(channelId).then((c) => c && this.sequencer.push(c, list));
     }
+  }
+
+  /** One channel's next messages, in order: to every member connection here. */
+  private deliverMessages(channel: ChannelState, messages: MessageView[]): void {
+    const frames = messages.map((message) => frame('message.new', { message }));
+    // When the channel's update is due, each member's conversation.update rides in the same
+    // write as the messages; otherwise it waits (folded) for the end of the interval.
+    const personal = this.dueForUpdate(channel) ? this.conversationFrames(channel) : undefined;
+    const delivered = frames.length * this.registry.toUsers(channel.members.keys(), frames, { personal });
+    if (!personal) this.scheduleConversationUpdates(channel);
     this.metrics.messagesDelivered.inc(delivered);
   }
 
@@ -103,7 +153,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       this.pending.delete(channel.id);
       this.lastUpdate.set(channel.id, performance.now());
       const build = this.conversationFrames(channel);
-      for (const userId of channel.members.keys()) this.bus.toUsers([userId], build(userId));
+      for (const userId of channel.members.keys()) this.registry.toUsers([userId], build(userId));
     }, Math.max(0, wait));
     this.pending.set(channel.id, { channel, timer });
   }

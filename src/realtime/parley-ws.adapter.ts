@@ -4,6 +4,7 @@ import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { isObservable, lastValueFrom, type Observable } from 'rxjs';
 import type { RawData, WebSocket } from 'ws';
+import { jsonTooDeep, TOO_DEEP_MESSAGE } from '../common/json-depth.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { MetricsService } from '../metrics/metrics.service.js';
 import { CLOSE, Connection } from './connection.js';
@@ -17,8 +18,9 @@ const MAX_STRIKES = 100;
  * The `ws` adapter with Parley's rules:
  *  - the handshake is authenticated in `verifyClient`, before the upgrade completes;
  *  - frames are limited in size (1009), never compressed, and rate-limited per connection;
- *  - a frame that is not JSON, not `{event, data}`, or names no known event gets an `error`
- *    frame (`bad_json`, `invalid_payload`, `unknown_event`) instead of being dropped in silence.
+ *  - a frame that is not JSON, not `{event, data}`, nests deeper than MAX_JSON_DEPTH, or names no
+ *    known event gets an `error` frame (`bad_json`, `invalid_payload`, `unknown_event`) instead of
+ *    being dropped in silence.
  * Handlers' replies and errors go through the Connection, so `session.ready` stays first.
  */
 export class ParleyWsAdapter extends WsAdapter {
@@ -88,6 +90,10 @@ export class ParleyWsAdapter extends WsAdapter {
       conn.strikes = 0;
     }
     if (isBinary) return this.sendError(conn, 'bad_json', 'frames must be JSON text frames');
+    // Before JSON.parse and the validation pipe, which recurse once per level (docs/security.md).
+    if (jsonTooDeep(Buffer.isBuffer(raw) ? raw : Buffer.from(raw.toString()))) {
+      return this.sendError(conn, 'bad_json', TOO_DEEP_MESSAGE, peekRef(raw));
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw.toString());

@@ -5,7 +5,7 @@ import { UsersModule } from '../users/users.module.js';
 import { AsyncApiController } from './asyncapi.controller.js';
 import { ChatGateway } from './chat.gateway.js';
 import { ConnectionRegistry } from './connection-registry.js';
-import { FanoutBus, LocalFanoutBus } from './fanout-bus.js';
+import { ChannelSequencer } from './channel-sequencer.js';
 import { FanoutService } from './fanout.service.js';
 import { RealtimeService } from './realtime.service.js';
 import { SessionService } from './session.service.js';
@@ -20,9 +20,8 @@ import { WsErrorFilter } from './ws-exception.filter.js';
     RealtimeService,
     FanoutService,
     ConnectionRegistry,
+    ChannelSequencer,
     WsErrorFilter,
-    // One instance: fan-out stays in process. A Redis implementation plugs in here.
-    { provide: FanoutBus, useClass: LocalFanoutBus },
   ],
   exports: [SessionService],
 })

@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { ChannelsService } from '../channels/channels.service.js';
 import { AppError } from '../common/app-error.js';
+import { FanoutBus } from '../fanout/fanout-bus.js';
 import { MessagesService } from '../messages/messages.service.js';
+import { PresenceDirectory } from '../presence/presence-directory.js';
 import { toUserRef } from '../users/user.mapper.js';
 import type { Connection } from './connection.js';
 import type { ChannelFrameDto, FrameDto, HistoryFrameDto, JoinFrameDto, ReadFrameDto, SendFrameDto, SyncFrameDto } from './dto/frames.dto.js';
-import { FanoutBus } from './fanout-bus.js';
 import { frame, Reply, reply } from './server-events.js';
 
 /** Typing indicators per user and channel go out at most this often. */
@@ -25,6 +26,7 @@ export class RealtimeService {
     private readonly messages: MessagesService,
     private readonly channels: ChannelsService,
     private readonly bus: FanoutBus,
+    private readonly presence: PresenceDirectory,
   ) {}
 
   async send(conn: Connection, dto: SendFrameDto): Promise<Reply<'message.ack'>> {
@@ -52,16 +54,19 @@ export class RealtimeService {
     return reply('conversation.update', withRef({ conversation }, dto.ref));
   }
 
-  /** Not echoed to the typist, and throttled: a keystroke storm costs the others one frame a second. */
+  /**
+   * Throttled per user and channel: a keystroke storm costs the others one frame a second, also
+   * when the user types on devices connected to different instances (the directory decides then).
+   */
   async typing(conn: Connection, dto: ChannelFrameDto): Promise<void> {
-    const state = await this.channels.requireMember(dto.channelId, conn.user.id);
+    await this.channels.requireMember(dto.channelId, conn.user.id);
     const key = `${conn.user.id}:${dto.channelId}`;
     const now = Date.now();
     if (now - (this.lastTyping.get(key) ?? 0) < TYPING_THROTTLE_MS) return;
     this.lastTyping.set(key, now);
     if (this.lastTyping.size > 10_000) this.forgetOldTyping(now);
-    const others = [...state.members.keys()].filter((id) => id !== conn.user.id);
-    this.bus.toUsers(others, frame('typing', { channelId: dto.channelId, user: toUserRef(conn.user) }));
+    if (!(await this.presence.allowTyping(conn.user.id, dto.channelId, TYPING_THROTTLE_MS))) return;
+    this.bus.publish('typing', { channelId: dto.channelId, user: toUserRef(conn.user) });
   }
 
   /**

@@ -1,21 +1,18 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import type { WebSocket } from 'ws';
 import { AppError } from '../common/app-error.js';
 import { AuthService, AuthUser, bearerToken } from '../auth/auth.service.js';
 import { ChannelsService } from '../channels/channels.service.js';
-import { ChannelStateStore } from '../channels/channel-state.store.js';
 import { AppConfig } from '../config/app-config.js';
 import { DatabaseWriter } from '../database/database-writer.js';
+import { FanoutBus } from '../fanout/fanout-bus.js';
 import { MessageWriter } from '../messages/message-writer.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { PresenceService } from '../presence/presence.service.js';
-import { UsersService } from '../users/users.service.js';
 import { toUserRef } from '../users/user.mapper.js';
 import { CLOSE, Connection } from './connection.js';
 import { ConnectionRegistry } from './connection-registry.js';
-import { FanoutBus } from './fanout-bus.js';
 import { frame } from './server-events.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -34,15 +31,14 @@ function markAlive(this: WebSocket): void {
 }
 
 /**
- * The life of a connection: the handshake check, `session.ready`, presence transitions,
- * heartbeats, slow consumers and the shutdown that closes every socket with 1001.
+ * The life of a connection: the handshake check, `session.ready`, presence counts, heartbeats,
+ * slow consumers and the shutdown that closes every socket with 1001.
  */
 @Injectable()
 export class SessionService implements OnModuleDestroy {
   private readonly logger = new Logger('Session');
   private heartbeat: NodeJS.Timeout | null = null;
   private connectionSeq = 0;
-  private readonly instanceId = randomUUID().slice(0, 8);
   private shuttingDown = false;
 
   constructor(
@@ -51,9 +47,7 @@ export class SessionService implements OnModuleDestroy {
     private readonly registry: ConnectionRegistry,
     private readonly bus: FanoutBus,
     private readonly channels: ChannelsService,
-    private readonly store: ChannelStateStore,
     private readonly presence: PresenceService,
-    private readonly users: UsersService,
     private readonly metrics: MetricsService,
     private readonly messageWriter: MessageWriter,
     private readonly dbWriter: DatabaseWriter,
@@ -97,24 +91,23 @@ export class SessionService implements OnModuleDestroy {
     socket.on('pong', markAlive);
     this.registry.add(conn);
     this.metrics.connections.inc();
-    const cameOnline = this.presence.connected(user.id);
+    this.presence.connected(toUserRef(user));
     this.ensureHeartbeat();
-    void this.start(conn, cameOnline);
+    void this.start(conn);
     return conn;
   }
 
-  private async start(conn: Connection, cameOnline: boolean): Promise<void> {
+  private async start(conn: Connection): Promise<void> {
     try {
       const conversations = await this.channels.conversations(conn.user.id);
       conn.open(
         frame('session.ready', {
           user: toUserRef(conn.user),
-          sessionId: `${this.instanceId}.${conn.id}`,
+          sessionId: `${this.bus.instanceId}.${conn.id}`,
           heartbeatIntervalMs: this.config.heartbeatIntervalMs,
           conversations,
         }),
       );
-      if (cameOnline) await this.announcePresence(conn.user, 'online');
     } catch (err) {
       this.logger.error(`session start failed: ${(err as Error).message}`);
       conn.open(frame('error', { code: 'unavailable', message: 'session could not start; reconnect' }));
@@ -128,28 +121,7 @@ export class SessionService implements OnModuleDestroy {
     conn.closed = true;
     this.registry.remove(conn);
     this.metrics.connections.dec();
-    this.presence.disconnected(conn.user.id, () => void this.announcePresence(conn.user, 'offline'));
-  }
-
-  /**
-   * presence.update to everyone who shares a conversation with the user, on transitions only.
-   * Channels over PRESENCE_MAX_CHANNEL_MEMBERS are left out: in a 1,000-member channel every
-   * connect would cost 999 frames, and a morning's logins a million; DMs always count.
-   */
-  private async announcePresence(user: AuthUser, status: 'online' | 'offline'): Promise<void> {
-    const at = Date.now();
-    try {
-      const states = await this.store.getMany(await this.store.channelIdsOf(user.id));
-      const peers = new Set<string>();
-      for (const s of states) {
-        if (s.kind !== 'dm' && s.members.size > this.config.presenceMaxChannelMembers) continue;
-        for (const id of s.members.keys()) if (id !== user.id) peers.add(id);
-      }
-      this.bus.toUsers(peers, frame('presence.update', { user: toUserRef(user), status, lastSeenAt: new Date(at).toISOString() }));
-      await this.users.touchLastSeen(user.id, at);
-    } catch (err) {
-      this.logger.warn(`presence update failed: ${(err as Error).message}`);
-    }
+    this.presence.disconnected(toUserRef(conn.user));
   }
 
   // Shared by every connection (no closure per socket: idle connections are mostly overhead).
@@ -196,7 +168,7 @@ export class SessionService implements OnModuleDestroy {
     this.shuttingDown = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     for (const conn of [...this.registry.connections()]) conn.close(CLOSE.GOING_AWAY, 'server shutting down');
-    this.presence.clear();
+    await this.presence.stop();
     await this.messageWriter.drain();
     await this.dbWriter.drain();
   }

@@ -38,7 +38,12 @@ export class ServerProcess {
     return `ws://127.0.0.1:${this.port}/ws`;
   }
 
-  static async start(env: Record<string, string>, port?: number): Promise<ServerProcess> {
+  /** False once the process has exited (or was killed). */
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  static async start(env: Record<string, string>, port?: number, startTimeoutMs = 20000): Promise<ServerProcess> {
     if (!existsSync(MAIN)) throw new Error('dist/main.js is missing: run `npm run build` (npm test does)');
     const p = port ?? (await freePort());
     const child = spawn(process.execPath, [MAIN], {
@@ -46,7 +51,7 @@ export class ServerProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const server = new ServerProcess(child, p);
-    const deadline = Date.now() + 20000;
+    const deadline = Date.now() + startTimeoutMs;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`server exited at start:\n${server.output}`);
       try {
@@ -54,7 +59,10 @@ export class ServerProcess {
       } catch {
         // not listening yet
       }
-      if (Date.now() > deadline) throw new Error(`server did not start:\n${server.output}`);
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL'); // not left behind by a failed start
+        throw new Error(`server did not start within ${startTimeoutMs} ms:\n${server.output}`);
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -50,7 +50,7 @@ export function freshDatabaseUrl(kind: DbKind): { url: string; cleanup: () => Pr
   };
 }
 
-/** Test defaults: quiet logs, cheap password hashing, no rate limit unless a test asks for one. */
+/** Test defaults: quiet logs, cheap password hashing, no rate limits unless a test asks for them. */
 export function testEnv(databaseUrl: string, env: Record<string, string> = {}): Record<string, string> {
   return {
     DATABASE_URL: databaseUrl,
@@ -58,6 +58,7 @@ export function testEnv(databaseUrl: string, env: Record<string, string> = {}): 
     LOG_LEVEL: 'silent',
     PASSWORD_HASH_MEMORY_KIB: '1024',
     RATE_LIMIT_PER_SEC: '0',
+    HTTP_RATE_LIMIT: 'false',
     PRESENCE_GRACE_MS: '0',
     SQLITE_SYNCHRONOUS: 'NORMAL',
     ...env,

@@ -1,9 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import {
-  ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min,
-} from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { ConversationView } from '../conversation.mapper.js';
+import { IntField } from '../../common/int-field.decorator.js';
 
 export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const CHANNEL_NAME_MESSAGE = 'name must be 1 to 64 letters, digits, _ . or -, starting with a letter or digit';
@@ -34,7 +32,7 @@ export class ChannelDirectoryQueryDto {
   query?: string;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(200)
+  @IsOptional() @IntField({ min: 1, max: 200, query: true })
   limit: number = 50;
 }
 

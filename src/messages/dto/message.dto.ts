@@ -1,14 +1,15 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { IsOptional, IsString, Matches, MaxLength, MinLength } from 'class-validator';
+import { VISIBLE } from '../../common/text-hygiene.js';
 import { MessageView } from '../message.mapper.js';
+import { IntField } from '../../common/int-field.decorator.js';
 
 export const MAX_TEXT_LENGTH = 4000;
 
 /** Shared by HTTP and WebSocket sends. */
 export class MessageBodyDto {
   @ApiProperty({ example: 'hello', minLength: 1, maxLength: MAX_TEXT_LENGTH })
-  @IsString() @MinLength(1) @MaxLength(MAX_TEXT_LENGTH) @Matches(/\S/, { message: 'text must not be blank' })
+  @IsString() @MinLength(1) @MaxLength(MAX_TEXT_LENGTH) @Matches(VISIBLE, { message: 'text must have a visible character' })
   text!: string;
 
   @ApiProperty({ example: 'c-6f1e2d', description: "the sender's idempotency key (1 to 64 characters)" })
@@ -18,15 +19,15 @@ export class MessageBodyDto {
 
 export class HistoryQueryDto {
   @ApiPropertyOptional({ description: 'only messages with seq < before (page backwards)', example: 101 })
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1)
+  @IsOptional() @IntField({ min: 1, query: true })
   before?: number;
 
   @ApiPropertyOptional({ description: 'only messages with seq > after (page forwards)', example: 0 })
-  @IsOptional() @Type(() => Number) @IsInt() @Min(0)
+  @IsOptional() @IntField({ min: 0, query: true })
   after?: number;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(200)
+  @IsOptional() @IntField({ min: 1, max: 200, query: true })
   limit: number = 50;
 }
 
@@ -38,7 +39,7 @@ export class HistoryPage {
 
 export class ReadMarkerDto {
   @ApiProperty({ example: 42, description: 'the last seq read; clamped to headSeq; markers never move back' })
-  @IsInt() @Min(0)
+  @IntField({ min: 0 })
   seq!: number;
 }
 

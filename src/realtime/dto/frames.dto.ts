@@ -1,10 +1,9 @@
-import { Type } from 'class-transformer';
-import {
-  IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, ValidateIf,
-} from 'class-validator';
+import { IsObject, IsOptional, IsString, IsUUID, Matches, MaxLength, ValidateIf } from 'class-validator';
 import { CHANNEL_NAME_PATTERN } from '../../channels/dto/channel.dto.js';
+import { VISIBLE } from '../../common/text-hygiene.js';
 import { registerFastParser } from '../../common/validation.js';
 import { MAX_TEXT_LENGTH, MessageBodyDto } from '../../messages/dto/message.dto.js';
+import { IntField } from '../../common/int-field.decorator.js';
 
 /** Every client frame may carry `ref`; the answer to the frame echoes it. */
 export class FrameDto {
@@ -38,7 +37,7 @@ export function parseSendFrame(v: unknown): SendFrameDto | undefined {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return undefined;
   const o = v as Record<string, unknown>;
   for (const key in o) if (!SEND_KEYS.has(key)) return undefined;
-  if (!str(o.text, 1, MAX_TEXT_LENGTH) || !/\S/.test(o.text) || !str(o.clientMsgId, 1, 64)) return undefined;
+  if (!str(o.text, 1, MAX_TEXT_LENGTH) || !VISIBLE.test(o.text) || !str(o.clientMsgId, 1, 64)) return undefined;
   if (o.ref !== undefined && !str(o.ref, 0, 64)) return undefined;
   const byChannel = o.channelId !== undefined;
   if (byChannel === (o.to !== undefined)) return undefined;
@@ -63,7 +62,7 @@ export class ChannelFrameDto extends FrameDto {
 }
 
 export class ReadFrameDto extends ChannelFrameDto {
-  @IsInt() @Min(0)
+  @IntField({ min: 0 })
   seq!: number;
 }
 
@@ -74,9 +73,9 @@ export class SyncFrameDto extends FrameDto {
 }
 
 export class HistoryFrameDto extends ChannelFrameDto {
-  @IsOptional() @IsInt() @Min(1)
+  @IsOptional() @IntField({ min: 1 })
   beforeSeq?: number;
 
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(200)
+  @IsOptional() @IntField({ min: 1, max: 200 })
   limit: number = 50;
 }

@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { IsOptional, IsString, MaxLength } from 'class-validator';
+import { IntField } from '../../common/int-field.decorator.js';
 
 export class UserSearchQueryDto {
   @ApiPropertyOptional({ example: 'al', description: 'username prefix; empty lists everyone' })
@@ -8,6 +8,6 @@ export class UserSearchQueryDto {
   query?: string;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 20 })
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(100)
+  @IsOptional() @IntField({ min: 1, max: 100, query: true })
   limit: number = 20;
 }

@@ -1,0 +1,37 @@
+import type { MemberState } from '../channels/channel-state.store.js';
+import type { PresenceStatus } from '../channels/conversation.mapper.js';
+import type { MessageView } from '../messages/message.mapper.js';
+import type { UserRef } from '../users/user.mapper.js';
+
+/**
+ * What happened, once it is committed: the changes that the services publish and every
+ * instance applies to its own in-memory state and renders for its own connections. Plain data
+ * (ids, not objects), so they cross instances as JSON.
+ *
+ * `origin` is the id of the local connection that asked for the change, when there is one: it
+ * already has its answer, so fan-out skips it for the frames that would repeat it. Connection ids
+ * are per process, so the bus never carries `origin` to other instances.
+ */
+export interface ChangeMap {
+  /** The new messages of one committed batch, in seq order per channel. */
+  'messages.created': { messages: MessageView[] };
+  'read.moved': { channelId: string; userId: string; seq: number; origin?: string };
+  'member.joined': { channelId: string; member: MemberState; origin?: string };
+  'member.left': { channelId: string; user: UserRef; origin?: string };
+  /** A conversation appeared in these users' lists (a new DM, a channel created with them). */
+  'conversation.created': { channelId: string; userIds: string[]; origin?: string };
+  'typing': { channelId: string; user: UserRef };
+  /** A user came online (first connection anywhere) or went offline (last one, after the grace). */
+  'presence.changed': { user: UserRef; status: PresenceStatus; lastSeenAt: string };
+}
+
+export type ChangeName = keyof ChangeMap;
+
+export const CHANGE_NAMES: ChangeName[] = [
+  'messages.created', 'read.moved', 'member.joined', 'member.left', 'conversation.created', 'typing', 'presence.changed',
+];
+
+/** Where a change comes from: this instance, or another one through the bus. */
+export interface ChangeSource {
+  local: boolean;
+}

@@ -1,0 +1,96 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
+import { createChannel, DATABASES, registerUser, startApp, TestApp, TestUser } from './helpers/test-app.js';
+import { TestClient } from './helpers/ws-client.js';
+
+const nestedArrays = (depth: number, inner = '0') => '['.repeat(depth) + inner + ']'.repeat(depth);
+const nestedObjects = (depth: number) => '{"a":'.repeat(depth) + '0' + '}'.repeat(depth);
+
+/** The fastest of three runs, in ms: one slow run on a busy machine is not a regression. */
+async function fastestOf3(run: () => Promise<unknown>): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const started = performance.now();
+    await run();
+    best = Math.min(best, performance.now() - started);
+  }
+  return best;
+}
+
+/**
+ * The audit's attack: deeply nested JSON cost tens of milliseconds of CPU in validation, then
+ * overflowed the stack in class-transformer (500, and an error-level stack trace in the log).
+ * Nesting deeper than 32 levels is refused before anything parses it, on both transports.
+ */
+describe.each(DATABASES)('deeply nested JSON on %s', (db) => {
+  let t: TestApp;
+  let alice: TestUser;
+  let errorLog: ReturnType<typeof jest.spyOn>;
+
+  beforeAll(async () => {
+    t = await startApp(db);
+    alice = await registerUser(t, 'alice');
+  });
+  afterAll(() => t.close());
+  beforeEach(() => {
+    errorLog = jest.spyOn(Logger.prototype, 'error');
+  });
+  afterEach(() => {
+    const logged = errorLog.mock.calls;
+    errorLog.mockRestore();
+    expect(logged).toEqual([]); // nothing at error level: a refused payload is not our failure
+  });
+
+  const postJson = (path: string, body: string) => t.http().post(path).set('Content-Type', 'application/json').send(body);
+
+  it('answers a 4 KB body of 2,000 nested arrays to /auth/login with 400 invalid_payload, at once', async () => {
+    const body = `{"username":"alice","password":${nestedArrays(2000)}}`;
+    const res = await postJson('/auth/login', body).expect(400);
+    expect(res.body).toEqual({ statusCode: 400, code: 'invalid_payload', message: 'JSON nested deeper than 32 levels' });
+    // Refused by a scan of the raw bytes: far below the 60-120 ms validation used to take.
+    expect(await fastestOf3(() => postJson('/auth/login', body).expect(400))).toBeLessThan(50);
+  });
+
+  it('answers 90 KB of 45,000 nested arrays with 400, not a stack overflow', async () => {
+    const res = await postJson('/auth/login', nestedArrays(45_000)).expect(400);
+    expect(res.body.code).toBe('invalid_payload');
+  });
+
+  it('refuses nested objects the same way, and a normal login right after works', async () => {
+    const res = await postJson('/auth/register', nestedObjects(100)).expect(400);
+    expect(res.body).toMatchObject({ code: 'invalid_payload', message: 'JSON nested deeper than 32 levels' });
+    await t.http().post('/auth/login').send({ username: alice.username, password: 'password123' }).expect(200);
+  });
+
+  it('refuses URL-encoded bodies nested deeper than 32 levels too (body-parser)', async () => {
+    const form = `username${'[a]'.repeat(40)}=x&password=password123`;
+    const res = await t.http().post('/auth/login').set('Content-Type', 'application/x-www-form-urlencoded').send(form).expect(400);
+    expect(res.body).toMatchObject({ code: 'invalid_payload', message: 'The input exceeded the depth' });
+  });
+
+  it('lets 32 levels through to validation, which words the error per field', async () => {
+    // The body object is level 1: 31 more arrays make 32.
+    const res = await postJson('/auth/login', `{"username":${nestedArrays(31)},"password":"password123"}`).expect(400);
+    expect(res.body).toMatchObject({ code: 'invalid_payload', details: { fields: { username: expect.any(Array) } } });
+  });
+
+  it('does not count brackets inside strings', async () => {
+    const channelId = await createChannel(t, alice);
+    const text = `a "quoted" \\ text ${'[{'.repeat(500)}`;
+    const res = await t.http().post(`/channels/${channelId}/messages`).set(alice.auth).send({ text, clientMsgId: 'brackets' }).expect(201);
+    expect(res.body.message.text).toBe(text);
+  });
+
+  it('answers a 60 KB nested WebSocket frame with a bad_json error frame and keeps the connection', async () => {
+    const { client } = await TestClient.connect(t.wsUrl, alice.token);
+    const frame = `{"event":"ping","data":{"ref":"deep","x":${nestedArrays(30_000)}}}`;
+    client.sendRaw(frame);
+    expect(await client.next('error')).toEqual({ code: 'bad_json', message: 'JSON nested deeper than 32 levels', ref: 'deep' });
+    // It cost 57 ms of validation before.
+    expect(await fastestOf3(() => (client.sendRaw(frame), client.next('error')))).toBeLessThan(50);
+    client.send('ping', { ref: 'after' });
+    expect(await client.next('pong')).toMatchObject({ ref: 'after' });
+    expect(client.closed).toBeNull();
+    await client.close();
+  });
+});
