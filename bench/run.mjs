@@ -139,6 +139,6 @@ function goals(s) {
   const cross = cb?.groups.rB.delivered ? cl.crossMinusSingleP99Ms : null;
   add(`Cluster: cross-instance p99 <= single + ${cl?.goalMs ?? 5} ms at ${(cb?.target ?? 50_000) / 1000}k deliv/s`,
     cross != null ? `${cross >= 0 ? '+' : ''}${cross} ms (${cb.groups.rB.p99} vs ${cl.phases.single.main.groups.all.p99} ms)` : (cb ? 'no cross-instance delivery' : null),
-    cl?.goalMet, [cb?.scaledDown && 'scaled down: client-bound', cb?.noisy && 'other load', cl && !cl.sameRate && 'phases at different rates'].filter(Boolean).join(', '));
+    cl?.goalMet, [cb?.scaledDown && 'scaled down: client-bound', (cb?.noisy || cl?.phases?.single?.main?.noisy) && 'other load', cl && !cl.sameRate && 'phases at different rates'].filter(Boolean).join(', '));
   return g;
 }

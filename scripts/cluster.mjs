@@ -31,7 +31,8 @@ const USAGE = `usage: DATABASE_URL=postgres://... REDIS_URL=redis://... node scr
   --host ADDR     the proxy's listen address (default: all interfaces, like Parley)
 
 Every other setting reaches the instances from this environment (JWT_SECRET, LOG_LEVEL, ...).
-Without JWT_SECRET, one secret is generated once into data/jwt-secret and shared by all.`;
+Without JWT_SECRET, one secret is generated once into data/jwt-secret and shared by all.
+Without TRUST_PROXY, the instances get TRUST_PROXY=loopback (the proxy's X-Forwarded-For).`;
 
 // ---------------------------------------------------------------- arguments and environment
 function parseArgs(argv) {
@@ -284,6 +285,9 @@ function refuse(res, err, inst) {
 const opts = parseArgs(process.argv.slice(2));
 checkEnvironment();
 const env = {};
+// The instances see every client through the proxy, which connects from 127.0.0.1 and sets
+// X-Forwarded-For: trust it, so per-IP rate limits count clients, not the proxy.
+if (!process.env.TRUST_PROXY) env.TRUST_PROXY = 'loopback';
 if (!process.env.JWT_SECRET) {
   const s = sharedSecretFile();
   say(`JWT_SECRET is not set: every instance uses ${s.file}${s.created ? ' (created now)' : ''}`);
