@@ -135,10 +135,10 @@ function goals(s) {
   const h = s.history;
   const hp = h?.servers?.parley?.reqPerSec, hb = h?.servers?.bare?.reqPerSec;
   add('History >= 0.7x bare handler', hp && hb ? `${ratio(hp, hb)}x` : null, hp / hb >= 0.7);
-  const cl = s.cluster, cb = cl?.phases?.cluster?.main;
-  const cross = cb?.groups.rB.delivered ? cl.crossMinusSingleP99Ms : null;
-  add(`Cluster: cross-instance p99 <= single + ${cl?.goalMs ?? 5} ms at ${(cb?.target ?? 50_000) / 1000}k deliv/s`,
-    cross != null ? `${cross >= 0 ? '+' : ''}${cross} ms (${cb.groups.rB.p99} vs ${cl.phases.single.main.groups.all.p99} ms)` : (cb ? 'no cross-instance delivery' : null),
-    cl?.goalMet, [cb?.scaledDown && 'scaled down: client-bound', (cb?.noisy || cl?.phases?.single?.main?.noisy) && 'other load', cl && !cl.sameRate && 'phases at different rates'].filter(Boolean).join(', '));
+  const cl = s.cluster?.rounds ? s.cluster : null;
+  const cross = cl?.crossDelivered ? cl.crossMinusSingleP99Ms : null;
+  add(`Cluster: cross-instance p99 <= single + ${cl?.goalMs ?? 5} ms at ${(cl?.rate ?? 50_000) / 1000}k deliv/s`,
+    cross != null ? `${cross >= 0 ? '+' : ''}${cross} ms (${cl.clusterB.p99} vs ${cl.single.p99} ms)` : (cl ? 'no cross-instance delivery' : null),
+    cl?.goalMet, [cl?.scaledDown && 'scaled down: client-bound', cl?.noisy && 'other load'].filter(Boolean).join(', '));
   return g;
 }
