@@ -25,6 +25,10 @@ export class EnvironmentVariables {
   @IsOptional() @IsString() @Matches(/^rediss?:\/\/.+/, { message: 'REDIS_URL must be redis://...' })
   REDIS_URL?: string;
 
+  /** Names of everything Parley keeps in Redis start with it: one Redis can serve several clusters. */
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_.-]{1,32}$/, { message: 'REDIS_PREFIX must be 1 to 32 letters, digits, _ . or -' })
+  REDIS_PREFIX: string = 'parley';
+
   @IsOptional() @IsString() @MinLength(16, { message: 'JWT_SECRET must be at least 16 characters' })
   JWT_SECRET?: string;
 
@@ -197,6 +201,7 @@ export class AppConfig {
     readonly refreshTokenTtlSeconds: number,
     readonly wsTicketTtlSeconds: number,
     readonly quotas: Quotas,
+    readonly redisPrefix: string,
   ) {}
 }
 
@@ -312,6 +317,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       membersPerRequest: vars.QUOTA_MEMBERS_PER_REQUEST,
       channelsPerUser: vars.QUOTA_CHANNELS_PER_USER,
     },
+    vars.REDIS_PREFIX,
   );
 }
 

@@ -4,8 +4,8 @@ import type { ChangeMap, ChangeName } from './changes.js';
 import { FanoutBus } from './fanout-bus.js';
 import { RedisClients } from './redis-clients.js';
 
-/** The pub/sub channel every instance publishes to and listens on. */
-export const BUS_CHANNEL = 'parley:bus';
+/** The pub/sub channel every instance publishes to and listens on (pub/sub ignores database numbers: the prefix separates clusters). */
+const busChannel = (prefix: string) => `${prefix}:bus`;
 
 /** What travels: the sender, when it published, and the change. */
 interface Envelope {
@@ -29,14 +29,17 @@ interface Envelope {
 export class RedisFanoutBus extends FanoutBus implements OnModuleInit {
   readonly clustered = true;
   private readonly logger = new Logger('Bus');
+  private readonly channel: string;
   /** Set once the bus has been up, or once the boot went on without it: any later 'ready' follows a cut. */
   private mayHaveMissed = false;
 
   constructor(
     private readonly redis: RedisClients,
     private readonly metrics: MetricsService,
+    prefix: string,
   ) {
     super();
+    this.channel = busChannel(prefix);
   }
 
   async onModuleInit(): Promise<void> {
@@ -47,7 +50,7 @@ export class RedisFanoutBus extends FanoutBus implements OnModuleInit {
     // fails; ioredis reconnects and forgets the subscription, and the instance silently hears no
     // other instance. Subscribing again on every 'ready' is harmless (idempotent) and also covers
     // a SUBSCRIBE lost to a cut.
-    const subscribe = () => void sub.subscribe(BUS_CHANNEL).catch((err: Error) => this.logger.warn(`subscribe failed: ${err.message}`));
+    const subscribe = () => void sub.subscribe(this.channel).catch((err: Error) => this.logger.warn(`subscribe failed: ${err.message}`));
     sub.on('ready', () => {
       this.metrics.busConnected.set(1);
       subscribe();
@@ -71,7 +74,7 @@ export class RedisFanoutBus extends FanoutBus implements OnModuleInit {
     // `origin` is a connection id of this process: meaningless elsewhere (see ChangeMap).
     const c = 'origin' in change ? { ...change, origin: undefined } : change;
     const text = JSON.stringify({ i: this.instanceId, t: Date.now(), n: name, c } satisfies Envelope);
-    this.redis.commands.publish(BUS_CHANNEL, text).then(
+    this.redis.commands.publish(this.channel, text).then(
       () => this.metrics.busPublished.inc(),
       () => this.metrics.busPublishFailures.inc(), // Redis away: the others refill from the database
     );

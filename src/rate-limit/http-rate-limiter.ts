@@ -94,7 +94,7 @@ export class HttpRateLimiter implements OnModuleInit, OnApplicationShutdown {
     for (const { name, setting, routes, key, says } of LIMITS) {
       const limit = limits[setting];
       if (!limit) continue;
-      const options = { keyPrefix: `parley:rate:${name}`, points: limit.limit, duration: limit.windowSeconds };
+      const options = { keyPrefix: `${config.redisPrefix}:rate:${name}`, points: limit.limit, duration: limit.windowSeconds };
       const memory = new RateLimiterMemory(options);
       const limiter = this.redis
         ? new RateLimiterRedis({
@@ -110,8 +110,9 @@ export class HttpRateLimiter implements OnModuleInit, OnApplicationShutdown {
       this.byRoute.set(routes, [...(this.byRoute.get(routes) ?? []), { name, key, says, limiter }]);
     }
     if (limits.login) {
-      this.loginFailures = this.store({ keyPrefix: 'parley:rate:login-failures', points: 1_000_000, duration: 24 * 3600 });
-      this.loginBackoff = this.store({ keyPrefix: 'parley:rate:login-backoff', points: 1, duration: 1 });
+      const limitsPrefix = config.redisPrefix;
+      this.loginFailures = this.store({ keyPrefix: `${limitsPrefix}:rate:login-failures`, points: 1_000_000, duration: 24 * 3600 });
+      this.loginBackoff = this.store({ keyPrefix: `${limitsPrefix}:rate:login-backoff`, points: 1, duration: 1 });
     }
   }
 

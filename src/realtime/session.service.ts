@@ -8,6 +8,7 @@ import { ChannelsService } from '../channels/channels.service.js';
 import { AppConfig } from '../config/app-config.js';
 import { DatabaseWriter } from '../database/database-writer.js';
 import { FanoutBus } from '../fanout/fanout-bus.js';
+import { HealthService } from '../health/health.service.js';
 import { MessageWriter } from '../messages/message-writer.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { PresenceService } from '../presence/presence.service.js';
@@ -57,6 +58,7 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
     private readonly messageWriter: MessageWriter,
     private readonly dbWriter: DatabaseWriter,
     private readonly revocations: SessionRevocations,
+    private readonly health: HealthService,
   ) {
     this.addressOf = clientAddressOf(config.trustProxy);
   }
@@ -250,6 +252,7 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
    */
   async onModuleDestroy(): Promise<void> {
     this.shuttingDown = true;
+    this.health.markDraining(); // /health/ready says 503: balancers stop sending clients here
     if (this.heartbeat) clearInterval(this.heartbeat);
     for (const conn of [...this.registry.connections()]) conn.close(CLOSE.GOING_AWAY, 'server shutting down');
     await this.presence.stop();
