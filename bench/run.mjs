@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Parley benchmark harness. Usage: node bench/run.mjs [--quick] [--only fanout,ingest,connections,history,inbound]
+// Parley benchmark harness. Usage: node bench/run.mjs [--quick] [--only fanout,ingest,connections,history,inbound,cluster]
 //                                                     [--servers parley,ws,sio] [--keep]
 // See bench/README.md. Results: bench/results/<scenario>.json and bench/results/summary.json.
 import { spawnSync } from 'node:child_process';
@@ -15,14 +15,16 @@ import * as ingestS from './scenarios/ingest.mjs';
 import * as connectionsS from './scenarios/connections.mjs';
 import * as historyS from './scenarios/history.mjs';
 import * as inboundS from './scenarios/inbound.mjs';
+import * as clusterS from './scenarios/cluster.mjs';
 
-const SCENARIOS = { fanout: fanoutS, ingest: ingestS, connections: connectionsS, history: historyS, inbound: inboundS };
+const SCENARIOS = { fanout: fanoutS, ingest: ingestS, connections: connectionsS, history: historyS, inbound: inboundS, cluster: clusterS };
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
 const opt = (name) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : (argv.find((a) => a.startsWith(`--${name}=`)) || '').split('=')[1]; };
 if (flag('help') || flag('h')) {
-  console.log('node bench/run.mjs [--quick] [--only fanout,ingest,connections,history,inbound] [--servers parley,ws,sio] [--keep]');
+  console.log('node bench/run.mjs [--quick] [--only fanout,ingest,connections,history,inbound,cluster] [--servers parley,ws,sio] [--keep]');
+  console.log('cluster: PostgreSQL from BENCH_PG_URL (else DATABASE_URL if postgres://, else postgres://postgres@127.0.0.1:5432/test), schema bench_cluster; its own redis-server (or BENCH_REDIS_URL)');
   process.exit(0);
 }
 
@@ -51,7 +53,7 @@ mkdirSync(logDir, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), 'parley-bench-'));
 
 const ctx = {
-  quick, log, logDir, kinds, fdLimit: Math.min(soft, hard),
+  quick, log, logDir, kinds, fdLimit: Math.min(soft, hard), keep: flag('keep'),
   dbFile: join(work, 'bench.sqlite'),
   users: {
     fan: makeUsers('fan', 1000), // fan-out channel members
@@ -133,5 +135,10 @@ function goals(s) {
   const h = s.history;
   const hp = h?.servers?.parley?.reqPerSec, hb = h?.servers?.bare?.reqPerSec;
   add('History >= 0.7x bare handler', hp && hb ? `${ratio(hp, hb)}x` : null, hp / hb >= 0.7);
+  const cl = s.cluster?.rounds ? s.cluster : null;
+  const cross = cl?.crossDelivered ? cl.crossMinusSingleP99Ms : null;
+  add(`Cluster: cross-instance p99 <= single + ${cl?.goalMs ?? 5} ms at ${(cl?.rate ?? 50_000) / 1000}k deliv/s`,
+    cross != null ? `${cross >= 0 ? '+' : ''}${cross} ms (${cl.clusterB.p99} vs ${cl.single.p99} ms)` : (cl ? 'no cross-instance delivery' : null),
+    cl?.goalMet, [cl?.scaledDown && 'scaled down: client-bound', cl?.noisy && 'other load'].filter(Boolean).join(', '));
   return g;
 }

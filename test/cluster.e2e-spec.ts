@@ -289,10 +289,12 @@ describeCluster('several instances on one PostgreSQL database and one Redis', ()
       const dmId = ack.message.channelId;
       const forDm = (d: Data) => d.conversation.channelId === dmId;
 
+      // A request for bob until he posts in it: alice's presence does not show through it yet.
       expect((await bobB.next('conversation.update', forDm)).conversation).toMatchObject({
         kind: 'dm',
         name: alice.username,
-        peer: { id: alice.id, username: alice.username, status: 'online' },
+        accepted: false,
+        peer: { id: alice.id, username: alice.username, status: 'offline' },
       });
       expect((await waitForSeq(bobB, dmId, 1)).message).toEqual(ack.message);
       expect((await aliceC.next('conversation.update', forDm)).conversation).toMatchObject({ kind: 'dm', name: bob.username, peer: { id: bob.id } });
@@ -306,6 +308,8 @@ describeCluster('several instances on one PostgreSQL database and one Redis', ()
       const reply = await bobB.next('message.ack');
       expect(reply.message).toMatchObject({ channelId: dmId, seq: 2 });
       expect((await waitForSeq(aliceA, dmId, 2)).message).toEqual(reply.message);
+      // The reply accepted it (on B): A, which rendered it, shows alice that bob is online.
+      expect(await aliceA.next('presence.update', (d) => d.user.id === bob.id)).toMatchObject({ status: 'online' });
     });
   });
 

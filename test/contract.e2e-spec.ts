@@ -4,7 +4,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { HealthService } from '../src/health/health.service.js';
 import { SERVER_EVENTS } from '../src/realtime/server-events.js';
 import { AsyncApiContract, OpenApiContract } from './helpers/contract.js';
-import { createChannel, DATABASES, registerUser, startApp, TestApp, TestUser } from './helpers/test-app.js';
+import { createChannel, DATABASES, DbKind, registerUser, startApp, TestApp, TestUser } from './helpers/test-app.js';
 import { TestClient } from './helpers/ws-client.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- documents are walked as plain JSON */
@@ -22,6 +22,22 @@ const operations = (doc: any): { method: string; path: string; op: any }[] =>
     Object.entries(item).map(([method, op]) => ({ method, path, op })),
   );
 const concrete = (path: string) => path.replace(/\{[^}]+\}/g, randomUUID());
+
+// Apps a test starts for itself are closed after it, whatever happens in it (an app left open
+// would keep Jest from ever finishing).
+const scopedApps = new Set<TestApp>();
+async function scoped(db: DbKind, env: Record<string, string> = {}): Promise<TestApp> {
+  const app = await startApp(db, env);
+  const close = app.close;
+  app.close = async () => {
+    if (scopedApps.delete(app)) await close();
+  };
+  scopedApps.add(app);
+  return app;
+}
+afterEach(async () => {
+  for (const app of [...scopedApps]) await app.close().catch(() => undefined);
+});
 
 /** Every schema object in a document, with its JSON path. */
 function* schemaObjects(node: unknown, path = '#'): Generator<[string, any]> {
@@ -82,11 +98,11 @@ describe('the documents', () => {
     // A Host that is not a plain address is never echoed: the document stays relative.
     expect((await t.http().get('/docs-json').set('Host', 'a.example/"><script>').expect(200)).body.servers).toEqual([{ url: '/', description: expect.any(String) }]);
 
-    const behindProxy = await startApp('sqlite', { TRUST_PROXY: 'loopback' });
+    const behindProxy = await scoped('sqlite', { TRUST_PROXY: 'loopback' });
     const viaProxy = await behindProxy.http().get('/docs-json').set('X-Forwarded-Host', 'chat.example').set('X-Forwarded-Proto', 'https').expect(200);
     expect(viaProxy.body.servers[0].url).toBe('https://chat.example');
     await behindProxy.close();
-    const configured = await startApp('sqlite', { PUBLIC_URL: 'https://chat.example.com/parley/' });
+    const configured = await scoped('sqlite', { PUBLIC_URL: 'https://chat.example.com/parley/' });
     expect((await configured.http().get('/docs-json').set('Host', 'ignored.example').expect(200)).body.servers[0].url).toBe('https://chat.example.com/parley');
     const asyncapi = (await configured.http().get('/asyncapi.json').expect(200)).body;
     expect(asyncapi.servers.parley).toMatchObject({ host: 'chat.example.com', protocol: 'wss', pathname: '/parley' });
@@ -113,7 +129,7 @@ describe('the documents', () => {
     const open = (await t.http().get('/docs-json').expect(200)).body.paths['/metrics'].get;
     expect(open.security).toEqual([]);
     expect(open.responses['401']).toBeUndefined();
-    const guarded = await startApp('sqlite', { METRICS_TOKEN: 'metrics-token-0123456789' });
+    const guarded = await scoped('sqlite', { METRICS_TOKEN: 'metrics-token-0123456789' });
     const op = (await guarded.http().get('/docs-json').expect(200)).body.paths['/metrics'].get;
     expect(op.security).toEqual([{ metrics: [] }]);
     expect((await guarded.http().get('/metrics').expect(401)).body.code).toBe('unauthorized');
@@ -276,19 +292,55 @@ describe.each(DATABASES)('every operation and every event on %s', (db) => {
     await http().post(`/channels/${priv}/read`).set(carol.auth).send({ seq: 1 }).expect(404);
   });
 
+  it('blocks and accepting conversations', async () => {
+    const http = t.http;
+    const [dan, eve] = await Promise.all([registerUser(t, 'dan'), registerUser(t, 'eve')]);
+    await http().get('/users/me/blocks').set(dan.auth).expect(200);
+    await http().post(`/users/${eve.id}/block`).set(dan.auth).expect(200);
+    await http().post(`/users/${randomUUID()}/block`).set(dan.auth).expect(404);
+    await http().post(`/users/${dan.id}/block`).set(dan.auth).expect(400);
+    await http().post('/dms').set(eve.auth).send({ username: dan.username }).expect(403);
+    await http().delete(`/users/${eve.id}/block`).set(dan.auth).expect(204);
+    await http().delete(`/users/${randomUUID()}/block`).set(dan.auth).expect(404);
+    const dm = (await http().post('/dms').set(eve.auth).send({ username: dan.username }).expect(200)).body;
+    expect((await http().post(`/channels/${dm.channelId}/accept`).set(dan.auth).expect(200)).body.accepted).toBe(true);
+    const pub = await createChannel(t, eve);
+    await http().post(`/channels/${pub}/accept`).set(dan.auth).expect(403);
+    await http().post(`/channels/${randomUUID()}/accept`).set(dan.auth).expect(404);
+  });
+
+  it('quotas answer 403 (or 400 for members per request) with details.quota', async () => {
+    const q = await scoped(db, { QUOTA_CHANNELS_CREATED_PER_USER: '1', QUOTA_CHANNELS_PER_USER: '2', QUOTA_MEMBERS_PER_REQUEST: '1' });
+    try {
+      const [u, v, w] = await Promise.all([registerUser(q, 'quota'), registerUser(q, 'quota'), registerUser(q, 'quota')]);
+      const many = await q.http().post('/channels').set(u.auth).send({ name: 'q-many', visibility: 'public', members: [v.username, 'x'] }).expect(400);
+      expect(many.body.details).toMatchObject({ quota: 'members_per_request', limit: 1 });
+      await q.http().post('/channels').set(u.auth).send({ name: 'q-one', visibility: 'public' }).expect(201);
+      expect((await q.http().post('/channels').set(u.auth).send({ name: 'q-two', visibility: 'public' }).expect(403)).body.details).toMatchObject({ quota: 'channels_created_per_user' });
+      await q.http().post(`/channels/${await createChannel(q, v)}/join`).set(u.auth).expect(200);
+      const third = await createChannel(q, w);
+      expect((await q.http().post(`/channels/${third}/join`).set(u.auth).expect(403)).body.details).toMatchObject({ quota: 'channels_per_user', limit: 2 });
+    } finally {
+      await q.close();
+    }
+  });
+
   it('health, readiness (503 while draining), metrics and the AsyncAPI document', async () => {
-    const draining = await startApp(db);
-    await draining.http().get('/health').expect(200);
-    await draining.http().get('/health/ready').expect(200);
-    await draining.http().get('/metrics').expect(200);
-    await draining.http().get('/asyncapi.json').expect(200);
-    draining.app.get(HealthService).markDraining();
-    expect((await draining.http().get('/health/ready').expect(503)).body).toMatchObject({ code: 'unavailable', details: { checks: { server: 'draining' } } });
-    await draining.close();
+    const draining = await scoped(db);
+    try {
+      await draining.http().get('/health').expect(200);
+      await draining.http().get('/health/ready').expect(200);
+      await draining.http().get('/metrics').expect(200);
+      await draining.http().get('/asyncapi.json').expect(200);
+      draining.app.get(HealthService).markDraining();
+      expect((await draining.http().get('/health/ready').expect(503)).body).toMatchObject({ code: 'unavailable', details: { checks: { server: 'draining' } } });
+    } finally {
+      await draining.close();
+    }
   });
 
   it('answers 429 on every rate-limited route, with Retry-After', async () => {
-    const limited = await startApp(db, {
+    const limited = await scoped(db, {
       HTTP_RATE_LIMIT: 'true', HTTP_RATE_LIMIT_REGISTER: '1/1h', HTTP_RATE_LIMIT_LOGIN: '1/1m', HTTP_RATE_LIMIT_WRITE: '1/1m', HTTP_RATE_LIMIT_READ: '1/1m',
     });
     const user = await registerUser(limited);
@@ -365,7 +417,7 @@ describe.each(DATABASES)('every operation and every event on %s', (db) => {
   });
 
   it('rate_limited frames carry retryAfterMs', async () => {
-    const limited = await startApp(db, { RATE_LIMIT_PER_SEC: '1', RATE_LIMIT_BURST: '1' });
+    const limited = await scoped(db, { RATE_LIMIT_PER_SEC: '1', RATE_LIMIT_BURST: '1' });
     const user = await registerUser(limited);
     const { client } = await TestClient.connect(limited.wsUrl, user.token);
     for (let i = 0; i < 3; i++) client.send('ping', { ref: `p${i}` });

@@ -10,7 +10,8 @@ describe.each(DATABASES)('HTTP API on %s', (db) => {
   let carol: TestUser;
 
   beforeAll(async () => {
-    t = await startApp(db);
+    // One test creates a channel of 1,000 members at once (quotas have their own suite).
+    t = await startApp(db, { QUOTA_MEMBERS_PER_REQUEST: '1000' });
     [alice, bob, carol] = await Promise.all([registerUser(t, 'alice'), registerUser(t, 'bob'), registerUser(t, 'carol')]);
   });
   afterAll(() => t.close());
@@ -106,10 +107,11 @@ describe.each(DATABASES)('HTTP API on %s', (db) => {
       expect(res.body.memberCount).toBe(1000);
     });
 
-    it('refuses a taken channel name with 409 and unknown members with 404', async () => {
+    it('refuses a public channel\'s name with 409 and unknown members with 404', async () => {
       await t.http().post('/channels').set(alice.auth).send({ name: 'taken-name', visibility: 'public' }).expect(201);
       const dup = await t.http().post('/channels').set(bob.auth).send({ name: 'TAKEN-name', visibility: 'private' }).expect(409);
       expect(dup.body.code).toBe('conflict');
+      expect((await t.http().post('/channels').set(carol.auth).send({ name: 'Taken-Name', visibility: 'public' }).expect(409)).body.code).toBe('conflict');
       const missing = await t.http().post('/channels').set(alice.auth).send({ name: 'x1', visibility: 'public', members: ['ghost_user'] }).expect(404);
       expect(missing.body).toMatchObject({ code: 'not_found', details: { usernames: ['ghost_user'] } });
     });
@@ -159,8 +161,9 @@ describe.each(DATABASES)('HTTP API on %s', (db) => {
       const a = await t.http().post('/dms').set(alice.auth).send({ username: bob.username }).expect(200);
       const b = await t.http().post('/dms').set(bob.auth).send({ username: alice.username.toUpperCase() }).expect(200);
       expect(a.body.channelId).toBe(b.body.channelId);
-      expect(a.body).toMatchObject({ kind: 'dm', name: bob.username, peer: { id: bob.id, username: bob.username, status: 'offline' } });
-      expect(b.body).toMatchObject({ kind: 'dm', name: alice.username, peer: { id: alice.id } });
+      expect(a.body).toMatchObject({ kind: 'dm', name: bob.username, accepted: true, peer: { id: bob.id, username: bob.username, status: 'offline' } });
+      // Opening it from the other side does not accept it: posting in it (or accepting it) does.
+      expect(b.body).toMatchObject({ kind: 'dm', name: alice.username, accepted: false, peer: { id: alice.id } });
       const bobs = await t.http().get('/conversations').set(bob.auth).expect(200);
       expect(bobs.body.map((c: { channelId: string }) => c.channelId)).toContain(a.body.channelId);
     });
@@ -311,6 +314,7 @@ describe.each(DATABASES)('HTTP API on %s', (db) => {
       for (const p of [
         '/auth/register', '/auth/login', '/users/me', '/users', '/conversations', '/channels', '/channels/{id}/join',
         '/channels/{id}/leave', '/dms', '/channels/{id}/messages', '/channels/{id}/read', '/health', '/health/ready', '/metrics',
+        '/channels/{id}/accept', '/users/{id}/block', '/users/me/blocks',
       ]) {
         expect(paths).toContain(p);
       }

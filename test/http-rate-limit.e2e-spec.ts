@@ -1,5 +1,6 @@
 import type { Response } from 'supertest';
 import { createChannel, DATABASES, registerUser, startApp, TestApp, TestUser } from './helpers/test-app.js';
+import { TestClient } from './helpers/ws-client.js';
 
 /** Limits low enough to reach in a test; TRUST_PROXY lets X-Forwarded-For play several clients. */
 const LIMITS = {
@@ -77,6 +78,22 @@ describe.each(DATABASES)('HTTP rate limits on %s', (db) => {
     await t.http().post(`/channels/${channelId}/messages`).set(alice.auth).send({ text: 'hi', clientMsgId: 'a1' }).expect(201);
   });
 
+  it('shares the write budget between HTTP and WebSocket: sends over both count together', async () => {
+    const channelId = await createChannel(t, carol); // carol's first write
+    const { client } = await TestClient.connect(t.wsUrl, carol.token);
+    for (let i = 0; i < 5; i++) await t.http().post(`/channels/${channelId}/messages`).set(carol.auth).send({ text: `h${i}`, clientMsgId: `h${i}` }).expect(201);
+    for (let i = 0; i < 4; i++) {
+      client.send('message.send', { channelId, text: `w${i}`, clientMsgId: `w${i}` });
+      await client.next('message.ack');
+    }
+    client.send('message.send', { channelId, text: 'over', clientMsgId: 'w-over', ref: 'over' });
+    const refused = await client.next('error');
+    expect(refused).toMatchObject({ code: 'rate_limited', ref: 'over', clientMsgId: 'w-over', retryAfterMs: expect.any(Number) });
+    expectRateLimited(await t.http().post(`/channels/${channelId}/messages`).set(carol.auth).send({ text: 'over', clientMsgId: 'h-over' }), 60);
+    expect(client.closed).toBeNull(); // refused, not disconnected
+    await client.close();
+  });
+
   it('limits reads per user', async () => {
     const dave = await registerUser(t, 'dave');
     for (let i = 0; i < 20; i++) await t.http().get('/conversations').set(dave.auth).expect(200);
@@ -128,5 +145,39 @@ describe('HTTP_RATE_LIMIT=false', () => {
 
   it('limits nothing', async () => {
     for (let i = 0; i < 5; i++) await t.http().post('/auth/login').send({ username: 'x_user', password: 'password123' }).expect(401);
+  });
+});
+
+/** Growing delays: on top of the windows, failures in a row cost more and more waiting. */
+describe('login back-off', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // Windows wide enough that only the back-off answers.
+    t = await startApp('sqlite', { ...LIMITS, HTTP_RATE_LIMIT_LOGIN: '100/1m', HTTP_RATE_LIMIT_LOGIN_IP: '100/1m' });
+  });
+  afterAll(() => t.close());
+
+  const login = (from: string, username: string, password: string) =>
+    t.http().post('/auth/login').set('X-Forwarded-For', from).send({ username, password });
+
+  it('makes each failed login in a row past five wait longer (1 s, 2 s, …), and forgets them on success', async () => {
+    const dave = await registerUser(t, 'dave');
+    const from = '203.0.113.9';
+    for (let i = 0; i < 5; i++) await login(from, dave.username, `wrong-${i}`).expect(401);
+    await login(from, dave.username, 'wrong-5').expect(401); // the sixth failure in a row: 1 s to wait
+    const first = await login(from, dave.username, 'wrong-6');
+    expect(first.status).toBe(429);
+    expect(first.body.message).toMatch(/failed logins in a row/);
+    expect(first.body.retryAfterMs).toBeLessThanOrEqual(1000);
+    await new Promise((r) => setTimeout(r, first.body.retryAfterMs + 50));
+    await login(from, dave.username, 'wrong-7').expect(401); // the seventh: 2 s
+    const second = await login(from, dave.username, 'password123');
+    expect(second.status).toBe(429);
+    expect(second.body.retryAfterMs).toBeGreaterThan(1000);
+    await new Promise((r) => setTimeout(r, second.body.retryAfterMs + 50));
+    await login(from, dave.username, 'password123').expect(200);
+    // Forgotten: the count starts again.
+    await login(from, dave.username, 'wrong-again').expect(401);
+    await login(from, dave.username, 'wrong-again-2').expect(401);
   });
 });

@@ -24,6 +24,36 @@ describe('WebSocket limits', () => {
     });
   });
 
+  describe('connection quotas', () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await startApp('sqlite', { QUOTA_CONNECTIONS_PER_USER: '2', QUOTA_CONNECTIONS_PER_IP: '3' });
+    });
+    afterAll(() => t.close());
+
+    it('refuses a user\'s connection past QUOTA_CONNECTIONS_PER_USER with HTTP 429, and takes one again once another closes', async () => {
+      const u = await registerUser(t);
+      const first = (await TestClient.connect(t.wsUrl, u.token)).client;
+      const second = (await TestClient.connect(t.wsUrl, u.token)).client;
+      await expect(TestClient.open(t.wsUrl, u.token)).rejects.toEqual(new HandshakeRefused(429));
+      await first.close();
+      await new Promise((r) => setTimeout(r, 50));
+      const third = (await TestClient.connect(t.wsUrl, u.token)).client;
+      await Promise.all([second.close(), third.close()]);
+    });
+
+    it('refuses connections from one address past QUOTA_CONNECTIONS_PER_IP, whoever the users', async () => {
+      const users = await Promise.all([registerUser(t), registerUser(t)]);
+      const open = [
+        (await TestClient.connect(t.wsUrl, users[0].token)).client,
+        (await TestClient.connect(t.wsUrl, users[0].token)).client,
+        (await TestClient.connect(t.wsUrl, users[1].token)).client,
+      ];
+      await expect(TestClient.open(t.wsUrl, users[1].token)).rejects.toEqual(new HandshakeRefused(429));
+      await Promise.all(open.map((c) => c.close()));
+    });
+  });
+
   describe('rate limit, frame size, heartbeat', () => {
     let t: TestApp;
     beforeAll(async () => {
@@ -107,11 +137,14 @@ describe('WebSocket limits', () => {
 
     it('is not carried through channels over PRESENCE_MAX_CHANNEL_MEMBERS, but still through DMs', async () => {
       const [a, b, c] = await Promise.all([registerUser(t, 'a'), registerUser(t, 'b'), registerUser(t, 'c')]);
-      await createChannel(t, a, [b, c]);
+      const channelId = await createChannel(t, a, [b, c]);
+      // Everyone accepts: only the channel's size keeps presence out of it.
+      for (const u of [b, c]) await t.http().post(`/channels/${channelId}/accept`).set(u.auth).expect(200);
       const { client: watcher } = await TestClient.connect(t.wsUrl, a.token);
       const { client: cc } = await TestClient.connect(t.wsUrl, c.token);
       await watcher.expectNone('presence.update', 300);
-      await t.http().post('/dms').set(a.auth).send({ username: b.username }).expect(200);
+      const dm = await t.http().post('/dms').set(a.auth).send({ username: b.username }).expect(200);
+      await t.http().post(`/channels/${dm.body.channelId}/accept`).set(b.auth).expect(200);
       const { client: bc } = await TestClient.connect(t.wsUrl, b.token);
       expect(await watcher.next('presence.update')).toMatchObject({ user: { id: b.id }, status: 'online' });
       await Promise.all([watcher.close(), cc.close(), bc.close()]);

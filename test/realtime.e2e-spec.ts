@@ -120,13 +120,17 @@ describe.each(DATABASES)('WebSocket protocol v1 on %s', (db) => {
       const ack = await a.next('message.ack');
       const channelId = ack.message.channelId;
       const bobSees = await b.next('conversation.update', (d) => d.conversation.channelId === channelId);
-      expect(bobSees.conversation).toMatchObject({ kind: 'dm', name: alice.username, peer: { id: alice.id, status: 'online' } });
+      // A request for bob until he answers: no presence through it yet.
+      expect(bobSees.conversation).toMatchObject({ kind: 'dm', name: alice.username, accepted: false, peer: { id: alice.id, status: 'offline' } });
       expect((await b.next('message.new')).message).toMatchObject({ channelId, text: 'hello bob' });
       const aliceSees = await a.next('conversation.update', (d) => d.conversation.channelId === channelId);
-      expect(aliceSees.conversation).toMatchObject({ kind: 'dm', name: bob.username, peer: { id: bob.id } });
-      // The second message to the same user goes to the same DM.
+      expect(aliceSees.conversation).toMatchObject({ kind: 'dm', name: bob.username, accepted: true, peer: { id: bob.id, status: 'offline' } });
+      // The second message to the same user goes to the same DM, and accepts it: both see each other online.
       b.send('message.send', { to: alice.username, text: 'hi alice', clientMsgId: 'dm-2' });
       expect((await b.next('message.ack')).message).toMatchObject({ channelId, seq: 2 });
+      expect((await b.next('conversation.update', (d) => d.conversation.channelId === channelId && d.conversation.accepted)).conversation)
+        .toMatchObject({ peer: { id: alice.id, status: 'online' } });
+      expect((await a.next('conversation.update', (d) => d.conversation.peer?.status === 'online')).conversation).toMatchObject({ channelId, peer: { id: bob.id } });
     });
 
     it('keeps seq order on every connection for a burst of 200 pipelined sends', async () => {
@@ -213,7 +217,8 @@ describe.each(DATABASES)('WebSocket protocol v1 on %s', (db) => {
 
     it('announces online on the first connection and offline after the last one closes', async () => {
       const [alice, bob] = await Promise.all([registerUser(t, 'alice'), registerUser(t, 'bob')]);
-      await t.http().post('/dms').set(alice.auth).send({ username: bob.username }).expect(200);
+      const dm = await t.http().post('/dms').set(alice.auth).send({ username: bob.username }).expect(200);
+      await t.http().post(`/channels/${dm.body.channelId}/accept`).set(bob.auth).expect(200); // presence needs both sides
       const a = (await connect(alice)).client;
       const b1 = (await connect(bob)).client;
       expect(await a.next('presence.update')).toMatchObject({ user: { id: bob.id }, status: 'online' });

@@ -1,11 +1,13 @@
-// Parley under test: built app (`node dist/main.js`) on an SQLite file, users
-// seeded straight into the database with a session each (argon2 is not what we
-// measure), tokens minted with the same secret, channels made through the HTTP API.
+// Parley under test: built app (`node dist/main.js`) on an SQLite file (or a
+// PostgreSQL schema for the cluster scenario), users seeded straight into the
+// database with a session each (argon2 is not what we measure), tokens minted
+// with the same secret, channels made through the HTTP API.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import argon2 from 'argon2';
 import jwt from 'jsonwebtoken';
 import { ROOT_DIR, startServer, freePort } from './servers.mjs';
@@ -32,13 +34,16 @@ export function parleyEnv(dbFile) {
     LOG_LEVEL: 'warn',
     RATE_LIMIT_PER_SEC: '0', // load tests send far above a person's rate
     HTTP_RATE_LIMIT: 'false', // and register and send over HTTP far above it too
+    QUOTA_CONNECTIONS_PER_IP: '0', // every client of the harness is 127.0.0.1
+    QUOTA_CONNECTIONS_PER_USER: '0',
     SEND_BUFFER_CAP_BYTES: String(256 * 1024 * 1024), // measure the server, not the slow-consumer guard
   };
 }
 
-export async function startParley({ dbFile, logDir, name = 'parley' }) {
+// env: overrides (DATABASE_URL, REDIS_URL, ...); an empty string unsets a variable for Parley.
+export async function startParley({ dbFile, logDir, name = 'parley', env = {} }) {
   const port = await freePort();
-  return startServer({ name, script: MAIN, env: parleyEnv(dbFile), port, logDir });
+  return startServer({ name, script: MAIN, env: { ...parleyEnv(dbFile), ...env }, port, logDir });
 }
 
 // Parley refuses a token that names no session (`sid`): each seeded user has one.
@@ -66,6 +71,35 @@ export async function seedParley({ dbFile, logDir, users }) {
       }
     })();
   } finally { db.close(); }
+}
+
+// PostgreSQL: `url` without ?schema=, `schema` a name of the harness's own
+// (dropped and recreated by resetPgSchema, so never point it at real data).
+export async function withPg(url, schema, fn) {
+  const c = new pg.Client({ connectionString: url, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
+  await c.connect();
+  try { return await fn(c); } finally { await c.end(); }
+}
+export async function resetPgSchema(url, schema) {
+  if (!/^bench_[a-z0-9_]+$/.test(schema)) throw new Error(`refusing to drop schema ${schema}: not a bench_ schema`);
+  await withPg(url, null, (c) => c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+}
+// After a first start has run the migrations into `schema`.
+export async function seedPgUsers(url, schema, users) {
+  const hash = await argon2.hash('bench-password', { type: argon2.argon2id });
+  const now = Date.now();
+  await withPg(url, schema, async (c) => {
+    for (let i = 0; i < users.length; i += 500) {
+      const part = users.slice(i, i + 500);
+      const vals = part.map((_, j) => `($${j * 3 + 1}, $${j * 3 + 2}, $${j * 3 + 3}, $${part.length * 3 + 1}, $${part.length * 3 + 2}, NULL)`);
+      await c.query(`INSERT INTO users (id, username, username_key, password_hash, created_at, last_seen_at) VALUES ${vals.join(', ')}`,
+        [...part.flatMap((u) => [u.id, u.username, u.username.toLowerCase()]), hash, now]);
+      // A session each: Parley refuses a token that names none (sid).
+      const sessions = part.map((_, j) => `($${j * 2 + 1}, $${j * 2 + 2}, 'bench', $${part.length * 2 + 1}, $${part.length * 2 + 1})`);
+      await c.query(`INSERT INTO sessions (id, user_id, refresh_hash, created_at, last_used_at) VALUES ${sessions.join(', ')}`,
+        [...part.flatMap((u) => [u.sid, u.id]), now]);
+    }
+  });
 }
 
 export async function api(srv, method, path, token, body) {

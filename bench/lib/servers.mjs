@@ -1,8 +1,8 @@
 // Spawns servers under test with the probe preloaded, waits until they answer,
 // and guarantees they die with the harness (normal exit, error or signal).
-import { fork } from 'node:child_process';
+import { fork, spawn, spawnSync } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { procCpuSec, procRssBytes, waitFor, sleep } from './util.mjs';
@@ -94,4 +94,37 @@ export async function startServer({ name, script, args = [], env = {}, port, hea
     throw e;
   }
   return srv;
+}
+
+// A Redis of the harness's own (no persistence), on a free port, killed with the
+// harness. Resolves with { url, stop() }; throws when redis-server is missing.
+export async function startRedis({ logDir, name = 'redis' }) {
+  if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error) throw new Error('redis-server is not installed (or set BENCH_REDIS_URL)');
+  const port = await freePort();
+  const logFile = join(logDir, `${name}.log`);
+  const fd = openSync(logFile, 'a');
+  const child = track(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', fd, fd] }));
+  closeSync(fd);
+  let exited = null;
+  child.on('exit', (code, sig) => { exited = { code, sig }; });
+  const ping = () => new Promise((resolve) => {
+    const s = netConnect({ host: '127.0.0.1', port }, () => s.write('PING\r\n'));
+    s.setTimeout(1000, () => { s.destroy(); resolve(false); });
+    s.on('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
+    s.on('error', () => resolve(false));
+  });
+  await waitFor(async () => {
+    if (exited) throw new Error(`${name} exited during start-up (${JSON.stringify(exited)}); see ${logFile}`);
+    return ping();
+  }, { timeoutMs: 10_000, everyMs: 100, what: `${name} PING` });
+  return {
+    url: `redis://127.0.0.1:${port}`, pid: child.pid, logFile,
+    cpuSec: () => procCpuSec(child.pid),
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      for (let i = 0; i < 40 && !exited; i++) await sleep(50);
+      if (!exited) child.kill('SIGKILL');
+    },
+  };
 }

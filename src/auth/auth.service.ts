@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
 import { AppError } from '../common/app-error.js';
+import { HttpRateLimiter } from '../rate-limit/http-rate-limiter.js';
 import { UsersService } from '../users/users.service.js';
 import type { AuthResultDto, CredentialsDto, LoginDto } from './dto/credentials.dto.js';
 import { PasswordHasher } from './password-hasher.js';
@@ -29,6 +30,7 @@ export class AuthService {
     private readonly jwt: JwtService,
     private readonly sessions: SessionsService,
     private readonly revocations: SessionRevocations,
+    private readonly limiter: HttpRateLimiter,
   ) {}
 
   async register(dto: CredentialsDto, client: ClientInfo): Promise<AuthResultDto> {
@@ -42,7 +44,11 @@ export class AuthService {
   async login(dto: LoginDto, client: ClientInfo): Promise<AuthResultDto> {
     const user = await this.users.findForLogin(dto.username);
     const ok = await this.hasher.verify(user?.passwordHash ?? null, dto.password);
-    if (!user || !ok) throw new AppError('unauthorized', 'wrong username or password');
+    if (!user || !ok) {
+      await this.limiter.loginFailed(client.ip, dto.username); // the next attempt waits longer
+      throw new AppError('unauthorized', 'wrong username or password');
+    }
+    await this.limiter.loginSucceeded(client.ip, dto.username);
     return this.sessions.start(user, client);
   }
 

@@ -3,6 +3,7 @@ import { LRUCache } from 'lru-cache';
 import { DataSource } from 'typeorm';
 import { FanoutBus } from '../fanout/fanout-bus.js';
 import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from '../messages/message.mapper.js';
+import { BlocksService } from '../users/blocks.service.js';
 import type { ChannelKind, ChannelVisibility } from './channel.entity.js';
 import type { MemberRole } from './membership.entity.js';
 
@@ -12,10 +13,25 @@ export interface MemberState {
   role: MemberRole;
   lastReadSeq: number;
   joinedAt: number;
+  /** Null while the conversation is a request the member has not accepted (see Membership). */
+  acceptedAt: number | null;
 }
 
 /** Channels kept in memory at most (a few KB each, more for big channels). */
 const MAX_CACHED_CHANNELS = 100_000;
+/**
+ * And at most this much memory, by an estimate made when a channel is loaded: a 1,000-member
+ * channel weighs a thousand small ones (an audit filled memory with 400 of them).
+ */
+const MAX_CACHED_BYTES = 256 * 1024 * 1024;
+const stateBytes = (s: ChannelState) => 1024 + 200 * s.members.size + 2 * (s.lastMessage?.text.length ?? 0);
+/**
+ * Ids that are no channel, remembered for a while so a client that lists unknown ids again and
+ * again (a `sync` of 500 random ids) costs no query each time. Ids are random UUIDs, so an id
+ * that becomes a channel later was never asked before it existed; a creation clears it anyway.
+ */
+const MAX_MISSING = 10_000;
+const MISSING_TTL_MS = 60_000;
 
 /** What fan-out and the conversation list need of a channel, kept in memory. */
 export interface ChannelState {
@@ -43,23 +59,28 @@ export interface ChannelState {
  * over, so a load never caches a state older than a committed change.
  *
  * It also keeps, for the cached channels, which channels each user is in: presence finds a
- * user's peers there without a query.
+ * user's peers there without a query, and who accepted each conversation: presence flows only
+ * between members who both accepted a conversation they share, and have not blocked each other.
  */
 @Injectable()
 export class ChannelStateStore {
   // Bounded: a channel nobody has touched for a while is dropped and read again when needed.
   private readonly states = new LRUCache<string, ChannelState>({
     max: MAX_CACHED_CHANNELS,
+    maxSize: MAX_CACHED_BYTES,
+    sizeCalculation: stateBytes,
     dispose: (state) => this.unindex(state),
   });
   private readonly loading = new Map<string, Promise<ChannelState | null>>();
   private readonly versions = new LRUCache<string, number>({ max: MAX_CACHED_CHANNELS });
   /** user id → ids of the cached channels they are in. */
   private readonly channelsByUser = new Map<string, Set<string>>();
+  private readonly missing = new LRUCache<string, true>({ max: MAX_MISSING, ttl: MISSING_TTL_MS });
 
   constructor(
     private readonly db: DataSource,
     bus: FanoutBus,
+    private readonly blocks: BlocksService,
   ) {
     bus.on('messages.created', ({ messages }) => {
       for (const m of messages) {
@@ -83,6 +104,12 @@ export class ChannelStateStore {
       state.members.delete(user.id);
       this.channelsByUser.get(user.id)?.delete(channelId);
     }, 'state');
+    bus.on('member.accepted', ({ channelId, userId, acceptedAt }) => {
+      const member = this.touch(channelId)?.members.get(userId);
+      if (member && member.acceptedAt === null) member.acceptedAt = acceptedAt;
+    }, 'state');
+    // A new channel: an instance that remembered its id as missing forgets that.
+    bus.on('conversation.created', ({ channelId }) => void this.touch(channelId), 'state');
   }
 
   /** The cached state, or undefined: no load. */
@@ -90,28 +117,59 @@ export class ChannelStateStore {
     return this.states.get(channelId);
   }
 
+  /** True while the channel is being read (a member here asked for it: a new DM, a join). */
+  isLoading(channelId: string): boolean {
+    return this.loading.has(channelId);
+  }
+
   cached(): IterableIterator<ChannelState> {
     return this.states.values();
   }
 
   /**
-   * Users who share a cached channel with this one (DMs always; channels up to `maxMembers`).
-   * A user connected here had all their channels loaded at session start, so the cache holds
-   * every channel that links them to a connected peer.
+   * Users who see this one's presence: they share a cached conversation that both accepted (DMs
+   * always; channels up to `maxMembers`), and neither blocked the other. A user connected here
+   * had all their channels and their blocks loaded at session start, so the cache holds every
+   * channel that links them to a connected peer, and the answer is exact for those peers.
    */
   peersOf(userId: string, maxMembers: number): Set<string> {
     const peers = new Set<string>();
     for (const channelId of this.channelsByUser.get(userId) ?? []) {
       const s = this.states.peek(channelId);
-      if (!s || (s.kind !== 'dm' && s.members.size > maxMembers)) continue;
-      for (const id of s.members.keys()) if (id !== userId) peers.add(id);
+      if (!s || !carriesPresence(s, maxMembers) || !accepted(s, userId)) continue;
+      for (const m of s.members.values()) {
+        if (m.userId === userId || m.acceptedAt === null || peers.has(m.userId)) continue;
+        if (this.blocks.between(userId, m.userId) === false) peers.add(m.userId);
+      }
     }
     return peers;
+  }
+
+  /**
+   * Whether `a` and `b` see each other's presence (the rule of `peersOf`, for one pair). `via`, a
+   * conversation they share, is looked at first: for a DM's own view that usually settles it.
+   */
+  sharesPresence(a: string, b: string, maxMembers: number, via?: ChannelState): boolean {
+    return this.blocks.between(a, b) === false && this.shareAccepted(a, b, maxMembers, via);
+  }
+
+  /** Whether `a` and `b` share a cached conversation that carries presence and both accepted (blocks aside). */
+  shareAccepted(a: string, b: string, maxMembers: number, via?: ChannelState): boolean {
+    if (via && carriesPresence(via, maxMembers) && accepted(via, a) && accepted(via, b)) return true;
+    const ofA = this.channelsByUser.get(a);
+    const ofB = this.channelsByUser.get(b);
+    if (!ofA || !ofB) return false;
+    for (const channelId of ofA.size <= ofB.size ? ofA : ofB) {
+      const s = this.states.peek(channelId);
+      if (s && carriesPresence(s, maxMembers) && accepted(s, a) && accepted(s, b)) return true;
+    }
+    return false;
   }
 
   get(channelId: string): Promise<ChannelState | null> {
     const cached = this.states.get(channelId);
     if (cached) return Promise.resolve(cached);
+    if (this.missing.has(channelId)) return Promise.resolve(null);
     let pending = this.loading.get(channelId);
     if (!pending) {
       pending = this.load(channelId).finally(() => this.loading.delete(channelId));
@@ -123,6 +181,21 @@ export class ChannelStateStore {
   async getMany(channelIds: string[]): Promise<ChannelState[]> {
     const states = await Promise.all(channelIds.map((id) => this.get(id)));
     return states.filter((s): s is ChannelState => s !== null);
+  }
+
+  /**
+   * Finds out, with one query per 500 ids, which of these ids that are neither cached nor known
+   * to be missing are no channel, and remembers them: the `get`s that follow cost no query each.
+   */
+  async learnMissing(channelIds: string[]): Promise<void> {
+    const unknown = channelIds.filter((id) => !this.states.has(id) && !this.missing.has(id));
+    if (unknown.length === 0) return;
+    const versions = unknown.map((id) => this.versions.get(id) ?? 0);
+    const heads = await this.heads(unknown);
+    unknown.forEach((id, i) => {
+      // A change of that id meanwhile means it exists now.
+      if (!heads.has(id) && (this.versions.get(id) ?? 0) === versions[i]) this.missing.set(id, true);
+    });
   }
 
   /** Ids of the channels a user belongs to (from the database: the user may have none cached). */
@@ -141,6 +214,7 @@ export class ChannelStateStore {
   /** Call for every committed change of a channel, cached or not. */
   touch(channelId: string): ChannelState | undefined {
     this.versions.set(channelId, (this.versions.get(channelId) ?? 0) + 1);
+    this.missing.delete(channelId);
     return this.states.get(channelId);
   }
 
@@ -193,14 +267,21 @@ export class ChannelStateStore {
     const row = await this.db
       .createQueryBuilder()
       .select(['ms.user_id AS user_id', 'u.username AS username', 'ms.role AS role'])
-      .addSelect(['ms.last_read_seq AS last_read_seq', 'ms.joined_at AS joined_at'])
+      .addSelect(['ms.last_read_seq AS last_read_seq', 'ms.joined_at AS joined_at', 'ms.accepted_at AS accepted_at'])
       .from('memberships', 'ms')
       .innerJoin('users', 'u', 'u.id = ms.user_id')
       .where('ms.channel_id = :channelId AND ms.user_id = :userId', { channelId: state.id, userId })
-      .getRawOne<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string }>();
+      .getRawOne<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null }>();
     if (!row) return false;
     if (!state.members.has(userId) && this.states.peek(state.id) === state) {
-      state.members.set(userId, { userId, username: row.username, role: row.role, lastReadSeq: Number(row.last_read_seq), joinedAt: Number(row.joined_at) });
+      state.members.set(userId, {
+        userId,
+        username: row.username,
+        role: row.role,
+        lastReadSeq: Number(row.last_read_seq),
+        joinedAt: Number(row.joined_at),
+        acceptedAt: row.accepted_at === null ? null : Number(row.accepted_at),
+      });
       this.index(userId, state.id);
     }
     return true;
@@ -246,6 +327,8 @@ export class ChannelStateStore {
         if (state) {
           this.states.set(channelId, state);
           for (const userId of state.members.keys()) this.index(userId, channelId);
+        } else {
+          this.missing.set(channelId, true);
         }
         return state;
       }
@@ -268,11 +351,11 @@ export class ChannelStateStore {
       this.db
         .createQueryBuilder()
         .select(['ms.user_id AS user_id', 'u.username AS username', 'ms.role AS role'])
-        .addSelect(['ms.last_read_seq AS last_read_seq', 'ms.joined_at AS joined_at'])
+        .addSelect(['ms.last_read_seq AS last_read_seq', 'ms.joined_at AS joined_at', 'ms.accepted_at AS accepted_at'])
         .from('memberships', 'ms')
         .innerJoin('users', 'u', 'u.id = ms.user_id')
         .where('ms.channel_id = :channelId', { channelId })
-        .getRawMany<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string }>(),
+        .getRawMany<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null }>(),
       this.db
         .createQueryBuilder()
         .select(MESSAGE_COLUMNS)
@@ -292,7 +375,14 @@ export class ChannelStateStore {
       members: new Map(
         members.map((m) => [
           m.user_id,
-          { userId: m.user_id, username: m.username, role: m.role, lastReadSeq: Number(m.last_read_seq), joinedAt: Number(m.joined_at) },
+          {
+            userId: m.user_id,
+            username: m.username,
+            role: m.role,
+            lastReadSeq: Number(m.last_read_seq),
+            joinedAt: Number(m.joined_at),
+            acceptedAt: m.accepted_at === null ? null : Number(m.accepted_at),
+          },
         ]),
       ),
       loadedHeadSeq: Number(ch.head_seq),
@@ -300,3 +390,9 @@ export class ChannelStateStore {
     };
   }
 }
+
+/** DMs always carry their members' presence; channels up to `maxMembers` (PRESENCE_MAX_CHANNEL_MEMBERS). */
+const carriesPresence = (s: ChannelState, maxMembers: number): boolean => s.kind === 'dm' || s.members.size <= maxMembers;
+
+/** Whether this user is a member who accepted the conversation. */
+const accepted = (s: ChannelState, userId: string): boolean => (s.members.get(userId)?.acceptedAt ?? null) !== null;

@@ -16,7 +16,11 @@ export class Channel {
   @Column({ type: 'varchar', length: 64, nullable: true })
   name!: string | null;
 
-  /** Lower-cased name, unique among group channels (NULL for DMs). */
+  /**
+   * Lower-cased name of a public channel, unique among them; NULL for private channels and DMs.
+   * Private names are not unique on purpose: a create or join-by-name that failed because of one
+   * would tell an outsider that a private channel of that name exists.
+   */
   @Column({ name: 'name_key', type: 'varchar', length: 64, nullable: true, unique: true })
   nameKey!: string | null;
 

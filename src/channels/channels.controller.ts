@@ -23,10 +23,19 @@ export class ChannelsController {
   }
 
   @Post('channels')
-  @ApiOperation({ summary: 'Create a channel; private ones are joined by invitation (members)' })
+  @ApiOperation({
+    summary: 'Create a channel; private ones are joined by invitation (members)',
+    description:
+      'The listed `members` are invited: the channel is a request for them until they accept it (post in it, read it, ' +
+      'or `POST /channels/{id}/accept`); they may also leave it. Users who blocked the caller are left out of the ' +
+      'channel without an error (only `memberCount` shows it). Names are unique among public channels ' +
+      '(case-insensitive); a private channel may not take a public channel\'s name, but private names are not unique: ' +
+      'a name used only by private channels you cannot see never makes a create fail, so nothing reveals that they exist.',
+  })
   @ApiCreatedResponse({ type: ChannelSummary })
+  @ApiError(403, 'over a quota (`details.quota`): channels created per user, or channels per user (yours or a listed member\'s)')
   @ApiError(404, 'a listed member does not exist')
-  @ApiError(409, 'the name is taken')
+  @ApiError(409, 'a public channel has this name')
   create(@CurrentUser() user: AuthUser, @Body() dto: CreateChannelDto): Promise<ChannelSummary> {
     return this.channels.create(user, dto);
   }
@@ -42,6 +51,7 @@ export class ChannelsController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Join a public channel (idempotent)' })
   @ApiOkResponse({ type: JoinResult })
+  @ApiError(403, 'you are in QUOTA_CHANNELS_PER_USER channels already (`details.quota`)')
   @ApiError(404, 'no such channel, or a private one')
   join(@CurrentUser() user: AuthUser, @UuidParam() id: string): Promise<JoinResult> {
     return this.channels.join(user, id);
@@ -57,10 +67,32 @@ export class ChannelsController {
     return this.channels.leave(user, id);
   }
 
+  @Post('channels/:id/accept')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Accept a conversation someone else put you in (idempotent)',
+    description:
+      'A DM someone opened with you, or a channel someone created with you in `members`, is a request until you accept ' +
+      'it: by posting in it, by reading a channel (`read`), or here. Presence flows through a conversation only once both ' +
+      'sides have accepted it. Your other connections get a `conversation.update` (`accepted: true`).',
+  })
+  @ApiOkResponse({ type: ConversationView })
+  @ApiError(403, 'not a member of this public channel')
+  @ApiError(404, 'no such channel (or a private one you are not in)')
+  accept(@CurrentUser() user: AuthUser, @UuidParam() id: string): Promise<ConversationView> {
+    return this.channels.accept(user, id);
+  }
+
   @Post('dms')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Get or create the DM channel with a user' })
+  @ApiOperation({
+    summary: 'Get or create the DM channel with a user',
+    description:
+      'A new DM is accepted by you and a request for the peer until they post in it or accept it; until then ' +
+      "`peer.status` is `offline` (you see a user's presence only through a conversation you both accepted).",
+  })
   @ApiOkResponse({ type: ConversationView })
+  @ApiError(403, 'no DM exists and one of you blocked the other, or a new DM would put one of you over the channels-per-user quota (`details.quota`)')
   @ApiError(404, 'no such user')
   async dm(@CurrentUser() user: AuthUser, @Body() dto: CreateDmDto): Promise<ConversationView> {
     const { state } = await this.channels.getOrCreateDm(user, dto.username);

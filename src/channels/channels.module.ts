@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { UsersModule } from '../users/users.module.js';
 import { Channel } from './channel.entity.js';
+import { ChannelQuotas } from './channel-quotas.js';
 import { ChannelStateStore } from './channel-state.store.js';
 import { ChannelsController } from './channels.controller.js';
 import { ChannelsService } from './channels.service.js';
@@ -10,7 +11,7 @@ import { Membership } from './membership.entity.js';
 @Module({
   imports: [TypeOrmModule.forFeature([Channel, Membership]), UsersModule],
   controllers: [ChannelsController],
-  providers: [ChannelsService, ChannelStateStore],
+  providers: [ChannelsService, ChannelQuotas, ChannelStateStore],
   exports: [ChannelsService, ChannelStateStore],
 })
 export class ChannelsModule {}

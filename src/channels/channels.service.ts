@@ -3,21 +3,31 @@ import { Injectable } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { DataSource, EntityManager } from 'typeorm';
 import { AppError } from '../common/app-error.js';
+import { AppConfig } from '../config/app-config.js';
 import { DatabaseWriter } from '../database/database-writer.js';
 import { FanoutBus } from '../fanout/fanout-bus.js';
 import { PresenceService } from '../presence/presence.service.js';
+import { BlocksService } from '../users/blocks.service.js';
 import { toUserRef } from '../users/user.mapper.js';
 import { UsersService } from '../users/users.service.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
 import { Channel } from './channel.entity.js';
+import { ChannelQuotas } from './channel-quotas.js';
 import { ChannelState, ChannelStateStore, MemberState } from './channel-state.store.js';
-import { byRecentActivity, ConversationView, toConversation } from './conversation.mapper.js';
+import { byRecentActivity, ConversationView, PresenceStatus, toConversation } from './conversation.mapper.js';
 import type { ChannelSummary, CreateChannelDto } from './dto/channel.dto.js';
 import { Membership, MemberRole } from './membership.entity.js';
 
 interface Caller {
   id: string;
   username: string;
+}
+
+/** A new membership: creators and joiners accept at once (acceptedAt set), invitees later (null). */
+interface NewMember {
+  id: string;
+  role: MemberRole;
+  acceptedAt: number | null;
 }
 
 @Injectable()
@@ -32,14 +42,37 @@ export class ChannelsService {
     private readonly users: UsersService,
     private readonly presence: PresenceService,
     private readonly bus: FanoutBus,
+    private readonly blocks: BlocksService,
+    private readonly config: AppConfig,
+    private readonly quotas: ChannelQuotas,
   ) {}
 
+  /** A DM's peer shows their real status only to someone who shares presence with them (see peersOf). */
   conversationFor(state: ChannelState, userId: string): ConversationView {
-    return toConversation(state, userId, this.presence.statusOf);
+    return toConversation(state, userId, (peerId) => this.visibleStatus(userId, peerId, state));
   }
 
+  /**
+   * `conversationFor` for a request's answer: the viewer's blocks are loaded first, so a DM's
+   * peer status is exact even for a caller with no session (without them it would say offline).
+   */
+  async viewFor(state: ChannelState, userId: string): Promise<ConversationView> {
+    await this.blocks.of(userId);
+    return this.conversationFor(state, userId);
+  }
+
+  /** `userId`'s status as `viewerId` may see it; `via`: a conversation they share, looked at first. */
+  visibleStatus(viewerId: string, userId: string, via?: ChannelState): PresenceStatus {
+    const shared = this.store.sharesPresence(viewerId, userId, this.config.presenceMaxChannelMembers, via);
+    return shared ? this.presence.statusOf(userId) : 'offline';
+  }
+
+  /**
+   * The user's conversation list. Loads every channel of theirs and their blocks, which fan-out
+   * and presence then find in memory (a session starts with this).
+   */
   async conversations(userId: string): Promise<ConversationView[]> {
-    const states = await this.store.getMany(await this.store.channelIdsOf(userId));
+    const [states] = await Promise.all([this.store.channelIdsOf(userId).then((ids) => this.store.getMany(ids)), this.blocks.of(userId)]);
     return states.sort(byRecentActivity).map((s) => this.conversationFor(s, userId));
   }
 
@@ -57,24 +90,41 @@ export class ChannelsService {
     return state;
   }
 
+  /**
+   * Creates a channel with its creator as owner. Listed members are added as invitees who accept
+   * it later (by posting, reading or accepting); those who blocked the creator are left out,
+   * quietly: the creator sees only the member count.
+   *
+   * Names: unique among public channels. A private channel may not take a public one's name
+   * (that one is in the directory, so refusing reveals nothing); private names are not unique,
+   * so no private channel ever makes a create fail.
+   */
   async create(caller: Caller, dto: CreateChannelDto): Promise<ChannelSummary> {
     const wanted = [...new Set((dto.members ?? []).map((u) => u.toLowerCase()))].filter(
       (u) => u !== caller.username.toLowerCase(),
     );
-    const found = await this.users.findByUsernames(wanted);
+    this.quotas.checkMembersPerRequest(wanted.length);
+    const [found, creator] = await Promise.all([this.users.findByUsernames(wanted), this.blocks.of(caller.id), this.quotas.checkCreate(caller.id)]);
     const missing = wanted.filter((u) => !found.has(u));
     if (missing.length > 0) {
       throw new AppError('not_found', `unknown user(s): ${missing.slice(0, 20).join(', ')}`, { usernames: missing });
     }
-    const members = [{ id: caller.id, role: 'owner' as MemberRole }, ...[...found.values()].map((u) => ({ id: u.id, role: 'member' as MemberRole }))];
+    const now = Date.now();
+    const members: NewMember[] = [
+      { id: caller.id, role: 'owner', acceptedAt: now },
+      ...[...found.values()].filter((u) => !creator.blockedBy.has(u.id)).map((u) => ({ id: u.id, role: 'member' as MemberRole, acceptedAt: null })),
+    ];
+    await this.quotas.checkRoom([caller, ...[...found.values()].filter((u) => members.some((m) => m.id === u.id))], caller.id);
+    const taken = () => new AppError('conflict', `channel name "${dto.name}" is taken by a public channel`);
+    if (dto.visibility === 'private' && (await this.db.getRepository(Channel).existsBy({ nameKey: dto.name.toLowerCase() }))) throw taken();
     const channel = this.newChannel({ kind: 'channel', name: dto.name, visibility: dto.visibility });
     try {
       await this.writer.transaction(async (em) => {
         await em.insert(Channel, channel);
-        await this.insertMembers(em, channel.id, members, 0);
+        await this.insertMembers(em, channel.id, members, 0, now);
       });
     } catch (err) {
-      if (isUniqueViolation(err)) throw new AppError('conflict', `channel name "${dto.name}" is taken`);
+      if (isUniqueViolation(err)) throw taken();
       return this.users.rethrowIfCallerGone(err, caller.id);
     }
     this.bus.publish('conversation.created', { channelId: channel.id, userIds: members.map((m) => m.id) });
@@ -108,16 +158,20 @@ export class ChannelsService {
     }));
   }
 
-  /** Joins a public channel by name, creating it when nobody has yet (chat-room style). */
+  /**
+   * Joins a public channel by name, creating it when nobody has yet (chat-room style). Only public
+   * channels have a name key, so a private channel of the same name is neither found nor in the way.
+   */
   async joinByName(caller: Caller, name: string, origin?: string): Promise<{ conversation: ConversationView; joined: boolean }> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const existing = await this.db.getRepository(Channel).findOneBy({ nameKey: name.toLowerCase() });
       if (existing) return this.join(caller, existing.id, origin);
+      await Promise.all([this.quotas.checkCreate(caller.id), this.quotas.checkRoom([caller], caller.id)]);
       const channel = this.newChannel({ kind: 'channel', name, visibility: 'public' });
       try {
         await this.writer.transaction(async (em) => {
           await em.insert(Channel, channel);
-          await this.insertMembers(em, channel.id, [{ id: caller.id, role: 'owner' }], 0);
+          await this.insertMembers(em, channel.id, [{ id: caller.id, role: 'owner', acceptedAt: channel.createdAt }], 0, channel.createdAt);
         });
       } catch (err) {
         if (isUniqueViolation(err)) continue; // created meanwhile by someone else: join theirs
@@ -137,6 +191,7 @@ export class ChannelsService {
       // Private channels are by invitation; their existence is not revealed to outsiders.
       throw AppError.notFound('channel');
     }
+    await this.quotas.checkRoom([caller], caller.id);
     const joinedAt = Date.now();
     let lastReadSeq = 0;
     try {
@@ -144,12 +199,12 @@ export class ChannelsService {
         // History from before joining does not count as unread.
         const row = await em.getRepository(Channel).findOneByOrFail({ id: channelId });
         lastReadSeq = row.headSeq;
-        await this.insertMembers(em, channelId, [{ id: caller.id, role: 'member' }], lastReadSeq, joinedAt);
+        await this.insertMembers(em, channelId, [{ id: caller.id, role: 'member', acceptedAt: joinedAt }], lastReadSeq, joinedAt);
       });
     } catch (err) {
       if (!isUniqueViolation(err)) await this.users.rethrowIfCallerGone(err, caller.id); // else joined concurrently: fine
     }
-    const member: MemberState = { userId: caller.id, username: caller.username, role: 'member', lastReadSeq, joinedAt };
+    const member: MemberState = { userId: caller.id, username: caller.username, role: 'member', lastReadSeq, joinedAt, acceptedAt: joinedAt };
     this.bus.publish('member.joined', { channelId, member, origin });
     return { conversation: this.conversationFor(await this.loaded(channelId), caller.id), joined: true };
   }
@@ -161,12 +216,17 @@ export class ChannelsService {
     this.bus.publish('member.left', { channelId, user: toUserRef(caller), origin });
   }
 
-  /** The DM of a pair: one channel per pair, made on first use. */
+  /**
+   * The DM of a pair: one channel per pair, made on first use. Its opener has accepted it; the
+   * peer has not until they post in it or accept it. No new DM between users when either blocked
+   * the other (an existing one stays readable; `assertCanPost` refuses sends in it).
+   */
   async getOrCreateDm(caller: Caller, peerUsername: string): Promise<{ state: ChannelState; created: boolean }> {
     const peer = await this.users.resolveUsername(peerUsername);
     if (!peer) throw AppError.notFound('user');
     if (peer.id === caller.id) throw new AppError('invalid_payload', 'cannot open a direct message with yourself');
     const dmKey = [caller.id, peer.id].sort().join(':');
+    const mine = await this.blocks.of(caller.id); // also makes the answer's peer status exact
     // A DM's channel never changes once made: after the first look-up, no query.
     const known = this.dmChannels.get(dmKey);
     const knownState = known ? await this.store.get(known) : null;
@@ -175,11 +235,17 @@ export class ChannelsService {
     let existing = await repo.findOneBy({ dmKey });
     let created = false;
     if (!existing) {
+      if (mine.blocked.has(peer.id) || mine.blockedBy.has(peer.id)) throw AppError.forbidden('direct messages with this user are blocked');
+      await this.quotas.checkRoom([caller, peer], caller.id);
       const channel = this.newChannel({ kind: 'dm', name: null, visibility: 'private', dmKey });
+      const members: NewMember[] = [
+        { id: caller.id, role: 'member', acceptedAt: channel.createdAt },
+        { id: peer.id, role: 'member', acceptedAt: null },
+      ];
       try {
         await this.writer.transaction(async (em) => {
           await em.insert(Channel, channel);
-          await this.insertMembers(em, channel.id, [{ id: caller.id, role: 'member' }, { id: peer.id, role: 'member' }], 0);
+          await this.insertMembers(em, channel.id, members, 0, channel.createdAt);
         });
         existing = channel;
         created = true;
@@ -192,6 +258,46 @@ export class ChannelsService {
     const state = await this.loaded(existing.id);
     this.dmChannels.set(dmKey, state.id);
     return { state, created };
+  }
+
+  /** Refuses a post where it may not go: a DM between users one of whom blocked the other. */
+  async assertCanPost(state: ChannelState, userId: string): Promise<void> {
+    if (state.kind !== 'dm') return;
+    const peer = [...state.members.keys()].find((id) => id !== userId);
+    if (peer && (await this.blockedBetween(userId, peer))) throw AppError.forbidden('direct messages with this user are blocked');
+  }
+
+  /** `POST /channels/:id/accept`: the caller accepts a conversation someone else put them in (idempotent). */
+  async accept(caller: Caller, channelId: string, origin?: string): Promise<ConversationView> {
+    const state = await this.requireMember(channelId, caller.id);
+    await this.acceptPending(state, caller.id, { origin });
+    return this.viewFor(state, caller.id);
+  }
+
+  /**
+   * Marks the member's acceptance, once: posting in a conversation accepts it, and so does
+   * reading a channel (not a DM: a request can be read without accepting it). Cheap when accepted
+   * already (in memory), so the send path calls it every time. `quiet` when a change that brings
+   * the conversation.update follows (see ChangeMap).
+   */
+  async acceptPending(state: ChannelState, userId: string, opts: { origin?: string; quiet?: boolean } = {}): Promise<void> {
+    if (state.members.get(userId)?.acceptedAt !== null) return;
+    const acceptedAt = Date.now();
+    const result = await this.writer.transaction((em) =>
+      em
+        .createQueryBuilder()
+        .update(Membership)
+        .set({ acceptedAt })
+        .where('channelId = :channelId AND userId = :userId AND acceptedAt IS NULL', { channelId: state.id, userId })
+        .execute(),
+    );
+    // Nothing updated: accepted meanwhile (another device), and announced by that one.
+    if (result.affected) this.bus.publish('member.accepted', { channelId: state.id, userId, acceptedAt, ...opts });
+  }
+
+  private async blockedBetween(a: string, b: string): Promise<boolean> {
+    const mine = await this.blocks.of(a);
+    return mine.blocked.has(b) || mine.blockedBy.has(b);
   }
 
   summary(state: ChannelState, userId: string): ChannelSummary {
@@ -218,7 +324,8 @@ export class ChannelsService {
       id: randomUUID(),
       kind: fields.kind,
       name: fields.name,
-      nameKey: fields.name ? fields.name.toLowerCase() : null,
+      // Public names only: see Channel.nameKey.
+      nameKey: fields.name && fields.visibility === 'public' ? fields.name.toLowerCase() : null,
       visibility: fields.visibility,
       dmKey: fields.dmKey ?? null,
       headSeq: 0,
@@ -226,16 +333,10 @@ export class ChannelsService {
     });
   }
 
-  private async insertMembers(
-    em: EntityManager,
-    channelId: string,
-    members: { id: string; role: MemberRole }[],
-    lastReadSeq: number,
-    joinedAt = Date.now(),
-  ): Promise<void> {
+  private async insertMembers(em: EntityManager, channelId: string, members: NewMember[], lastReadSeq: number, joinedAt: number): Promise<void> {
     // In chunks: one INSERT of a thousand rows is past SQLite's expression-depth limit.
     for (let i = 0; i < members.length; i += 100) {
-      const rows = members.slice(i, i + 100).map((m) => ({ channelId, userId: m.id, role: m.role, lastReadSeq, joinedAt }));
+      const rows = members.slice(i, i + 100).map((m) => ({ channelId, userId: m.id, role: m.role, lastReadSeq, joinedAt, acceptedAt: m.acceptedAt }));
       await em.insert(Membership, rows);
     }
   }

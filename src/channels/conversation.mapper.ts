@@ -8,7 +8,8 @@ export type PresenceStatus = 'online' | 'offline';
 export class PeerView {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ example: 'bob' }) username!: string;
-  @ApiProperty({ enum: ['online', 'offline'] }) status!: PresenceStatus;
+  @ApiProperty({ enum: ['online', 'offline'], description: "`offline` too when you do not share presence with them (the DM is not accepted by both of you, or one of you blocked the other)" })
+  status!: PresenceStatus;
 }
 
 /** The contract's Conversation: one channel as one user sees it. */
@@ -21,11 +22,18 @@ export class ConversationView {
   @ApiProperty({ type: 'integer', minimum: 0, example: 42 }) headSeq!: number;
   @ApiProperty({ type: 'integer', minimum: 0, example: 40 }) lastReadSeq!: number;
   @ApiProperty({ type: 'integer', minimum: 0, example: 2, description: 'messages with seq > lastReadSeq not sent by this user' }) unreadCount!: number;
+  @ApiProperty({
+    description:
+      'false while this is a request: a DM someone opened with you, or a channel someone added you to, that you have ' +
+      'not accepted yet (post in it, read a channel, or POST /channels/{id}/accept). No presence flows through it until then.',
+  })
+  accepted!: boolean;
 }
 
 /**
  * Personalizes a channel for one user. unreadCount is headSeq - lastReadSeq: exact, because a
- * user's own messages always sit at or below their read marker (sending moves it).
+ * user's own messages always sit at or below their read marker (sending moves it). `statusOf`
+ * says what this user may see of the peer's presence.
  */
 export function toConversation(
   state: ChannelState,
@@ -40,6 +48,7 @@ export function toConversation(
     headSeq: state.headSeq,
     lastReadSeq,
     unreadCount: Math.max(0, state.headSeq - lastReadSeq),
+    accepted: (state.members.get(userId)?.acceptedAt ?? null) !== null,
   };
   if (state.kind === 'dm') {
     const peer = [...state.members.values()].find((m) => m.userId !== userId) ?? state.members.get(userId);

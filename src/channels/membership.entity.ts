@@ -34,4 +34,12 @@ export class Membership {
 
   @Column({ name: 'joined_at', type: 'bigint', transformer: epochMs })
   joinedAt!: number;
+
+  /**
+   * When the user accepted the conversation; null while it is a request: a DM someone opened with
+   * them, a channel someone added them to. Creators and joiners accept at once. No presence flows
+   * through a conversation until both sides have accepted it.
+   */
+  @Column({ name: 'accepted_at', type: 'bigint', nullable: true, transformer: epochMs })
+  acceptedAt!: number | null;
 }

@@ -2,14 +2,32 @@ import type { Type } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { type ErrorCode } from './app-error.js';
 
+/** The quotas (QUOTA_* settings) an answer may name in `details.quota`. */
+export const QUOTA_NAMES = ['members_per_request', 'channels_created_per_user', 'channels_per_user'] as const;
+
 /** `details` of `invalid_payload`: each refused field (a dotted path such as `members.3`) and why. */
 export class InvalidPayloadDetails {
   @ApiProperty({
     type: 'object',
     additionalProperties: { type: 'array', items: { type: 'string' } },
-    example: { text: ['text must be longer than or equal to 1 characters'] },
+    example: { text: ['text must be at least 1 characters'] },
   })
   fields!: Record<string, string[]>;
+
+  @ApiPropertyOptional({ enum: ['members_per_request'], description: 'the quota the request is over' })
+  quota?: string;
+
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, description: 'that quota' })
+  limit?: number;
+}
+
+/** `details` of a `forbidden` that is a quota: which one, its limit, and who is at it. */
+export class QuotaDetails {
+  @ApiProperty({ enum: QUOTA_NAMES }) quota!: string;
+  @ApiProperty({ type: 'integer', minimum: 1 }) limit!: number;
+
+  @ApiPropertyOptional({ type: [String], description: 'channels_per_user: the listed members who are at it' })
+  usernames?: string[];
 }
 
 /** `details` of a `not_found` that names what is missing (members of a new channel). */
@@ -37,7 +55,7 @@ export class UnavailableDetails {
 export const HTTP_ERRORS = {
   400: { code: 'invalid_payload', schema: 'InvalidPayloadError', details: InvalidPayloadDetails },
   401: { code: 'unauthorized', schema: 'UnauthorizedError' },
-  403: { code: 'forbidden', schema: 'ForbiddenError' },
+  403: { code: 'forbidden', schema: 'ForbiddenError', details: QuotaDetails },
   404: { code: 'not_found', schema: 'NotFoundError', details: NotFoundDetails },
   409: { code: 'conflict', schema: 'ConflictError' },
   413: { code: 'too_large', schema: 'TooLargeError' },

@@ -26,6 +26,10 @@ export class EnvironmentVariables {
   @IsOptional() @IsString() @Matches(/^rediss?:\/\/.+/, { message: 'REDIS_URL must be redis://...' })
   REDIS_URL?: string;
 
+  /** Names of everything Parley keeps in Redis start with it: one Redis can serve several clusters. */
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_.-]{1,32}$/, { message: 'REDIS_PREFIX must be 1 to 32 letters, digits, _ . or -' })
+  REDIS_PREFIX: string = 'parley';
+
   @IsOptional() @IsString() @MinLength(16, { message: 'JWT_SECRET must be at least 16 characters' })
   JWT_SECRET?: string;
 
@@ -142,6 +146,22 @@ export class EnvironmentVariables {
   @IsOptional() @IsString() @MinLength(16, { message: 'METRICS_TOKEN must be at least 16 characters' })
   METRICS_TOKEN?: string;
 
+  // Quotas (0 turns one off). Connections are counted per instance.
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  QUOTA_CONNECTIONS_PER_USER: number = 20;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  QUOTA_CONNECTIONS_PER_IP: number = 1000;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  QUOTA_CHANNELS_CREATED_PER_USER: number = 100;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  QUOTA_MEMBERS_PER_REQUEST: number = 100;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  QUOTA_CHANNELS_PER_USER: number = 1000;
+
   /**
    * The address clients use (behind a proxy, say), named as the server in /docs-json and
    * /asyncapi.json. Unset: each document names the address it was asked at (the Host header).
@@ -189,6 +209,8 @@ export class AppConfig {
     readonly metricsToken: string | undefined,
     readonly refreshTokenTtlSeconds: number,
     readonly wsTicketTtlSeconds: number,
+    readonly quotas: Quotas,
+    readonly redisPrefix: string,
     /** PUBLIC_URL; null: the documents name the address they were asked at. */
     readonly publicUrl: PublicOrigin | null = null,
   ) {}
@@ -299,8 +321,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     vars.METRICS_TOKEN,
     parseDuration(vars.REFRESH_TOKEN_TTL),
     parseDuration(vars.WS_TICKET_TTL),
+    {
+      connectionsPerUser: vars.QUOTA_CONNECTIONS_PER_USER,
+      connectionsPerIp: vars.QUOTA_CONNECTIONS_PER_IP,
+      channelsCreatedPerUser: vars.QUOTA_CHANNELS_CREATED_PER_USER,
+      membersPerRequest: vars.QUOTA_MEMBERS_PER_REQUEST,
+      channelsPerUser: vars.QUOTA_CHANNELS_PER_USER,
+    },
+    vars.REDIS_PREFIX,
     vars.PUBLIC_URL ? readPublicUrl(vars.PUBLIC_URL) : null,
   );
+}
+
+/** What one user (or address) may hold; 0: no limit. */
+export interface Quotas {
+  connectionsPerUser: number;
+  connectionsPerIp: number;
+  channelsCreatedPerUser: number;
+  membersPerRequest: number;
+  channelsPerUser: number;
 }
 
 /** One HTTP rate limit: at most `limit` requests per `windowSeconds`; null when set to `off`. */

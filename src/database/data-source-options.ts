@@ -7,10 +7,11 @@ import { Session } from '../auth/session.entity.js';
 import { WsTicket } from '../auth/ws-ticket.entity.js';
 import { Membership } from '../channels/membership.entity.js';
 import { Message } from '../messages/message.entity.js';
+import { Block } from '../users/block.entity.js';
 import { User } from '../users/user.entity.js';
 import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.js';
 
-export const ENTITIES = [User, Channel, Membership, Message, Session, WsTicket];
+export const ENTITIES = [User, Channel, Membership, Message, Session, WsTicket, Block];
 
 /**
  * One place that turns DATABASE_URL into TypeORM options. Entities and migrations are listed as

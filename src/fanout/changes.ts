@@ -29,13 +29,21 @@ export interface ChangeMap {
    * Always the ids, never "all but one": an instance cannot tell a user's sessions from memory.
    */
   'session.ended': { userId: string; sessionIds: string[] };
+  /**
+   * A member accepted a conversation someone else put them in (posted, read it, or said so).
+   * `quiet`: the change that follows (the message, the moved read marker) brings the members'
+   * conversation.update, so this one sends none of its own.
+   */
+  'member.accepted': { channelId: string; userId: string; acceptedAt: number; quiet?: boolean; origin?: string };
+  /** `blocker` blocked (`blocking`) or unblocked `blocked`. */
+  'block.changed': { blocker: UserRef; blocked: UserRef; blocking: boolean };
 }
 
 export type ChangeName = keyof ChangeMap;
 
 export const CHANGE_NAMES: ChangeName[] = [
   'messages.created', 'read.moved', 'member.joined', 'member.left', 'conversation.created', 'typing', 'presence.changed',
-  'session.ended',
+  'session.ended', 'member.accepted', 'block.changed',
 ];
 
 /** Where a change comes from: this instance, or another one through the bus. */

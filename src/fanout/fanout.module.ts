@@ -19,8 +19,9 @@ import { RedisFanoutBus } from './redis-fanout-bus.js';
     },
     {
       provide: FanoutBus,
-      inject: [RedisClients, MetricsService],
-      useFactory: (redis: RedisClients | null, metrics: MetricsService) => (redis ? new RedisFanoutBus(redis, metrics) : new LocalFanoutBus()),
+      inject: [RedisClients, MetricsService, AppConfig],
+      useFactory: (redis: RedisClients | null, metrics: MetricsService, config: AppConfig) =>
+        redis ? new RedisFanoutBus(redis, metrics, config.redisPrefix) : new LocalFanoutBus(),
     },
   ],
   exports: [FanoutBus, RedisClients],

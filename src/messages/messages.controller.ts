@@ -12,7 +12,7 @@ import { MessagesService } from './messages.service.js';
 @ApiTags('messages')
 @Authenticated()
 @ApiError(400)
-@ApiError(403, 'not a member of this public channel')
+@ApiError(403, 'not a member of this public channel; or, sending, a DM between users one of whom blocked the other')
 @ApiError(404, 'no such channel (or a private one you are not in)')
 @Controller('channels/:id')
 export class MessagesController {
@@ -42,7 +42,7 @@ export class MessagesController {
 
   @Post('read')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Move the read marker forward' })
+  @ApiOperation({ summary: 'Move the read marker forward (reading a channel someone added you to accepts it; a DM is not accepted by reading)' })
   @ApiOkResponse({ type: ConversationView })
   read(@CurrentUser() user: AuthUser, @UuidParam() id: string, @Body() dto: ReadMarkerDto): Promise<ConversationView> {
     return this.messages.markRead(user, id, dto.seq);

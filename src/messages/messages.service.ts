@@ -44,16 +44,21 @@ export class MessagesService implements OnModuleInit {
     this.messageWriter.onCommitted = (created) => this.afterCommit(created);
   }
 
-  /** Persist, then answer: the promise resolves only after the row is committed. */
+  /**
+   * Persist, then answer: the promise resolves only after the row is committed. Posting in a
+   * conversation accepts it (a DM someone opened with you, a channel someone added you to).
+   */
   async send(caller: AuthUser, input: SendInput): Promise<SendOutcome> {
     if ((input.channelId === undefined) === (input.to === undefined)) {
       throw new AppError('invalid_payload', 'give exactly one of channelId or to', { fields: { channelId: ['channelId or to is required'] } });
     }
-    const channelId = input.to !== undefined
-      ? (await this.channels.getOrCreateDm(caller, input.to)).state.id
-      : (await this.channels.requireMember(input.channelId!, caller.id)).id;
+    const state = input.to !== undefined
+      ? (await this.channels.getOrCreateDm(caller, input.to)).state
+      : await this.channels.requireMember(input.channelId!, caller.id);
+    await this.channels.assertCanPost(state, caller.id);
+    await this.channels.acceptPending(state, caller.id, { quiet: true });
     try {
-      return await this.messageWriter.write({ channelId, sender: caller, text: input.text, clientMsgId: input.clientMsgId });
+      return await this.messageWriter.write({ channelId: state.id, sender: caller, text: input.text, clientMsgId: input.clientMsgId });
     } catch (err) {
       // The writer found no membership: a user deleted since their token was made has none
       // either, and is told 401 (the token outlived its user), not 403. Only on this rare path.
@@ -75,11 +80,15 @@ export class MessagesService implements OnModuleInit {
     return { ...page, headSeq };
   }
 
-  /** Moves the caller's read marker forward (never back), clamped to the channel's head. */
+  /**
+   * Moves the caller's read marker forward (never back), clamped to the channel's head. Reading a
+   * channel accepts it; reading a DM does not (a request can be read before deciding).
+   */
   async markRead(caller: AuthUser, channelId: string, seq: number, origin?: string): Promise<ConversationView> {
     const state = await this.channels.requireMember(channelId, caller.id);
     const target = Math.min(seq, state.headSeq);
     const member = state.members.get(caller.id)!;
+    if (state.kind === 'channel') await this.channels.acceptPending(state, caller.id, { origin, quiet: target > member.lastReadSeq });
     if (target > member.lastReadSeq) {
       await this.writer.transaction((em) =>
         em
@@ -91,7 +100,7 @@ export class MessagesService implements OnModuleInit {
       );
       this.bus.publish('read.moved', { channelId, userId: caller.id, seq: target, origin });
     }
-    return this.channels.conversationFor(state, caller.id);
+    return this.channels.viewFor(state, caller.id);
   }
 
   private async page(channelId: string, q: { before?: number; after?: number; limit: number }): Promise<HistoryPage> {

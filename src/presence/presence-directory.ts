@@ -48,18 +48,19 @@ export class LocalPresenceDirectory extends PresenceDirectory {
   }
 }
 
-const K = {
+/** The directory's Redis keys, under REDIS_PREFIX. */
+const keys = (prefix: string) => ({
   /** hash: instance id → when it took the user (a user is online while this hash has a field) */
-  user: (id: string) => `parley:presence:user:${id}`,
+  user: (id: string) => `${prefix}:presence:user:${id}`,
   /** set of every user online anywhere */
-  online: 'parley:presence:online',
+  online: `${prefix}:presence:online`,
   /** set of "<user id> <username>" an instance holds, so its users can be let go when it dies */
-  instance: (id: string) => `parley:presence:instance:${id}`,
+  instance: (id: string) => `${prefix}:presence:instance:${id}`,
   /** sorted set: instance id → time of its last heartbeat */
-  instances: 'parley:presence:instances',
-  reaper: (id: string) => `parley:presence:reap:${id}`,
-  typing: (userId: string, channelId: string) => `parley:typing:${userId}:${channelId}`,
-};
+  instances: `${prefix}:presence:instances`,
+  reaper: (id: string) => `${prefix}:presence:reap:${id}`,
+  typing: (userId: string, channelId: string) => `${prefix}:typing:${userId}:${channelId}`,
+});
 
 // Atomic, so two instances taking or letting go of the same user cannot both decide wrong.
 const HOLD = `
@@ -89,6 +90,7 @@ const member = (u: UserRef) => `${u.id} ${u.username}`;
 export class RedisPresenceDirectory extends PresenceDirectory {
   private readonly logger = new Logger('Presence');
   private readonly redis: Scripted;
+  private readonly K: ReturnType<typeof keys>;
   private timer: NodeJS.Timeout | null = null;
   private hooks: Parameters<PresenceDirectory['start']>[0] | null = null;
 
@@ -99,13 +101,14 @@ export class RedisPresenceDirectory extends PresenceDirectory {
   ) {
     super();
     this.redis = clients.commands as Scripted;
+    this.K = keys(config.redisPrefix);
     this.redis.defineCommand('parleyHold', { numberOfKeys: 3, lua: HOLD });
     this.redis.defineCommand('parleyRelease', { numberOfKeys: 3, lua: RELEASE });
   }
 
   async hold(user: UserRef): Promise<boolean> {
     try {
-      return (await this.redis.parleyHold(K.user(user.id), K.online, K.instance(this.instanceId), this.instanceId, member(user), Date.now(), user.id)) === 1;
+      return (await this.redis.parleyHold(this.K.user(user.id), this.K.online, this.K.instance(this.instanceId), this.instanceId, member(user), Date.now(), user.id)) === 1;
     } catch {
       return true; // Redis away: this instance's view is all there is; registered again on reconnect
     }
@@ -116,12 +119,12 @@ export class RedisPresenceDirectory extends PresenceDirectory {
   }
 
   private async releaseFor(instanceId: string, user: UserRef): Promise<boolean> {
-    return (await this.redis.parleyRelease(K.user(user.id), K.online, K.instance(instanceId), instanceId, member(user), user.id)) === 1;
+    return (await this.redis.parleyRelease(this.K.user(user.id), this.K.online, this.K.instance(instanceId), instanceId, member(user), user.id)) === 1;
   }
 
   async allowTyping(userId: string, channelId: string, ms: number): Promise<boolean> {
     try {
-      return (await this.redis.set(K.typing(userId, channelId), '1', 'PX', ms, 'NX')) === 'OK';
+      return (await this.redis.set(this.K.typing(userId, channelId), '1', 'PX', ms, 'NX')) === 'OK';
     } catch {
       return true; // the local throttle already held back the storm
     }
@@ -129,7 +132,7 @@ export class RedisPresenceDirectory extends PresenceDirectory {
 
   async online(): Promise<Set<string> | null> {
     try {
-      return new Set(await this.redis.smembers(K.online));
+      return new Set(await this.redis.smembers(this.K.online));
     } catch {
       return null;
     }
@@ -149,8 +152,8 @@ export class RedisPresenceDirectory extends PresenceDirectory {
   private async beat(): Promise<void> {
     try {
       const now = Date.now();
-      await this.redis.zadd(K.instances, now, this.instanceId);
-      const dead = await this.redis.zrangebyscore(K.instances, '-inf', now - this.config.presenceTtlMs);
+      await this.redis.zadd(this.K.instances, now, this.instanceId);
+      const dead = await this.redis.zrangebyscore(this.K.instances, '-inf', now - this.config.presenceTtlMs);
       for (const id of dead) if (id !== this.instanceId) await this.reap(id);
     } catch {
       // Redis away: try again at the next beat
@@ -159,15 +162,15 @@ export class RedisPresenceDirectory extends PresenceDirectory {
 
   /** Lets go of a dead instance's users; exactly one live instance does it (the lock). */
   private async reap(deadId: string): Promise<void> {
-    if ((await this.redis.set(K.reaper(deadId), this.instanceId, 'PX', this.config.presenceTtlMs, 'NX')) !== 'OK') return;
+    if ((await this.redis.set(this.K.reaper(deadId), this.instanceId, 'PX', this.config.presenceTtlMs, 'NX')) !== 'OK') return;
     const gone: UserRef[] = [];
-    for (const entry of await this.redis.smembers(K.instance(deadId))) {
+    for (const entry of await this.redis.smembers(this.K.instance(deadId))) {
       const [id, username] = entry.split(' ');
       const user = { id, username };
       if (await this.releaseFor(deadId, user)) gone.push(user);
     }
-    await this.redis.del(K.instance(deadId));
-    await this.redis.zrem(K.instances, deadId);
+    await this.redis.del(this.K.instance(deadId));
+    await this.redis.zrem(this.K.instances, deadId);
     this.logger.warn(`instance ${deadId} stopped beating: ${gone.length} user(s) offline`);
     if (gone.length > 0) this.hooks?.onGone(gone);
   }
@@ -181,8 +184,8 @@ export class RedisPresenceDirectory extends PresenceDirectory {
     const held = this.hooks?.held() ?? [];
     try {
       const pipeline = this.redis.pipeline() as unknown as Pick<Scripted, 'parleyHold' | 'zadd'> & { exec(): Promise<unknown> };
-      for (const user of held) void pipeline.parleyHold(K.user(user.id), K.online, K.instance(this.instanceId), this.instanceId, member(user), Date.now(), user.id);
-      void pipeline.zadd(K.instances, Date.now(), this.instanceId);
+      for (const user of held) void pipeline.parleyHold(this.K.user(user.id), this.K.online, this.K.instance(this.instanceId), this.instanceId, member(user), Date.now(), user.id);
+      void pipeline.zadd(this.K.instances, Date.now(), this.instanceId);
       await pipeline.exec();
     } catch {
       return; // gone again: the next 'ready' retries
@@ -197,7 +200,7 @@ export class RedisPresenceDirectory extends PresenceDirectory {
     this.timer = null;
     try {
       // Looks dead once the grace is over: users who reconnected elsewhere by then stay online.
-      await this.redis.zadd(K.instances, Date.now() - this.config.presenceTtlMs + graceMs, this.instanceId);
+      await this.redis.zadd(this.K.instances, Date.now() - this.config.presenceTtlMs + graceMs, this.instanceId);
     } catch {
       // Redis away: the TTL does it
     }

@@ -40,6 +40,7 @@ const targetUsername = (req: LimitedRequest) => {
   const name = (req.body as { username?: unknown } | undefined)?.username;
   return typeof name === 'string' ? name.slice(0, 64).toLowerCase() : '';
 };
+const loginKey = (ip: string | null, username: string) => `${addressKey(ip ?? 'unknown')}|${username.slice(0, 64).toLowerCase()}`;
 // Behind @Authenticated() the token is checked first, so there always is a user.
 const userId = (req: LimitedRequest) => req.user?.id ?? clientIp(req);
 
@@ -52,6 +53,11 @@ const LIMITS: { name: string; setting: keyof HttpRateLimits; routes: RouteClass;
   { name: 'write', setting: 'write', routes: 'write', key: userId, says: 'too many writes' },
   { name: 'read', setting: 'read', routes: 'read', key: userId, says: 'too many requests' },
 ];
+
+/** Failed logins in a row (per address and username) that cost no wait; each one after doubles it. */
+const FREE_LOGIN_FAILURES = 5;
+/** The longest wait between two login attempts after failures in a row. */
+const MAX_LOGIN_BACKOFF_SECONDS = 15 * 60;
 
 interface NamedLimiter {
   name: string;
@@ -72,6 +78,9 @@ export class HttpRateLimiter implements OnModuleInit, OnApplicationShutdown {
   private readonly byRoute = new Map<RouteClass, NamedLimiter[]>();
   private readonly redis: Redis | null = null;
   private degraded = false;
+  /** Consecutive failed logins per address and username (a day's memory), and the wait they earned. */
+  private readonly loginFailures: RateLimiterAbstract | null = null;
+  private readonly loginBackoff: RateLimiterAbstract | null = null;
 
   constructor(config: AppConfig) {
     const limits = config.httpRateLimits;
@@ -85,7 +94,7 @@ export class HttpRateLimiter implements OnModuleInit, OnApplicationShutdown {
     for (const { name, setting, routes, key, says } of LIMITS) {
       const limit = limits[setting];
       if (!limit) continue;
-      const options = { keyPrefix: `parley:rate:${name}`, points: limit.limit, duration: limit.windowSeconds };
+      const options = { keyPrefix: `${config.redisPrefix}:rate:${name}`, points: limit.limit, duration: limit.windowSeconds };
       const memory = new RateLimiterMemory(options);
       const limiter = this.redis
         ? new RateLimiterRedis({
@@ -100,6 +109,47 @@ export class HttpRateLimiter implements OnModuleInit, OnApplicationShutdown {
         : memory;
       this.byRoute.set(routes, [...(this.byRoute.get(routes) ?? []), { name, key, says, limiter }]);
     }
+    if (limits.login) {
+      const limitsPrefix = config.redisPrefix;
+      this.loginFailures = this.store({ keyPrefix: `${limitsPrefix}:rate:login-failures`, points: 1_000_000, duration: 24 * 3600 });
+      this.loginBackoff = this.store({ keyPrefix: `${limitsPrefix}:rate:login-backoff`, points: 1, duration: 1 });
+    }
+  }
+
+  private store(options: { keyPrefix: string; points: number; duration: number }): RateLimiterAbstract {
+    const memory = new RateLimiterMemory(options);
+    return this.redis ? new RateLimiterRedis({ ...options, storeClient: this.redis, rejectIfRedisNotReady: true, insuranceLimiter: memory }) : memory;
+  }
+
+  /**
+   * Growing delays against guessing: after FREE_LOGIN_FAILURES failed logins in a row for one
+   * username from one address, each further attempt must wait 1 s, then 2, 4, … up to 15 min
+   * after the previous failure; a successful login forgets the failures.
+   */
+  async loginFailed(ip: string | null, username: string): Promise<void> {
+    if (!this.loginFailures || !this.loginBackoff) return;
+    const key = loginKey(ip, username);
+    try {
+      const { consumedPoints } = await this.loginFailures.penalty(key, 1);
+      const over = consumedPoints - FREE_LOGIN_FAILURES;
+      if (over > 0) await this.loginBackoff.block(key, Math.min(MAX_LOGIN_BACKOFF_SECONDS, 2 ** (over - 1)));
+    } catch (err) {
+      this.log.warn(`login back-off not recorded: ${(err as Error).message}`);
+    }
+  }
+
+  async loginSucceeded(ip: string | null, username: string): Promise<void> {
+    if (!this.loginFailures || !this.loginBackoff) return;
+    const key = loginKey(ip, username);
+    await Promise.allSettled([this.loginFailures.delete(key), this.loginBackoff.delete(key)]);
+  }
+
+  private async checkLoginBackoff(req: LimitedRequest): Promise<void> {
+    if (!this.loginBackoff) return;
+    const res = await this.loginBackoff.get(`${clientIp(req)}|${targetUsername(req)}`).catch(() => null);
+    if (res && res.consumedPoints > 1 && res.msBeforeNext > 0) {
+      throw RateLimitedError.create(`too many failed logins in a row; retry in ${Math.ceil(res.msBeforeNext / 1000)} s`, res.msBeforeNext);
+    }
   }
 
   async onModuleInit(): Promise<void> {
@@ -110,6 +160,7 @@ export class HttpRateLimiter implements OnModuleInit, OnApplicationShutdown {
 
   /** Counts one request against every limit of its route class; throws RateLimitedError past one. */
   async check(routes: RouteClass, req: LimitedRequest): Promise<void> {
+    if (routes === 'login') await this.checkLoginBackoff(req);
     const named = this.byRoute.get(routes);
     if (!named) return;
     const results = await Promise.allSettled(named.map((n) => n.limiter.consume(n.key(req))));
@@ -127,6 +178,14 @@ export class HttpRateLimiter implements OnModuleInit, OnApplicationShutdown {
       const retryAfterMs = Math.max(1, refused.ms);
       throw RateLimitedError.create(`${refused.says}; retry in ${Math.ceil(retryAfterMs / 1000)} s`, retryAfterMs);
     }
+  }
+
+  /**
+   * One write budget per user, shared by HTTP and WebSocket: a `message.send`, `channel.join` or
+   * `channel.leave` frame counts against the same HTTP_RATE_LIMIT_WRITE as a POST does.
+   */
+  checkWrite(userId: string): Promise<void> {
+    return this.check('write', { user: { id: userId } });
   }
 
   onApplicationShutdown(): void {

@@ -1,5 +1,6 @@
 import { CHANNEL_NAME_PATTERN } from '../channels/dto/channel.dto.js';
 import { ERROR_CODES } from '../common/app-error.js';
+import { QUOTA_NAMES } from '../common/error-response.dto.js';
 import type { PublicOrigin } from '../common/public-origin.js';
 import { MAX_SEQ } from '../common/int-field.decorator.js';
 import { VISIBLE } from '../common/text-hygiene.js';
@@ -73,7 +74,14 @@ const schemas: Record<string, Schema> = {
     },
     ['id', 'channelId', 'seq', 'sender', 'text', 'clientMsgId', 'createdAt'],
   ),
-  Peer: obj({ id: uuid(), username: str(), status: str({ enum: ['online', 'offline'] }) }, ['id', 'username', 'status']),
+  Peer: obj(
+    {
+      id: uuid(),
+      username: str(),
+      status: str({ enum: ['online', 'offline'], description: 'offline too when you do not share presence (the DM not accepted by both of you, or a block)' }),
+    },
+    ['id', 'username', 'status'],
+  ),
   Conversation: obj(
     {
       channelId: uuid(),
@@ -84,8 +92,12 @@ const schemas: Record<string, Schema> = {
       headSeq: seq(0),
       lastReadSeq: seq(0),
       unreadCount: int({ minimum: 0 }),
+      accepted: {
+        type: 'boolean',
+        description: 'false while this is a request you have not accepted (a DM someone opened with you, a channel someone added you to); post in it, read a channel, or POST /channels/{id}/accept',
+      },
     },
-    ['channelId', 'kind', 'name', 'lastMessage', 'headSeq', 'lastReadSeq', 'unreadCount'],
+    ['channelId', 'kind', 'name', 'lastMessage', 'headSeq', 'lastReadSeq', 'unreadCount', 'accepted'],
   ),
 };
 
@@ -106,7 +118,9 @@ const serverFrame = (event: string, data: Schema): Schema => ({
 /** Client → server frames (the gateway's @SubscribeMessage events). */
 const clientEvents: Record<string, { summary: string; data: Schema }> = {
   'message.send': {
-    summary: 'Send a message to a channel (channelId) or a user (to: DM created on first use). Answered by message.ack, then message.new to every member connection.',
+    summary:
+      'Send a message to a channel (channelId) or a user (to: DM created on first use). Answered by message.ack, then message.new to every member connection. ' +
+      'Posting accepts a conversation someone else put you in. In a DM between users one of whom blocked the other (or to open one): error forbidden.',
     data: strict({ channelId: uuidIn(), to: str({ maxLength: 32, description: 'a username' }), text, clientMsgId, ...refField }, ['text', 'clientMsgId'], {
       oneOf: [{ required: ['channelId'] }, { required: ['to'] }],
     }),
@@ -117,16 +131,17 @@ const clientEvents: Record<string, { summary: string; data: Schema }> = {
   },
   'channel.leave': { summary: 'Leave a channel. Answered by channel.left.', data: strict({ channelId: uuidIn(), ...refField }, ['channelId']) },
   read: {
-    summary: "Move the read marker forward. Answered by conversation.update (also to the reader's other connections).",
+    summary: "Move the read marker forward; reading a channel someone added you to accepts it (a DM is not accepted by reading). Answered by conversation.update (also to the reader's other connections).",
     data: strict({ channelId: uuidIn(), seq: seq(0), ...refField }, ['channelId', 'seq']),
   },
   typing: { summary: "Tell the channel's other members you are typing (throttled to 1/s).", data: strict({ channelId: uuidIn(), ...refField }, ['channelId']) },
   sync: {
-    summary: 'Resume: for each channel (at most 500) the last seq seen; one sync.result per channel, repeat while hasMore.',
+    summary: 'Resume: for each channel (1 to 500) the last seq seen; one sync.result per channel, repeat while hasMore. A channel you may not read answers an error with details.channelId; an empty channels answers invalid_payload.',
     data: strict(
       {
         channels: {
           type: 'object',
+          minProperties: 1,
           maxProperties: 500,
           propertyNames: { format: 'uuid', pattern: UUID_PATTERN },
           additionalProperties: seq(0),
@@ -165,9 +180,11 @@ const serverEvents: Record<ServerEvent, { summary: string; data: Schema }> = {
   'message.new': { summary: 'A new message, to every connection of every member, in seq order per channel.', data: obj({ message: ref('Message') }, ['message']) },
   'conversation.update': { summary: 'A conversation as the receiving user sees it (unread count, marker, preview).', data: obj({ conversation: ref('Conversation'), ...echoedRef }, ['conversation']) },
   'presence.update': {
-    summary: 'Someone you share a conversation with came online or went offline.',
+    summary:
+      'Someone you share a conversation that both of you accepted with (and no block either way) came online or went offline; ' +
+      'also when sharing starts (an acceptance, an unblock: status online if they are) or stops (a block: status offline, lastSeenAt null).',
     data: obj(
-      { user: ref('UserRef'), status: str({ enum: ['online', 'offline'] }), lastSeenAt: { type: ['string', 'null'], format: 'date-time', description: 'null when never seen' } },
+      { user: ref('UserRef'), status: str({ enum: ['online', 'offline'] }), lastSeenAt: { type: ['string', 'null'], format: 'date-time', description: 'null when never seen, or when sharing stops' } },
       ['user', 'status', 'lastSeenAt'],
     ),
   },
@@ -201,7 +218,9 @@ const serverEvents: Record<ServerEvent, { summary: string; data: Schema }> = {
           {
             fields: { type: 'object', additionalProperties: { type: 'array', items: str() }, description: 'invalid_payload: each refused field and why' },
             channelId: uuid({ description: 'an error answering one channel of a sync' }),
-            usernames: { type: 'array', items: str(), description: 'not_found: the usernames that do not exist' },
+            usernames: { type: 'array', items: str(), description: 'not_found: the usernames that do not exist; a channels_per_user quota: the members at it' },
+            quota: str({ enum: [...QUOTA_NAMES], description: 'a quota the frame is over (forbidden, or invalid_payload for members_per_request)' }),
+            limit: int({ minimum: 1, description: 'that quota' }),
           },
           [],
         ),

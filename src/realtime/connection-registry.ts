@@ -14,9 +14,12 @@ export interface DeliveryOptions {
 export class ConnectionRegistry {
   private readonly byUser = new Map<string, Set<Connection>>();
   private readonly all = new Set<Connection>();
+  /** Open connections per client address (the per-address quota). */
+  private readonly byAddress = new Map<string, number>();
 
   add(conn: Connection): number {
     this.all.add(conn);
+    if (conn.address) this.byAddress.set(conn.address, (this.byAddress.get(conn.address) ?? 0) + 1);
     let set = this.byUser.get(conn.user.id);
     if (!set) this.byUser.set(conn.user.id, (set = new Set()));
     set.add(conn);
@@ -25,7 +28,12 @@ export class ConnectionRegistry {
 
   /** Returns how many connections the user still has here. */
   remove(conn: Connection): number {
-    this.all.delete(conn);
+    if (!this.all.delete(conn)) return this.byUser.get(conn.user.id)?.size ?? 0;
+    if (conn.address) {
+      const n = (this.byAddress.get(conn.address) ?? 1) - 1;
+      if (n > 0) this.byAddress.set(conn.address, n);
+      else this.byAddress.delete(conn.address);
+    }
     const set = this.byUser.get(conn.user.id);
     if (!set) return 0;
     set.delete(conn);
@@ -35,6 +43,11 @@ export class ConnectionRegistry {
 
   of(userId: string): ReadonlySet<Connection> | undefined {
     return this.byUser.get(userId);
+  }
+
+  /** Open connections here from this client address. */
+  fromAddress(address: string): number {
+    return this.byAddress.get(address) ?? 0;
   }
 
   connections(): IterableIterator<Connection> {

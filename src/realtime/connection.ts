@@ -38,6 +38,8 @@ export class Connection {
   expiresAt = Infinity;
   /** The login session of the token (or ticket): when it ends, the connection closes (1008). */
   sessionId = '';
+  /** The client's address (the per-address quota), when known. */
+  address: string | null = null;
   private held: (string | Buffer | Framed)[] | null = [];
 
   constructor(
@@ -48,6 +50,11 @@ export class Connection {
     private readonly sendBufferCap: number,
     private readonly onSlowConsumer: (conn: Connection) => void,
   ) {}
+
+  /** False once the socket is closing or closed (from either side): frames would reach nobody. */
+  isOpen(): boolean {
+    return !this.closed && this.socket.readyState === 1;
+  }
 
   send(data: string | Buffer): void {
     if (this.closed) return;

@@ -6,16 +6,18 @@ import { frame } from './server-events.js';
 
 describe('FanoutService.conversationFrames', () => {
   const channels = { conversationFor: (s: ChannelState, u: string) => toConversation(s, u, () => 'online') } as unknown as ChannelsService;
-  const fanout = new FanoutService(null as never, null as never, null as never, null as never, channels, null as never, null as never);
-  const member = (userId: string, lastReadSeq: number) => [userId, { userId, username: userId, role: 'member' as const, lastReadSeq, joinedAt: 0 }] as const;
+  const fanout = new FanoutService(null as never, null as never, null as never, null as never, channels, null as never, null as never, null as never, null as never);
+  const member = (userId: string, lastReadSeq: number, acceptedAt: number | null = 0) =>
+    [userId, { userId, username: userId, role: 'member' as const, lastReadSeq, joinedAt: 0, acceptedAt }] as const;
 
-  it('splices the per-user numbers into exactly the JSON a full serialization gives', () => {
+  it('splices the per-user numbers and acceptance into exactly the JSON a full serialization gives', () => {
     const state: ChannelState = {
       id: 'c1', kind: 'channel', name: 'gen"eral', visibility: 'public', createdAt: 0, headSeq: 7,
       lastMessage: { id: 'm', channelId: 'c1', seq: 7, sender: { id: 'a', username: 'a' }, text: 'he said "hi"\n', clientMsgId: 'k', createdAt: '2026-01-01T00:00:00.000Z' },
-      members: new Map([member('a', 7), member('b', 3), member('c', 0)]), loadedHeadSeq: 7, deliveredSeq: null,
+      members: new Map([member('a', 7), member('b', 3), member('c', 0, null)]), loadedHeadSeq: 7, deliveredSeq: null,
     };
     const build = fanout.conversationFrames(state);
+    expect(JSON.parse(build('c')).data.conversation.accepted).toBe(false);
     for (const u of ['a', 'b', 'c']) {
       expect(JSON.parse(build(u))).toEqual(JSON.parse(frame('conversation.update', { conversation: toConversation(state, u, () => 'online') })));
     }

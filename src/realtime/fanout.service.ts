@@ -6,6 +6,9 @@ import { AppConfig } from '../config/app-config.js';
 import { FanoutBus } from '../fanout/fanout-bus.js';
 import type { MessageView } from '../messages/message.mapper.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { PresenceService } from '../presence/presence.service.js';
+import { BlocksService } from '../users/blocks.service.js';
+import type { UserRef } from '../users/user.mapper.js';
 import { ChannelSequencer } from './channel-sequencer.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { frame } from './server-events.js';
@@ -17,14 +20,17 @@ import { frame } from './server-events.js';
  * `conversation.update` is personal (read marker, unread count, a DM's name), so it is built per
  * user, from memory.
  *
- * A channel that is not cached here has no member connected here (a session loads all of its
- * user's channels), so another instance's change to it needs nothing from this one. This
+ * A channel that is neither cached nor being loaded here has no member connected here (a session
+ * loads all of its user's channels), so another instance's change to it needs nothing from this one. This
  * instance's own messages always go out: their channel is loaded if it has to be.
  *
  * The conversation.update that follows messages is throttled per channel: the first goes out at
  * once, later ones within CONVERSATION_UPDATE_INTERVAL_MS are folded into one at the end of the
  * interval, built from the state as it is then. A busy 1,000-member channel thus costs its
  * members a few updates a second instead of doubling every delivery; every update is exact.
+ *
+ * Presence goes only where it is shared (`ChannelStateStore.peersOf`). When that changes for a
+ * pair (an acceptance, a block, an unblock), both sides are told where the other is now.
  */
 @Injectable()
 export class FanoutService implements OnModuleInit, OnModuleDestroy {
@@ -39,6 +45,8 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     private readonly channels: ChannelsService,
     private readonly metrics: MetricsService,
     private readonly config: AppConfig,
+    private readonly presence: PresenceService,
+    private readonly blocks: BlocksService,
   ) {}
 
   onModuleDestroy(): void {
@@ -87,6 +95,47 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       const peers = this.store.peersOf(user.id, this.config.presenceMaxChannelMembers);
       this.registry.toUsers(peers, frame('presence.update', { user, status, lastSeenAt }));
     });
+    this.bus.on('member.accepted', ({ channelId, userId, quiet, origin }) => {
+      const channel = this.store.peek(channelId);
+      const member = channel?.members.get(userId);
+      if (!channel || !member) return;
+      // The accepter's devices see it accepted; in a DM the opener's view changes too (the peer's status).
+      const viewers = quiet ? [] : channel.kind === 'dm' ? [...channel.members.keys()] : [userId];
+      for (const id of viewers) {
+        this.registry.toUsers([id], this.conversationFrame(channel, id), { exceptConnectionId: id === userId ? origin : undefined });
+      }
+      if (channel.kind !== 'dm' && channel.members.size > this.config.presenceMaxChannelMembers) return;
+      const accepter = { id: userId, username: member.username };
+      for (const other of channel.members.values()) {
+        if (other.userId === userId || other.acceptedAt === null || this.blocks.between(userId, other.userId) !== false) continue;
+        this.reveal(accepter, { id: other.userId, username: other.username });
+      }
+    });
+    this.bus.on('block.changed', ({ blocker, blocked, blocking }) => {
+      // Only a pair whose presence a conversation carries has anything to learn.
+      if (!this.store.shareAccepted(blocker.id, blocked.id, this.config.presenceMaxChannelMembers)) return;
+      if (!blocking) {
+        if (this.blocks.between(blocker.id, blocked.id) === false) this.reveal(blocker, blocked);
+      } else if (this.blocks.hasBlocked(blocked.id, blocker.id) === false) {
+        this.hide(blocker, blocked); // unless the other had blocked first, they saw each other until now
+      }
+    });
+  }
+
+  /**
+   * Presence has just started to flow between a and b: each learns that the other is online (an
+   * offline peer is what they saw already). Maybe a repeat, if another conversation carried it.
+   */
+  private reveal(a: UserRef, b: UserRef): void {
+    const now = new Date().toISOString();
+    if (this.presence.statusOf(b.id) === 'online') this.registry.toUsers([a.id], frame('presence.update', { user: b, status: 'online', lastSeenAt: now }));
+    if (this.presence.statusOf(a.id) === 'online') this.registry.toUsers([b.id], frame('presence.update', { user: a, status: 'online', lastSeenAt: now }));
+  }
+
+  /** Presence has just stopped flowing between a and b: each sees the other offline from now on (lastSeenAt null: not shared). */
+  private hide(a: UserRef, b: UserRef): void {
+    if (this.presence.statusOf(b.id) === 'online') this.registry.toUsers([a.id], frame('presence.update', { user: b, status: 'offline', lastSeenAt: null }));
+    if (this.presence.statusOf(a.id) === 'online') this.registry.toUsers([b.id], frame('presence.update', { user: a, status: 'offline', lastSeenAt: null }));
   }
 
   /**
@@ -112,7 +161,9 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     for (const [channelId, list] of byChannel) {
       const channel = this.store.peek(channelId);
       if (channel) this.sequencer.push(channel, list);
-      else if (local) void this.store.get(channelId).then((c) => c && this.sequencer.push(c, list));
+      // Being loaded: a member here has just been given it (the DM its first message made). The
+      // loaded state may already hold these messages; the sequencer still delivers them once.
+      else if (local || this.store.isLoading(channelId)) void this.store.get(channelId).then((c) => c && this.sequencer.push(c, list));
     }
   }
 
@@ -163,9 +214,9 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * For a group channel only the read marker and unread count differ between members, so the
-   * rest is serialized once and the two numbers spliced in (the fan-out hot path). The result
-   * is the same JSON as `conversationFrame` (a unit test holds it to that).
+   * For a group channel only the read marker, unread count and acceptance differ between members,
+   * so the rest is serialized once and those spliced in (the fan-out hot path). The result is the
+   * same JSON as `conversationFrame` (a unit test holds it to that).
    */
   conversationFrames(channel: ChannelState): (userId: string) => string {
     if (channel.kind === 'dm') return (userId) => this.conversationFrame(channel, userId);
@@ -178,8 +229,10 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     });
     const head = `{"event":"conversation.update","data":{"conversation":${shared.slice(0, -1)},"lastReadSeq":`;
     return (userId) => {
-      const lastReadSeq = channel.members.get(userId)?.lastReadSeq ?? channel.headSeq;
-      return `${head}${lastReadSeq},"unreadCount":${Math.max(0, channel.headSeq - lastReadSeq)}}}}`;
+      const member = channel.members.get(userId);
+      const lastReadSeq = member?.lastReadSeq ?? channel.headSeq;
+      const accepted = (member?.acceptedAt ?? null) !== null;
+      return `${head}${lastReadSeq},"unreadCount":${Math.max(0, channel.headSeq - lastReadSeq)},"accepted":${accepted}}}}`;
     };
   }
 }

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { ChannelStateStore } from '../channels/channel-state.store.js';
 import { ChannelsService } from '../channels/channels.service.js';
 import { AppError } from '../common/app-error.js';
 import { MAX_SEQ } from '../common/int-field.decorator.js';
@@ -6,6 +7,7 @@ import { UUID_ALL } from '../common/uuid.js';
 import { FanoutBus } from '../fanout/fanout-bus.js';
 import { MessagesService } from '../messages/messages.service.js';
 import { PresenceDirectory } from '../presence/presence-directory.js';
+import { HttpRateLimiter } from '../rate-limit/http-rate-limiter.js';
 import { toUserRef } from '../users/user.mapper.js';
 import type { Connection } from './connection.js';
 import type { ChannelFrameDto, FrameDto, HistoryFrameDto, JoinFrameDto, ReadFrameDto, SendFrameDto, SyncFrameDto } from './dto/frames.dto.js';
@@ -28,9 +30,12 @@ export class RealtimeService {
     private readonly channels: ChannelsService,
     private readonly bus: FanoutBus,
     private readonly presence: PresenceDirectory,
+    private readonly store: ChannelStateStore,
+    private readonly limiter: HttpRateLimiter,
   ) {}
 
   async send(conn: Connection, dto: SendFrameDto): Promise<Reply<'message.ack'>> {
+    await this.limiter.checkWrite(conn.user.id);
     const outcome = await this.messages.send(conn.user, dto);
     return reply('message.ack', withRef({ clientMsgId: dto.clientMsgId, message: outcome.message, duplicate: outcome.duplicate }, dto.ref));
   }
@@ -39,6 +44,7 @@ export class RealtimeService {
     if ((dto.name === undefined) === (dto.channelId === undefined)) {
       throw new AppError('invalid_payload', 'give exactly one of name or channelId');
     }
+    await this.limiter.checkWrite(conn.user.id);
     const { conversation } = dto.name !== undefined
       ? await this.channels.joinByName(conn.user, dto.name, conn.id)
       : await this.channels.join(conn.user, dto.channelId!, conn.id);
@@ -46,6 +52,7 @@ export class RealtimeService {
   }
 
   async leave(conn: Connection, dto: ChannelFrameDto): Promise<Reply<'channel.left'>> {
+    await this.limiter.checkWrite(conn.user.id);
     await this.channels.leave(conn.user, dto.channelId, conn.id);
     return reply('channel.left', withRef({ channelId: dto.channelId }, dto.ref));
   }
@@ -60,7 +67,7 @@ export class RealtimeService {
    * when the user types on devices connected to different instances (the directory decides then).
    */
   async typing(conn: Connection, dto: ChannelFrameDto): Promise<void> {
-    await this.channels.requireMember(dto.channelId, conn.user.id);
+    await this.channels.assertCanPost(await this.channels.requireMember(dto.channelId, conn.user.id), conn.user.id);
     const key = `${conn.user.id}:${dto.channelId}`;
     const now = Date.now();
     if (now - (this.lastTyping.get(key) ?? 0) < TYPING_THROTTLE_MS) return;
@@ -73,17 +80,25 @@ export class RealtimeService {
   /**
    * Resume: one `sync.result` per listed channel with what came after the client's last seq.
    * A channel the client may not read gets its own `error` (with the channelId) and the others
-   * still answer.
+   * still answer. A frame that lists no channel would get no answer at all: it is refused.
+   *
+   * Cheap to abuse no more: ids that are no channel are found with one query for the whole frame
+   * and remembered (no query per id, now or when listed again), and the loop stops as soon as the
+   * connection is closing (nobody would read the rest). It yields between channels, so a long
+   * sync neither holds up other clients nor misses its own socket's close.
    */
   async sync(conn: Connection, dto: SyncFrameDto): Promise<void> {
     const entries = Object.entries(dto.channels);
     const bad = entries.filter(([id, seq]) => !UUID_ALL.test(id) || !Number.isInteger(seq) || seq < 0 || seq > MAX_SEQ).map(([id]) => id);
-    if (entries.length > MAX_SYNC_CHANNELS || bad.length > 0) {
-      throw new AppError('invalid_payload', `channels must map up to ${MAX_SYNC_CHANNELS} channel ids to integer seqs from 0 to ${MAX_SEQ}`, {
-        fields: { channels: bad.slice(0, 20) },
+    if (entries.length === 0 || entries.length > MAX_SYNC_CHANNELS || bad.length > 0) {
+      throw new AppError('invalid_payload', `channels must map 1 to ${MAX_SYNC_CHANNELS} channel ids to integer seqs from 0 to ${MAX_SEQ}`, {
+        fields: { channels: entries.length === 0 ? ['channels must list at least one channel'] : bad.slice(0, 20) },
       });
     }
+    await this.store.learnMissing(entries.map(([id]) => id));
     for (const [channelId, lastSeq] of entries) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (!conn.isOpen()) return;
       try {
         const page = await this.messages.sync(conn.user, channelId, lastSeq);
         conn.send(frame('sync.result', withRef(page, dto.ref)));

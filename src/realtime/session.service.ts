@@ -8,10 +8,12 @@ import { ChannelsService } from '../channels/channels.service.js';
 import { AppConfig } from '../config/app-config.js';
 import { DatabaseWriter } from '../database/database-writer.js';
 import { FanoutBus } from '../fanout/fanout-bus.js';
+import { HealthService } from '../health/health.service.js';
 import { MessageWriter } from '../messages/message-writer.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { PresenceService } from '../presence/presence.service.js';
 import { toUserRef } from '../users/user.mapper.js';
+import { clientAddressOf } from './client-address.js';
 import { CLOSE, Connection } from './connection.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { frame } from './server-events.js';
@@ -19,9 +21,10 @@ import { TokenBucket } from './token-bucket.js';
 
 const CONNECTION = Symbol('parley.connection');
 const HANDSHAKE_USER = Symbol('parley.user');
+const HANDSHAKE_ADDRESS = Symbol('parley.address');
 
 type TaggedSocket = WebSocket & { [CONNECTION]?: Connection };
-type TaggedRequest = IncomingMessage & { [HANDSHAKE_USER]?: AuthSession };
+type TaggedRequest = IncomingMessage & { [HANDSHAKE_USER]?: AuthSession; [HANDSHAKE_ADDRESS]?: string };
 
 export const connectionOf = (socket: unknown): Connection | undefined => (socket as TaggedSocket)?.[CONNECTION];
 
@@ -39,6 +42,7 @@ function markAlive(this: WebSocket): void {
 @Injectable()
 export class SessionService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Session');
+  private readonly addressOf: (req: IncomingMessage) => string;
   private heartbeat: NodeJS.Timeout | null = null;
   private connectionSeq = 0;
   private shuttingDown = false;
@@ -54,7 +58,10 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
     private readonly messageWriter: MessageWriter,
     private readonly dbWriter: DatabaseWriter,
     private readonly revocations: SessionRevocations,
-  ) {}
+    private readonly health: HealthService,
+  ) {
+    this.addressOf = clientAddressOf(config.trustProxy);
+  }
 
   onModuleInit(): void {
     // A session ended here or on another instance: its sockets here close at once.
@@ -77,6 +84,20 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
     if (allowed && info.origin && !allowed.includes(info.origin)) return done(false, 403, 'Origin not allowed');
     const refuse = (err: unknown) => done(false, 401, err instanceof AppError ? err.message : 'Unauthorized');
     const req = info.req as TaggedRequest;
+    const address = (req[HANDSHAKE_ADDRESS] = this.addressOf(req));
+    const { connectionsPerIp } = this.config.quotas;
+    if (connectionsPerIp > 0 && this.registry.fromAddress(address) >= connectionsPerIp) {
+      return done(false, 429, 'Too many connections from this address');
+    }
+    // The last check, once the user is known: their connections here (per instance).
+    const admit = (session: AuthSession) => {
+      const { connectionsPerUser } = this.config.quotas;
+      if (connectionsPerUser > 0 && (this.registry.of(session.id)?.size ?? 0) >= connectionsPerUser) {
+        return done(false, 429, 'Too many connections for this user');
+      }
+      req[HANDSHAKE_USER] = session;
+      done(true);
+    };
     const query = new URL(req.url ?? '/', 'http://x').searchParams;
     const token = bearerToken(req.headers.authorization) ?? query.get('token');
     const ticket = token === null ? query.get('ticket') : null;
@@ -85,8 +106,7 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
       // that answers later. ws waits for `done`; no frame is read before it says yes.
       this.auth.verifyTicket(ticket).then((session) => {
         if (this.shuttingDown) return done(false, 503, 'Server shutting down');
-        req[HANDSHAKE_USER] = session;
-        done(true);
+        admit(session);
       }, refuse);
       return;
     }
@@ -94,8 +114,7 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
       // Bearer and ?token= are decided here and now, from the token and memory alone. When
       // memory cannot vouch for the session (see RevokedSessions), start() asks the database.
       const { recheck: _, ...session } = this.auth.verifySession(token);
-      req[HANDSHAKE_USER] = session;
-      done(true);
+      admit(session);
     } catch (err) {
       refuse(err);
     }
@@ -114,6 +133,7 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
     // instance prefix to make it unique across instances and restarts.
     const conn = new Connection((++this.connectionSeq).toString(36), user, socket, bucket, this.config.sendBufferCapBytes, this.closeSlowConsumer);
     conn.expiresAt = session.expiresAt;
+    conn.address = (req as TaggedRequest)[HANDSHAKE_ADDRESS] ?? null;
     conn.sessionId = session.sessionId;
     (socket as TaggedSocket)[CONNECTION] = conn;
     socket.on('pong', markAlive);
@@ -232,6 +252,7 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
    */
   async onModuleDestroy(): Promise<void> {
     this.shuttingDown = true;
+    this.health.markDraining(); // /health/ready says 503: balancers stop sending clients here
     if (this.heartbeat) clearInterval(this.heartbeat);
     for (const conn of [...this.registry.connections()]) conn.close(CLOSE.GOING_AWAY, 'server shutting down');
     await this.presence.stop();

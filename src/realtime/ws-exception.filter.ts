@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, Logger, WsExceptionFilter } from '@nestjs/common';
-import { AppError } from '../common/app-error.js';
+import { AppError, RateLimitedError } from '../common/app-error.js';
 import { toHttpError } from '../common/http-exception.filter.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { connectionOf } from './session.service.js';
@@ -32,6 +32,7 @@ export class WsErrorFilter implements WsExceptionFilter {
         message,
         ...(typeof data?.ref === 'string' ? { ref: data.ref } : {}),
         ...(typeof data?.clientMsgId === 'string' ? { clientMsgId: data.clientMsgId } : {}),
+        ...(exception instanceof RateLimitedError ? { retryAfterMs: exception.retryAfterMs } : {}),
         ...(details ? { details } : {}),
       }),
     );

@@ -1,0 +1,22 @@
+import type { IncomingMessage } from 'node:http';
+import proxyaddr from 'proxy-addr';
+
+/**
+ * The client's address of a WebSocket upgrade, by the same TRUST_PROXY rule Express applies to
+ * HTTP requests (Express uses proxy-addr too): behind a trusted proxy, the X-Forwarded-For hop;
+ * otherwise the peer. A per-address quota that counted the proxy would lock everybody out.
+ */
+export function clientAddressOf(trustProxy: boolean | number | string[]): (req: IncomingMessage) => string {
+  const trust =
+    trustProxy === true ? () => true
+    : trustProxy === false ? () => false
+    : typeof trustProxy === 'number' ? (_addr: string, hop: number) => hop < trustProxy
+    : proxyaddr.compile(trustProxy);
+  return (req) => {
+    try {
+      return proxyaddr(req as Parameters<typeof proxyaddr>[0], trust);
+    } catch {
+      return req.socket.remoteAddress ?? 'unknown';
+    }
+  };
+}
