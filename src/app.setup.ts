@@ -32,7 +32,9 @@ export function configureApp(app: INestApplication, config: AppConfig): void {
     exposedHeaders: ['Retry-After'],
     maxAge: 600,
   });
-  // Our JSON parser in place of Nest's default one (same options), with a depth check of the raw
+  // JSON is the only body Parley reads: the app is created with `bodyParser: false`, so there is
+  // no URL-encoded parser, and a cross-site HTML form cannot post to /auth/register (a form body
+  // is refused by validation). Our JSON parser in place of Nest's default one (same options), with a depth check of the raw
   // bytes before JSON.parse. Nest's types reserve `verify` for its `rawBody` option, which
   // Parley does not use (test/json-depth.e2e-spec.ts fails if this check stops running).
   (app as NestExpressApplication).useBodyParser('json', { verify: verifyJsonDepth } as NestExpressBodyParserOptionsFor<'json'>);

@@ -15,7 +15,7 @@ if (!REDIS_SERVER_AVAILABLE) console.warn('redis-server is not installed: the tw
 async function startInstance(databaseUrl: string, redisUrl: string) {
   const config = loadConfig(testEnv(databaseUrl, { REDIS_URL: redisUrl }));
   const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
-  const app: INestApplication = moduleRef.createNestApplication({ logger: false });
+  const app: INestApplication = moduleRef.createNestApplication({ logger: false, bodyParser: false });
   configureApp(app, config);
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as { port: number };

@@ -83,7 +83,7 @@ export async function startApp(kind: DbKind, env: Record<string, string> = {}): 
 export async function startAppOn(db: { url: string; cleanup: () => Promise<void> }, env: Record<string, string> = {}): Promise<TestApp> {
   const config = loadConfig(testEnv(db.url, env));
   const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
-  const app = moduleRef.createNestApplication({ logger: false });
+  const app = moduleRef.createNestApplication({ logger: false, bodyParser: false });
   configureApp(app, config);
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as { port: number };
