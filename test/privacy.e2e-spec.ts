@@ -1,4 +1,4 @@
-import { createChannel, DATABASES, registerUser, startApp, TestApp, TestUser } from './helpers/test-app.js';
+import { createChannel, DATABASES, registerUser, suiteApp, TestApp, TestUser } from './helpers/test-app.js';
 import { TestClient } from './helpers/ws-client.js';
 
 /**
@@ -6,20 +6,15 @@ import { TestClient } from './helpers/ws-client.js';
  * conversations both sides accepted, channel names that reveal no private channel.
  */
 describe.each(DATABASES)('privacy and trust on %s', (db) => {
+  const suite = suiteApp(db);
   let t: TestApp;
-  const clients: TestClient[] = [];
-
-  beforeAll(async () => {
-    t = await startApp(db);
+  beforeAll(() => {
+    t = suite.t;
   });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-  });
-  afterAll(() => t.close());
 
   async function connect(u: TestUser) {
     const { client, ready } = await TestClient.connect(t.wsUrl, u.token);
-    clients.push(client);
+    suite.track(client);
     return { client, ready };
   }
   const users = (n: number) => Promise.all(Array.from({ length: n }, () => registerUser(t, 'p')));

@@ -1,24 +1,19 @@
 import jwt from 'jsonwebtoken';
-import { createChannel, DATABASES, registerUser, startApp, TestApp, TestUser } from './helpers/test-app.js';
+import { createChannel, DATABASES, registerUser, suiteApp, TestApp, TestUser } from './helpers/test-app.js';
 import { HandshakeRefused, TestClient } from './helpers/ws-client.js';
 
 const SECRET = 'test-secret-0123456789abcdef';
 
 describe.each(DATABASES)('WebSocket protocol v1 on %s', (db) => {
+  const suite = suiteApp(db);
   let t: TestApp;
-  const clients: TestClient[] = [];
-
-  beforeAll(async () => {
-    t = await startApp(db);
+  beforeAll(() => {
+    t = suite.t;
   });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-  });
-  afterAll(() => t.close());
 
   async function connect(u: TestUser, opts: { query?: boolean } = {}) {
     const { client, ready } = await TestClient.connect(t.wsUrl, u.token, opts);
-    clients.push(client);
+    suite.track(client);
     return { client, ready };
   }
   const sendHttp = (u: TestUser, channelId: string, text: string, clientMsgId: string) =>
@@ -244,7 +239,7 @@ describe.each(DATABASES)('WebSocket protocol v1 on %s', (db) => {
       await b.close();
       for (let i = 1; i <= 230; i++) await sendHttp(alice, channelId, `missed ${i}`, `rs-${i}`);
       const { client: back } = await connect(bob);
-      clients.push(back);
+      suite.track(back);
       back.send('sync', { channels: { [channelId]: lastSeen }, ref: 's1' });
       const page1 = await back.next('sync.result');
       expect(page1).toMatchObject({ channelId, headSeq: 231, hasMore: true, ref: 's1' });

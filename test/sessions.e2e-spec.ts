@@ -1,7 +1,7 @@
 import jwt from 'jsonwebtoken';
 import { DataSource } from 'typeorm';
 import { SessionStore } from '../src/auth/session.store.js';
-import { createChannel, DATABASES, freshDatabaseUrl, registerUser, startApp, startAppOn, TestApp, TestUser } from './helpers/test-app.js';
+import { createChannel, DATABASES, freshDatabaseUrl, registerUser, suiteApp, startAppOn, TestApp, TestUser } from './helpers/test-app.js';
 import { REDIS_SERVER_AVAILABLE, startRedis, type TestRedis } from './helpers/redis-server.js';
 import { HandshakeRefused, TestClient } from './helpers/ws-client.js';
 
@@ -18,25 +18,20 @@ interface Claims {
 const claimsOf = (token: string) => jwt.decode(token) as Claims;
 
 describe.each(DATABASES)('sessions, tickets and token rules on %s', (db) => {
+  const suite = suiteApp(db);
   let t: TestApp;
-  const clients: TestClient[] = [];
-
-  beforeAll(async () => {
-    t = await startApp(db);
+  beforeAll(() => {
+    t = suite.t;
   });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-  });
-  afterAll(() => t.close());
 
   async function connect(token: string) {
     const { client, ready } = await TestClient.connect(t.wsUrl, token);
-    clients.push(client);
+    suite.track(client);
     return { client, ready };
   }
   async function openTicket(ticket: string) {
     const client = await TestClient.open(`${t.wsUrl}?ticket=${encodeURIComponent(ticket)}`, null);
-    clients.push(client);
+    suite.track(client);
     return client;
   }
   const login = async (u: TestUser, password = 'password123', userAgent = 'jest') => {
@@ -215,7 +210,7 @@ describe.each(DATABASES)('sessions, tickets and token rules on %s', (db) => {
       const { ticket } = await ticketFor(u.token);
       const attempts = await Promise.allSettled(Array.from({ length: 6 }, () => TestClient.open(`${t.wsUrl}?ticket=${ticket}`, null)));
       const opened = attempts.filter((a): a is PromiseFulfilledResult<TestClient> => a.status === 'fulfilled').map((a) => a.value);
-      clients.push(...opened);
+      opened.forEach((c) => suite.track(c));
       expect(opened).toHaveLength(1);
       for (const a of attempts) if (a.status === 'rejected') expect(a.reason).toEqual(new HandshakeRefused(401));
     });
@@ -276,7 +271,7 @@ describe.each(DATABASES)('sessions, tickets and token rules on %s', (db) => {
       }
       // The handshake is decided from the token alone; the session's first check closes it.
       const client = await TestClient.open(t.wsUrl, ghost.token);
-      clients.push(client);
+      suite.track(client);
       expect(await client.waitClosed(2000)).toEqual({ code: 1008, reason: 'session ended' });
       expect(client.log.map((f) => f.event)).not.toContain('session.ready');
     });

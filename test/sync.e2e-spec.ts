@@ -2,25 +2,20 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { ChannelsService } from '../src/channels/channels.service.js';
 import { MessagesService } from '../src/messages/messages.service.js';
-import { DATABASES, registerUser, startApp, TestApp, TestUser } from './helpers/test-app.js';
+import { DATABASES, registerUser, suiteApp, TestApp, TestUser } from './helpers/test-app.js';
 import { TestClient } from './helpers/ws-client.js';
 
 /** `sync` is no lever for abuse: ids that are no channel cost no query each, a closed connection stops it, every frame is answered. */
 describe.each(DATABASES)('sync costs on %s', (db) => {
+  const suite = suiteApp(db);
   let t: TestApp;
-  const clients: TestClient[] = [];
-
-  beforeAll(async () => {
-    t = await startApp(db);
+  beforeAll(() => {
+    t = suite.t;
   });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-  });
-  afterAll(() => t.close());
 
   async function connect(u: TestUser) {
     const { client } = await TestClient.connect(t.wsUrl, u.token);
-    clients.push(client);
+    suite.track(client);
     return { client };
   }
   const users = (n: number) => Promise.all(Array.from({ length: n }, () => registerUser(t, 's')));

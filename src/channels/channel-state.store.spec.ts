@@ -1,10 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { INestApplicationContext } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
-import { DATABASES, freshDatabaseUrl, testEnv } from '../../test/helpers/test-app.js';
-import { AppModule } from '../app.module.js';
-import { loadConfig } from '../config/app-config.js';
+import { DATABASES, suiteContext } from '../../test/helpers/test-app.js';
 import { DatabaseWriter } from '../database/database-writer.js';
 import { LocalFanoutBus } from '../fanout/fanout-bus.js';
 import { BlocksService } from '../users/blocks.service.js';
@@ -14,21 +11,14 @@ import { ChannelsService } from './channels.service.js';
 
 /** The in-memory channel state on a real database: loads, changes from the bus, refreshes, presence peers. */
 describe.each(DATABASES)('ChannelStateStore on %s', (db) => {
+  const suite = suiteContext(db);
   let ctx: INestApplicationContext;
-  let cleanup: () => Promise<void>;
   let dataSource: DataSource;
   let n = 0;
 
-  beforeAll(async () => {
-    const fresh = freshDatabaseUrl(db);
-    cleanup = fresh.cleanup;
-    const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(loadConfig(testEnv(fresh.url)))] }).compile();
-    ctx = await moduleRef.init();
+  beforeAll(() => {
+    ctx = suite.ctx;
     dataSource = ctx.get(DataSource);
-  });
-  afterAll(async () => {
-    await ctx.close();
-    await cleanup();
   });
 
   /**
@@ -85,18 +75,11 @@ describe.each(DATABASES)('ChannelStateStore on %s', (db) => {
 });
 
 describe.each(DATABASES)('ChannelStateStore missing ids on %s', (db) => {
+  const suite = suiteContext(db);
   let ctx: INestApplicationContext;
-  let cleanup: () => Promise<void>;
 
-  beforeAll(async () => {
-    const fresh = freshDatabaseUrl(db);
-    cleanup = fresh.cleanup;
-    const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(loadConfig(testEnv(fresh.url)))] }).compile();
-    ctx = await moduleRef.init();
-  });
-  afterAll(async () => {
-    await ctx.close();
-    await cleanup();
+  beforeAll(() => {
+    ctx = suite.ctx;
   });
 
   it('remembers ids that are no channel, and forgets one when a channel of that id is created', async () => {
@@ -123,19 +106,12 @@ describe.each(DATABASES)('ChannelStateStore missing ids on %s', (db) => {
 });
 
 describe.each(DATABASES)('ChannelStateStore presence on %s', (db) => {
+  const suite = suiteContext(db);
   let ctx: INestApplicationContext;
-  let cleanup: () => Promise<void>;
   let n = 0;
 
-  beforeAll(async () => {
-    const fresh = freshDatabaseUrl(db);
-    cleanup = fresh.cleanup;
-    const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(loadConfig(testEnv(fresh.url)))] }).compile();
-    ctx = await moduleRef.init();
-  });
-  afterAll(async () => {
-    await ctx.close();
-    await cleanup();
+  beforeAll(() => {
+    ctx = suite.ctx;
   });
 
   async function accepted() {

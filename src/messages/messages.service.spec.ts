@@ -1,7 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
-import { freshDatabaseUrl, testEnv, DATABASES } from '../../test/helpers/test-app.js';
+import { DATABASES, freshDatabaseUrl, suiteContext, testEnv } from '../../test/helpers/test-app.js';
 import { AppModule } from '../app.module.js';
 import type { AuthUser } from '../auth/auth.service.js';
 import { ChannelsService } from '../channels/channels.service.js';
@@ -14,25 +14,18 @@ import { MessagesService } from './messages.service.js';
 
 /** The messages service on a real database (an SQLite file; PostgreSQL too when configured). */
 describe.each(DATABASES)('MessagesService on %s', (db) => {
+  const suite = suiteContext(db);
   let ctx: INestApplicationContext;
-  let cleanup: () => Promise<void>;
   let messages: MessagesService;
   let channels: ChannelsService;
   let users: UsersService;
   let n = 0;
 
-  beforeAll(async () => {
-    const fresh = freshDatabaseUrl(db);
-    cleanup = fresh.cleanup;
-    const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(loadConfig(testEnv(fresh.url)))] }).compile();
-    ctx = await moduleRef.init();
+  beforeAll(() => {
+    ctx = suite.ctx;
     messages = ctx.get(MessagesService);
     channels = ctx.get(ChannelsService);
     users = ctx.get(UsersService);
-  });
-  afterAll(async () => {
-    await ctx.close();
-    await cleanup();
   });
 
   const user = async (): Promise<AuthUser> => {

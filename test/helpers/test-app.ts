@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { INestApplication } from '@nestjs/common';
+import type { INestApplication, INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { AppModule } from '../../src/app.module.js';
@@ -9,6 +9,7 @@ import { configureApp } from '../../src/app.setup.js';
 import { createOpenApiDocument } from '../../src/common/openapi-document.js';
 import { AppConfig, loadConfig } from '../../src/config/app-config.js';
 import { checkResponse, OpenApiContract } from './contract.js';
+import type { TestClient } from './ws-client.js';
 
 export type DbKind = 'sqlite' | 'postgres';
 
@@ -69,6 +70,59 @@ export function testEnv(databaseUrl: string, env: Record<string, string> = {}): 
     PRESENCE_GRACE_MS: '0',
     SQLITE_SYNCHRONOUS: 'NORMAL',
     ...env,
+  };
+}
+
+/**
+ * The app's modules without HTTP, for a suite of service-level tests: created on a fresh database
+ * before the suite, closed (and the database dropped) after it. `ctx` is there from the first
+ * test (and the suite's own beforeAll) on.
+ */
+export function suiteContext(kind: DbKind, env: Record<string, string> = {}): { readonly ctx: INestApplicationContext } {
+  let ctx: INestApplicationContext | undefined;
+  let cleanup: () => Promise<void> = async () => undefined;
+  beforeAll(async () => {
+    const fresh = freshDatabaseUrl(kind);
+    cleanup = fresh.cleanup;
+    const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(loadConfig(testEnv(fresh.url, env)))] }).compile();
+    ctx = await moduleRef.init();
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await cleanup();
+  });
+  return {
+    get ctx(): INestApplicationContext {
+      if (!ctx) throw new Error('suiteContext: the context starts in beforeAll');
+      return ctx;
+    },
+  };
+}
+
+/**
+ * One app for a whole suite: started before its tests, closed after them; the WebSocket clients a
+ * test hands to `track` are closed after that test. Call it in the suite's body (it registers the
+ * hooks); `t` is there from the first test on.
+ */
+export function suiteApp(kind: DbKind, env: Record<string, string> = {}): { readonly t: TestApp; track<C extends TestClient>(client: C): C } {
+  const clients: TestClient[] = [];
+  let app: TestApp | undefined;
+  beforeAll(async () => {
+    app = await startApp(kind, env);
+  });
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+  afterAll(() => app?.close());
+  return {
+    get t(): TestApp {
+      if (!app) throw new Error('suiteApp: the app starts in beforeAll');
+      return app;
+    },
+    track(client) {
+      clients.push(client);
+      return client;
+    },
   };
 }
 
