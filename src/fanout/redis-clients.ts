@@ -18,7 +18,7 @@ export class RedisClients implements OnApplicationShutdown {
   constructor(config: AppConfig) {
     const url = config.redisUrl!;
     const options = { maxRetriesPerRequest: 1, retryStrategy: (times: number) => Math.min(50 * times, 1000) };
-    this.commands = new Redis(url, { ...options, enableOfflineQueue: false, connectionName: 'parley-commands' });
+    this.commands = new Redis(url, { ...options, enableOfflineQueue: false, commandTimeout: 500, connectionName: 'parley-commands' });
     // The subscriber queues its SUBSCRIBE until connected, and re-subscribes after a reconnect.
     this.subscriber = new Redis(url, { ...options, connectionName: 'parley-bus' });
     for (const client of [this.commands, this.subscriber]) {

@@ -47,7 +47,7 @@ describe('addressKey', () => {
 
 describe('HttpRateLimiter (in memory)', () => {
   const limiter = (env: Record<string, string>) =>
-    new HttpRateLimiter(loadConfig({ DATABASE_URL: 'sqlite::memory:', JWT_SECRET: 'x'.repeat(32), HTTP_RATE_LIMIT: 'true', ...env }));
+    new HttpRateLimiter(loadConfig({ DATABASE_URL: 'sqlite::memory:', JWT_SECRET: 'x'.repeat(32), HTTP_RATE_LIMIT: 'true', ...env }), null);
   const req = (ip: string, username?: unknown, user?: string) => ({ ip, body: { username }, ...(user ? { user: { id: user } } : {}) });
 
   it('counts a login against the address+username, the address and the username, and refuses past any', async () => {

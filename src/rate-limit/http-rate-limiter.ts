@@ -1,9 +1,10 @@
 import { isIP } from 'node:net';
-import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { RateLimitedError } from '../common/app-error.js';
 import { AppConfig, type HttpRateLimits } from '../config/app-config.js';
+import { RedisClients } from '../fanout/redis-clients.js';
 
 /** What a route counts against (docs/security.md). */
 export type RouteClass = 'login' | 'register' | 'write' | 'read';
@@ -73,7 +74,7 @@ interface NamedLimiter {
  * per instance rather than none), and says so once in the log.
  */
 @Injectable()
-export class HttpRateLimiter implements OnModuleInit, OnApplicationShutdown {
+export class HttpRateLimiter {
   private readonly log = new Logger('HttpRateLimiter');
   private readonly byRoute = new Map<RouteClass, NamedLimiter[]>();
   private readonly redis: Redis | null = null;
@@ -82,12 +83,16 @@ export class HttpRateLimiter implements OnModuleInit, OnApplicationShutdown {
   private readonly loginFailures: RateLimiterAbstract | null = null;
   private readonly loginBackoff: RateLimiterAbstract | null = null;
 
-  constructor(config: AppConfig) {
+  constructor(
+    config: AppConfig,
+    // The instance's command connection (null without REDIS_URL): no offline queue and a short
+    // timeout, so a request waits at most that long for its counters.
+    @Inject(RedisClients) clients: RedisClients | null,
+  ) {
     const limits = config.httpRateLimits;
     if (!limits) return;
-    if (config.redisUrl) {
-      // No offline queue and a short timeout: a request waits at most that long for its counters.
-      this.redis = new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 500 });
+    if (clients) {
+      this.redis = clients.commands;
       this.redis.on('error', (err: Error) => this.degrade(err.message));
       this.redis.on('ready', () => this.recover());
     }
@@ -152,12 +157,6 @@ export class HttpRateLimiter implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
-  async onModuleInit(): Promise<void> {
-    // Connected before the first request when Redis is up; a Redis that is down does not stop
-    // the boot (ioredis keeps reconnecting, memory counts meanwhile).
-    await this.redis?.connect().catch((err: Error) => this.degrade(err.message));
-  }
-
   /** Counts one request against every limit of its route class; throws RateLimitedError past one. */
   async check(routes: RouteClass, req: LimitedRequest): Promise<void> {
     if (routes === 'login') await this.checkLoginBackoff(req);
@@ -186,10 +185,6 @@ export class HttpRateLimiter implements OnModuleInit, OnApplicationShutdown {
    */
   checkWrite(userId: string): Promise<void> {
     return this.check('write', { user: { id: userId } });
-  }
-
-  onApplicationShutdown(): void {
-    this.redis?.disconnect();
   }
 
   private degrade(reason: string): void {

@@ -1,10 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import proxyaddr from 'proxy-addr';
+import { addressKey } from '../rate-limit/http-rate-limiter.js';
 
 /**
  * The client's address of a WebSocket upgrade, by the same TRUST_PROXY rule Express applies to
  * HTTP requests (Express uses proxy-addr too): behind a trusted proxy, the X-Forwarded-For hop;
- * otherwise the peer. A per-address quota that counted the proxy would lock everybody out.
+ * otherwise the peer. A per-address quota that counted the proxy would lock everybody out. As a
+ * key like the HTTP limits' (an IPv6 address counts as its /64).
  */
 export function clientAddressOf(trustProxy: boolean | number | string[]): (req: IncomingMessage) => string {
   const trust =
@@ -14,9 +16,9 @@ export function clientAddressOf(trustProxy: boolean | number | string[]): (req: 
     : proxyaddr.compile(trustProxy);
   return (req) => {
     try {
-      return proxyaddr(req as Parameters<typeof proxyaddr>[0], trust);
+      return addressKey(proxyaddr(req as Parameters<typeof proxyaddr>[0], trust));
     } catch {
-      return req.socket.remoteAddress ?? 'unknown';
+      return addressKey(req.socket.remoteAddress ?? 'unknown');
     }
   };
 }
