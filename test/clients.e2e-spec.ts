@@ -292,11 +292,14 @@ if (!ON_POSTGRES) process.stderr.write('clients.e2e-spec.ts: the two-instance SD
         await Promise.all([a.client.connect(), b.client.connect()]);
         const sends: Promise<Message>[] = [];
         for (let i = 1; i <= 100; i++) sends.push((i % 2 ? a : b).client.send({ channelId, text: `c${i}` }));
-        await Promise.all(sends);
+        const sent = await Promise.all(sends);
         await eventually('both to see 100', () => a.seqs(channelId).length === 100 && b.seqs(channelId).length === 100, 30000);
         expect(a.seqs(channelId)).toEqual(seqs(100));
         expect(b.seqs(channelId)).toEqual(seqs(100));
-        await eventually('exact unread counts', () => a.client.conversation(channelId)?.unreadCount === 1 && b.client.conversation(channelId)?.unreadCount === 0, 10000);
+        // Sending moves one's marker: unread = what came after one's own last message.
+        const lastOwn = (u: { id: string }) => Math.max(...sent.filter((m) => m.sender.id === u.id).map((m) => m.seq));
+        const unread = (p: SdkProbe) => p.client.conversation(channelId)?.unreadCount;
+        await eventually('exact unread counts', () => unread(a) === 100 - lastOwn(alice) && unread(b) === 100 - lastOwn(bob), 10000);
 
         // Instance B dies and comes back; bob's client resumes there; alice's sends in between arrive once.
         await B.kill('SIGKILL');

@@ -1,0 +1,141 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { register } from '../sdk/src/index.js';
+import { eventually, sleep } from './helpers/cluster.js';
+import { SdkProbe } from './helpers/sdk.js';
+import { ServerProcess } from './helpers/server-process.js';
+import { freshDatabaseUrl } from './helpers/test-app.js';
+
+/**
+ * The terminal client (`npm run chat`, built to dist/cli/chat.js) as a user runs it: a child
+ * process, lines written to its stdin, lines read from its stdout. The other side of the
+ * conversation is an SDK client. The server is killed (-9) and restarted mid-conversation.
+ */
+const CHAT = join(process.cwd(), 'dist', 'cli', 'chat.js');
+const PASSWORD = 'password123';
+
+class Terminal {
+  readonly lines: string[] = [];
+  private buffer = '';
+  output = '';
+
+  constructor(readonly child: ChildProcess) {
+    child.stdout!.on('data', (d: Buffer) => {
+      this.output += d;
+      this.buffer += d;
+      const parts = this.buffer.split('\n');
+      this.buffer = parts.pop()!;
+      this.lines.push(...parts);
+    });
+    child.stderr!.on('data', (d: Buffer) => (this.output += d));
+  }
+
+  type(line: string): void {
+    this.child.stdin!.write(`${line}\n`);
+  }
+
+  /** Waits for a line matching `pattern` at or after line `from`; returns its index. */
+  async waitFor(pattern: RegExp, from = 0, timeoutMs = 20000): Promise<number> {
+    let found = -1;
+    await eventually(`a line matching ${pattern} (output so far:\n${this.output.slice(-1500)})`, () => (found = this.lines.findIndex((l, i) => i >= from && pattern.test(l))) >= 0, timeoutMs);
+    return found;
+  }
+
+  count(pattern: RegExp): number {
+    return this.lines.filter((l) => pattern.test(l)).length;
+  }
+}
+
+describe('terminal client (npm run chat) as a child process', () => {
+  const db = freshDatabaseUrl('sqlite');
+  const env = { DATABASE_URL: db.url, RATE_LIMIT_PER_SEC: '0', HTTP_RATE_LIMIT: 'false', PASSWORD_HASH_MEMORY_KIB: '1024', HEARTBEAT_INTERVAL_MS: '2000', PRESENCE_GRACE_MS: '300' };
+  let server: ServerProcess;
+  let term: Terminal | undefined;
+  let bob: SdkProbe | undefined;
+
+  beforeAll(async () => {
+    if (!existsSync(CHAT)) throw new Error('dist/cli/chat.js is missing: run `npm run build` (npm test does)');
+    server = await ServerProcess.start(env);
+  });
+  afterAll(async () => {
+    bob?.client.close();
+    term?.child.kill('SIGKILL');
+    if (server?.alive) await server.kill('SIGKILL');
+    await db.cleanup();
+  });
+
+  it('signs up, chats both ways, lists conversations, pages history, shows joins and presence, and survives a server restart', async () => {
+    const suffix = Math.random().toString(36).slice(2, 7);
+    const bobAuth = await register(server.baseUrl, { username: `bob_${suffix}`, password: PASSWORD });
+    bob = await SdkProbe.create({ url: server.baseUrl, token: bobAuth.accessToken });
+    await bob.client.connect();
+
+    const alice = `alice_${suffix}`;
+    term = new Terminal(spawn(process.execPath, [CHAT, '--url', server.baseUrl, '--user', alice, '--register'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    term.type(PASSWORD); // not a terminal: the first line is the password
+    await term.waitFor(new RegExp(`^\\* connected as ${alice}`));
+    await term.waitFor(/no conversations yet/);
+
+    // Lines typed at once are handled in order (the DM exists before the text is sent).
+    term.type(`/dm ${bobAuth.user.username}`);
+    term.type('hello bob');
+    await eventually('bob to get it', () => [...bob!.messages.values()].flat().some((m) => m.text === 'hello bob'));
+    const dm = [...bob.messages.keys()][0];
+    await bob.client.send({ channelId: dm, text: 'hi alice' });
+    await term.waitFor(new RegExp(`^\\[@${bobAuth.user.username}\\] ${bobAuth.user.username}: hi alice$`));
+    await term.waitFor(new RegExp(`^\\* ${bobAuth.user.username} is online$`)).catch(() => undefined); // when shared in time
+
+    // A channel: bob joins, alice sees it.
+    const room = `room_${suffix}`;
+    const before = term.lines.length;
+    term.type(`/join ${room}`);
+    await term.waitFor(new RegExp(`^\\* you are in #${room}`), before);
+    const conv = bob.client.conversations.length;
+    const joined = await bob.client.join({ name: room });
+    expect(bob.client.conversations.length).toBe(conv + 1);
+    await term.waitFor(new RegExp(`^\\* ${bobAuth.user.username} joined #${room}$`), before);
+    for (let i = 1; i <= 5; i++) await bob.client.send({ channelId: joined.channelId, text: `r${i}` });
+    await term.waitFor(new RegExp(`^\\[#${room}\\] ${bobAuth.user.username}: r5$`), before);
+
+    // Unread counts in /list: the DM has one unread (alice is in the room now).
+    await bob.client.send({ channelId: dm, text: 'unread one' });
+    await term.waitFor(/unread one$/);
+    await sleep(1000); // what alice saw in the room is marked read a moment later
+    let at = term.lines.length;
+    term.type('/list');
+    await term.waitFor(new RegExp(`^\\*   @${bobAuth.user.username} \\((online|offline)\\) — 1 unread`), at);
+    await term.waitFor(new RegExp(`^\\*   #${room}: `), at);
+
+    // The server dies and comes back: alice's lines typed meanwhile still arrive, once.
+    await server.kill('SIGKILL');
+    await term.waitFor(/^\* connection lost/, at);
+    term.type('sent while the server was away');
+    server = await ServerProcess.start(env, server.port);
+    await term.waitFor(/^\* reconnected$/, at, 30000);
+    await eventually('bob to get the line typed during the outage', () => bob!.texts(joined.channelId).includes('sent while the server was away'), 30000);
+    await bob.client.send({ channelId: joined.channelId, text: 'after restart' });
+    await term.waitFor(new RegExp(`^\\[#${room}\\] ${bobAuth.user.username}: after restart$`), at, 30000);
+    expect(term.count(new RegExp(`^\\[#${room}\\] ${bobAuth.user.username}: r5$`))).toBe(1); // nothing doubled by the resume
+    expect(bob.texts(joined.channelId).filter((t) => t === 'sent while the server was away')).toHaveLength(1);
+
+    // History: the room's earlier messages, paged back from the oldest shown.
+    at = term.lines.length;
+    term.type('/history 3');
+    await term.waitFor(/^\* no earlier messages$|: r\d$/, at);
+
+    // Errors are readable; bob leaves; /who; /quit exits 0.
+    at = term.lines.length;
+    term.type('/dm nobody_at_all_here');
+    await term.waitFor(/^! not_found: /, at);
+    term.type('/nonsense');
+    await term.waitFor(/^! unknown command \/nonsense/, at);
+    await bob.client.leave(joined.channelId);
+    await term.waitFor(new RegExp(`^\\* ${bobAuth.user.username} left #${room}$`), at);
+    term.type('/who');
+    await term.waitFor(new RegExp(`^\\* ${bobAuth.user.username} is (online|offline)$`), at);
+    const exited = new Promise<number | null>((resolve) => term!.child.once('exit', resolve));
+    term.type('/quit');
+    expect(await Promise.race([exited, sleep(10000).then(() => 'still running')])).toBe(0);
+  }, 120000);
+});
