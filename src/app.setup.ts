@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { INestApplication } from '@nestjs/common';
 import type { NestExpressApplication, NestExpressBodyParserOptionsFor } from '@nestjs/platform-express';
 import { SwaggerModule } from '@nestjs/swagger';
@@ -12,6 +15,17 @@ import type { AppConfig } from './config/app-config.js';
 import { MetricsService } from './metrics/metrics.service.js';
 import { ParleyWsAdapter } from './realtime/parley-ws.adapter.js';
 import { SessionService } from './realtime/session.service.js';
+
+/** The web client (clients/web, built by `npm run build` into dist/public), served at `/`. */
+const WEB_ROOT = join(dirname(fileURLToPath(import.meta.url)), 'public');
+/**
+ * The web client's page gets a real CSP (the API's responses keep only frame-ancestors): its own
+ * scripts and styles only; connections to any http(s)/ws(s) origin, because the page may talk
+ * to an API on another origin (`?api=`); images from https (avatars).
+ */
+const WEB_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; connect-src 'self' http: https: ws: wss:; " +
+  "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-src 'none'";
 
 /** Everything `main.ts` and the e2e tests both need, so the tests run the real app. */
 export function configureApp(app: INestApplication, config: AppConfig): void {
@@ -38,6 +52,22 @@ export function configureApp(app: INestApplication, config: AppConfig): void {
   // bytes before JSON.parse. Nest's types reserve `verify` for its `rawBody` option, which
   // Parley does not use (test/json-depth.e2e-spec.ts fails if this check stops running).
   (app as NestExpressApplication).useBodyParser('json', { verify: verifyJsonDepth } as NestExpressBodyParserOptionsFor<'json'>);
+  // Static files only where a file exists (index.html at `/`, app.js, app.css): every other path
+  // falls through to the API, so nothing of it (/auth, /docs, /health, /metrics, /asyncapi.json)
+  // is shadowed. No directory redirects, no dotfiles.
+  if (existsSync(WEB_ROOT)) {
+    (app as NestExpressApplication).useStaticAssets(WEB_ROOT, {
+      index: 'index.html',
+      redirect: false,
+      dotfiles: 'ignore',
+      setHeaders: (res, path) => {
+        if (path.endsWith('.html')) {
+          res.setHeader('Content-Security-Policy', WEB_CSP);
+          res.setHeader('Cache-Control', 'no-cache');
+        }
+      },
+    });
+  }
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new HttpExceptionFilter(app.get(MetricsService)));
   app.useWebSocketAdapter(new ParleyWsAdapter(app, app.get(SessionService), config, app.get(MetricsService)));
