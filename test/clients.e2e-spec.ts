@@ -332,6 +332,7 @@ class TcpProxy {
   }
 
   static start(targetPort: number): Promise<TcpProxy> {
+    // eslint-disable-next-line prefer-const -- assigned after the server callback that uses it is made
     let proxy: TcpProxy;
     const server = createServer((client) => {
       const upstream = new Socket();

@@ -57,11 +57,11 @@ export async function httpJson<T>(fetch: FetchLike, base: string, method: string
     throw new ParleyError('network', `cannot reach ${base}: ${(err as Error).message}`);
   }
   const text = await res.text();
-  let parsed: unknown = undefined;
+  let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : undefined;
   } catch {
-    parsed = undefined;
+    // not JSON (a proxy's error page): the status says enough
   }
   if (!res.ok) {
     const e = (parsed ?? {}) as { code?: ErrorCode; message?: string | string[]; details?: Record<string, unknown>; retryAfterMs?: number };

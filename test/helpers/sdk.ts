@@ -26,6 +26,7 @@ export class SdkProbe {
 
   static async create(options: Omit<ParleyClientOptions, 'WebSocket'>, contractUrl = options.url): Promise<SdkProbe> {
     const contract = await AsyncApiContract.forWsUrl(contractUrl.replace(/^http/, 'ws') + '/ws');
+    // eslint-disable-next-line prefer-const -- the frame hook is made before the probe it reports to
     let probe: SdkProbe | undefined;
     const client = new ParleyClient({
       backoff: { baseMs: 100, maxMs: 1000 },
