@@ -35,6 +35,7 @@ export class MessagesController {
   @ApiOperation({ summary: 'Send over HTTP (bots, integrations): same guarantees and fan-out as WebSocket' })
   @ApiResponse({ status: 201, type: SendResult, description: 'stored' })
   @ApiResponse({ status: 200, type: SendResult, description: 'a retry: the original message, `duplicate: true`' })
+  @ApiError(409, 'replyToSeq: the answered message was deleted')
   async send(
     @CurrentUser() user: AuthUser,
     @UuidParam() id: string,
@@ -65,6 +66,7 @@ export class MessagesController {
   @Put('messages/:seq/reactions/:emoji')
   @ApiOperation({ summary: `React (v1.1); idempotent. At most ${MAX_REACTION_EMOJI} different emoji per message (409 beyond)` })
   @ApiOkResponse({ type: MessageResult })
+  @ApiError(409, 'the message was deleted, or it carries the most different reactions already')
   async react(@CurrentUser() user: AuthUser, @UuidParam() id: string, @SeqParam() seq: number, @EmojiParam() emoji: string): Promise<MessageResult> {
     return { message: (await this.messages.react(user, id, seq, emoji, true)).message };
   }
@@ -72,6 +74,7 @@ export class MessagesController {
   @Delete('messages/:seq/reactions/:emoji')
   @ApiOperation({ summary: 'Take your reaction back (v1.1); idempotent' })
   @ApiOkResponse({ type: MessageResult })
+  @ApiError(409, 'the message was deleted')
   async unreact(@CurrentUser() user: AuthUser, @UuidParam() id: string, @SeqParam() seq: number, @EmojiParam() emoji: string): Promise<MessageResult> {
     return { message: (await this.messages.react(user, id, seq, emoji, false)).message };
   }

@@ -19,11 +19,6 @@ import type { SearchPage } from './dto/message.dto.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
-const encodeCursor = (id: string) => Buffer.from(id).toString('base64url');
-const decodeCursor = (cursor: string): string | undefined => {
-  const id = Buffer.from(cursor, 'base64url').toString();
-  return /^[0-9a-f-]{36}$/.test(id) ? id : undefined;
-};
 
 export interface SendInput {
   channelId?: string;
@@ -159,15 +154,10 @@ export class MessagesService implements OnModuleInit {
     if (terms.length === 0) {
       throw new AppError('invalid_payload', 'q must contain a word (letters or digits)', { fields: { q: ['q must contain a word (letters or digits)'] } });
     }
-    let before: string | undefined;
-    if (q.before !== undefined) {
-      before = decodeCursor(q.before);
-      if (!before) throw new AppError('invalid_payload', 'before must be a nextCursor from a previous page', { fields: { before: ['not a cursor'] } });
-    }
     if (q.channelId !== undefined) await this.channels.requireMember(q.channelId, caller.id);
-    const rows = await this.messageStore.search({ userId: caller.id, terms, channelId: q.channelId, before, limit: q.limit });
+    const rows = await this.messageStore.search({ userId: caller.id, terms, channelId: q.channelId, before: q.before?.toLowerCase(), limit: q.limit });
     const hits = rows.slice(0, q.limit).map((r) => ({ message: rowToMessage(r) }));
-    const nextCursor = rows.length > q.limit ? encodeCursor(hits[hits.length - 1].message.id) : null;
+    const nextCursor = rows.length > q.limit ? hits[hits.length - 1].message.id : null;
     return { hits, nextCursor };
   }
 

@@ -86,8 +86,8 @@ export class SearchQueryDto {
   @Optional() @IntField({ min: 1, max: 100, query: true })
   limit: number = 20;
 
-  @ApiPropertyOptional({ description: 'the nextCursor of the previous page' })
-  @Optional() @StringField({ min: 1, max: 64 })
+  @ApiPropertyOptional({ format: 'uuid', description: 'the nextCursor of the previous page (a message id: hits older than it)' })
+  @Optional() @IsUUID('all', { message: 'before must be a nextCursor from a previous page' })
   before?: string;
 }
 
@@ -97,5 +97,5 @@ export class SearchHit {
 
 export class SearchPage {
   @ApiProperty({ type: [SearchHit], description: 'newest first' }) hits!: SearchHit[];
-  @ApiProperty({ type: String, nullable: true, description: 'pass as `before` for the next page; null on the last page' }) nextCursor!: string | null;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true, description: 'pass as `before` for the next page; null on the last page' }) nextCursor!: string | null;
 }
