@@ -60,7 +60,7 @@ export class SendResult {
  * documents, so a client can check an emoji before sending it, exactly as the server does.
  */
 export const EMOJI_PATTERN =
-  /^(?::[a-z0-9_+-]{1,32}:|\p{Regional_Indicator}{2}|[#*0-9]\uFE0F?\u20E3|\p{Extended_Pictographic}[\uFE0F\u{1F3FB}-\u{1F3FF}]?(?:\u200D\p{Extended_Pictographic}[\uFE0F\u{1F3FB}-\u{1F3FF}]?)*[\u{E0020}-\u{E007F}]*)$/u;
+  /^(?::[a-z0-9_+-]{1,32}:|\p{Regional_Indicator}{2}|[#*0-9]\uFE0F?\u20E3|\p{Extended_Pictographic}(?:\uFE0F|\p{Emoji_Modifier})?(?:\u200D\p{Extended_Pictographic}(?:\uFE0F|\p{Emoji_Modifier})?)*[\u{E0020}-\u{E007F}]*)$/u;
 export const EMOJI_MAX_LENGTH = 32;
 
 export class EditBodyDto {
