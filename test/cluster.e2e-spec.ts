@@ -167,6 +167,64 @@ describeCluster('several instances on one PostgreSQL database and one Redis', ()
     });
   });
 
+  describe('messages that change (v1.1)', () => {
+    clusterIt('edits, deletes and reactions made on three instances at once reach every connection in rev order, and each ends with the stored state', async () => {
+      const [alice, bob, carol] = await cluster.users(3);
+      const channelId = await cluster.channel(alice, [bob, carol]);
+      const aliceA = await cluster.connect(alice, A);
+      const bobB = await cluster.connect(bob, B);
+      const carolC = await cluster.connect(carol, C);
+      const everyone = [aliceA, bobB, carolC];
+      sendMany(aliceA, channelId, 'chg', 10);
+      for (const c of everyone) await waitForSeq(c, channelId, 10);
+
+      for (const seq of seqs(5)) aliceA.send('message.edit', { channelId, seq, text: `edited ${seq}`, ref: `e${seq}` });
+      for (const seq of seqs(10)) bobB.send('reaction.add', { channelId, seq, emoji: '👍', ref: `b${seq}` });
+      for (const seq of seqs(10)) carolC.send('reaction.add', { channelId, seq, emoji: ':tada:', ref: `c${seq}` });
+      const deletes = await Promise.all([6, 7].map((seq) => api(C.baseUrl, 'DELETE', `/channels/${channelId}/messages/${seq}`, undefined, alice.token)));
+      expect(deletes.map((r) => r.status)).toEqual([200, 200]);
+      // Every change answered (a reaction that came after its message's delete: conflict), so all are committed.
+      const answered = (c: TestClient, ref: string) => c.log.some((f) => (f.event === 'message.updated' || f.event === 'error') && f.data.ref === ref);
+      await eventually('every change answered', () => seqs(10).every((seq) => answered(bobB, `b${seq}`) && answered(carolC, `c${seq}`)) && seqs(5).every((seq) => answered(aliceA, `e${seq}`)), 30000);
+      const stored = await cluster.history(alice, channelId);
+      const headRev = Math.max(...stored.map((m) => (m as Data).rev as number));
+      const changesOf = (c: TestClient) => c.log.filter((f) => (f.event === 'message.new' || f.event === 'message.updated') && f.data.message.channelId === channelId).map((f) => f.data.message);
+      for (const c of everyone) {
+        await eventually('every change delivered', () => Math.max(...changesOf(c).map((m) => m.rev)) === headRev, 15000);
+        const revs = changesOf(c).map((m) => m.rev);
+        expect(revs).toEqual([...revs].sort((x, y) => x - y)); // rev order on every connection
+        expect(new Set(revs).size).toBe(revs.length); // and each change once
+        const latest = new Map<number, Data>();
+        for (const m of changesOf(c)) latest.set(m.seq, m);
+        expect(seqs(10).map((seq) => latest.get(seq))).toEqual(stored);
+      }
+      // The askers got their answers with their refs, in the same stream.
+      for (const seq of seqs(5)) expect(aliceA.log.some((f) => f.event === 'message.updated' && f.data.ref === `e${seq}`)).toBe(true);
+      expect(stored.filter((m) => (m as Data).deleted).map((m) => m.seq)).toEqual([6, 7]);
+    }, 60000);
+
+    clusterIt('unread and mention counts stay exact on every instance after mentions, edits and deletes made elsewhere', async () => {
+      const [alice, bob] = await cluster.users(2);
+      const channelId = await cluster.channel(alice, [bob]);
+      const bobB = await cluster.connect(bob, B);
+      const bobC = await cluster.connect(bob, C);
+      const send = (text: string) => api(A.baseUrl, 'POST', `/channels/${channelId}/messages`, { text, clientMsgId: `${text}-${Math.random()}` }, alice.token);
+      await send(`hi @${bob.username}`);
+      await send('plain');
+      await send(`again @${bob.username}`);
+      const counts = async (node: ServerProcess) => {
+        const c = (await api(node.baseUrl, 'GET', '/conversations', undefined, bob.token)).body.find((x: Data) => x.channelId === channelId);
+        return [c.unreadCount, c.mentionCount];
+      };
+      for (const node of [A, B, C]) await eventually('counts on every instance', async () => JSON.stringify(await counts(node)) === '[3,2]');
+      expect((await bobB.next('conversation.update', (d) => d.conversation.channelId === channelId && d.conversation.mentionCount === 2)).conversation.unreadCount).toBe(3);
+      await api(C.baseUrl, 'PATCH', `/channels/${channelId}/messages/1`, { text: 'hi all' }, alice.token);
+      await api(B.baseUrl, 'DELETE', `/channels/${channelId}/messages/2`, undefined, alice.token);
+      for (const node of [A, B, C]) await eventually('counts after the edit and the delete', async () => JSON.stringify(await counts(node)) === '[2,1]');
+      await eventually('bob on C saw the update', () => bobC.log.some((f) => f.event === 'conversation.update' && f.data.conversation.channelId === channelId && f.data.conversation.mentionCount === 1 && f.data.conversation.unreadCount === 2));
+    }, 60000);
+  });
+
   describe('read markers and unread counts', () => {
     clusterIt("a read on B updates the reader's connection on C, and unread counts stay exact whichever instance computes them", async () => {
       const [alice, bob] = await cluster.users(2);

@@ -21,7 +21,7 @@ const operations = (doc: any): { method: string; path: string; op: any }[] =>
   Object.entries(doc.paths).flatMap(([path, item]: [string, any]) =>
     Object.entries(item).map(([method, op]) => ({ method, path, op })),
   );
-const concrete = (path: string) => path.replace(/\{[^}]+\}/g, randomUUID());
+const concrete = (path: string) => path.replace('{seq}', '1').replace('{emoji}', encodeURIComponent('👍')).replace(/\{[^}]+\}/g, randomUUID());
 
 // Apps a test starts for itself are closed after it, whatever happens in it (an app left open
 // would keep Jest from ever finishing).
@@ -192,7 +192,10 @@ describe('the documents', () => {
     expect(t.contract.check({ ...err, body: { statusCode: 401, code: 'unauthorized', message: 'x', details: {} } })).toMatch(/additional properties/);
 
     const ws = (await AsyncApiContract.forWsUrl(t.wsUrl))!;
-    const message = { id: randomUUID(), channelId: randomUUID(), seq: 1, sender: { id: u.id, username: u.username }, text: 'hi', clientMsgId: 'c', createdAt: new Date().toISOString() };
+    const message = {
+      id: randomUUID(), channelId: randomUUID(), seq: 1, rev: 1, sender: { id: u.id, username: u.username }, text: 'hi', clientMsgId: 'c', createdAt: new Date().toISOString(),
+      deleted: false, mentions: [], reactions: [],
+    };
     expect(ws.checkServerFrame({ event: 'message.new', data: { message } })).toBeNull();
     expect(ws.checkServerFrame({ event: 'message.new', data: { message: { ...message, seq: '1' } } })).toMatch(/seq must be integer/);
     expect(ws.checkServerFrame({ event: 'message.new', data: { message, extra: true } })).toMatch(/additional properties/);
@@ -292,6 +295,40 @@ describe.each(DATABASES)('every operation and every event on %s', (db) => {
     await http().post(`/channels/${priv}/read`).set(carol.auth).send({ seq: 1 }).expect(404);
   });
 
+  it('messages that change (v1.1): edit, delete, reactions, replies, search', async () => {
+    const http = t.http;
+    const pub = await createChannel(t, alice, [bob]);
+    const priv = await createChannel(t, carol, [], 'private');
+    const m = (path: string) => `/channels/${pub}/messages/${path}`;
+    await http().post(`/channels/${pub}/messages`).set(alice.auth).send({ text: 'lunch today', clientMsgId: 'v11-1' }).expect(201);
+    await http().post(`/channels/${pub}/messages`).set(bob.auth).send({ text: 'yes', clientMsgId: 'v11-2', replyToSeq: 1 }).expect(201);
+    await http().post(`/channels/${pub}/messages`).set(bob.auth).send({ text: 'x', clientMsgId: 'v11-3', replyToSeq: 99 }).expect(404);
+    await http().patch(m('1')).set(alice.auth).send({ text: 'lunch at noon' }).expect(200);
+    await http().patch(m('1')).set(alice.auth).send({ text: '' }).expect(400);
+    await http().patch(m('1')).set(bob.auth).send({ text: 'mine now' }).expect(403);
+    await http().patch(m('99')).set(alice.auth).send({ text: 'x' }).expect(404);
+    await http().put(`${m('1')}/reactions/${encodeURIComponent('👍')}`).set(bob.auth).expect(200);
+    await http().put(`${m('1')}/reactions/nope`).set(bob.auth).expect(400);
+    await http().put(`${m('1')}/reactions/${encodeURIComponent('👍')}`).set(carol.auth).expect(403);
+    await http().put(`/channels/${priv}/messages/1/reactions/${encodeURIComponent('👍')}`).set(bob.auth).expect(404);
+    await http().delete(`${m('1')}/reactions/${encodeURIComponent('👍')}`).set(bob.auth).expect(200);
+    await http().delete(`${m('1')}/reactions/nope`).set(bob.auth).expect(400);
+    await http().delete(`${m('1')}/reactions/${encodeURIComponent('👍')}`).set(carol.auth).expect(403);
+    await http().delete(`/channels/${priv}/messages/1/reactions/${encodeURIComponent('👍')}`).set(bob.auth).expect(404);
+    await http().delete(m('1')).set(bob.auth).expect(403);
+    await http().delete(m('0')).set(alice.auth).expect(400);
+    await http().delete(`/channels/${priv}/messages/1`).set(bob.auth).expect(404);
+    await http().get('/search/messages').query({ q: 'yes' }).set(bob.auth).expect(200);
+    await http().get('/search/messages').query({ q: '((' }).set(bob.auth).expect(400);
+    await http().get('/search/messages').query({ q: 'yes', channelId: priv }).set(bob.auth).expect(404);
+    await http().get('/search/messages').query({ q: 'yes', channelId: await createChannel(t, carol) }).set(bob.auth).expect(403);
+    await http().delete(m('1')).set(alice.auth).expect(200);
+    await http().patch(m('1')).set(alice.auth).send({ text: 'back' }).expect(409);
+    await http().put(`${m('1')}/reactions/${encodeURIComponent('👍')}`).set(bob.auth).expect(409);
+    await http().delete(`${m('1')}/reactions/${encodeURIComponent('👍')}`).set(bob.auth).expect(409);
+    await http().post(`/channels/${pub}/messages`).set(bob.auth).send({ text: 'x', clientMsgId: 'v11-4', replyToSeq: 1 }).expect(409);
+  });
+
   it('blocks and accepting conversations', async () => {
     const http = t.http;
     const [dan, eve] = await Promise.all([registerUser(t, 'dan'), registerUser(t, 'eve')]);
@@ -379,6 +416,18 @@ describe.each(DATABASES)('every operation and every event on %s', (db) => {
     await b.next('sync.result', (d) => d.ref === 'y');
     b.send('history', { channelId, limit: 10, ref: 'h' });
     await b.next('history.result', (d) => d.ref === 'h');
+    // v1.1: changes of messages, answered by message.updated; sync by {seq, rev}.
+    a.send('message.edit', { channelId, seq: ack.message.seq, text: 'hi bob!', ref: 'e' });
+    await a.next('message.updated', (d) => d.ref === 'e');
+    await b.next('message.updated', (d) => d.message.text === 'hi bob!');
+    b.send('reaction.add', { channelId, seq: ack.message.seq, emoji: '👍', ref: 'ra' });
+    await b.next('message.updated', (d) => d.ref === 'ra');
+    b.send('reaction.remove', { channelId, seq: ack.message.seq, emoji: '👍', ref: 'rr' });
+    await b.next('message.updated', (d) => d.ref === 'rr');
+    b.send('sync', { channels: { [channelId]: { seq: 0, rev: 0 } }, ref: 'y2' });
+    expect(await b.next('sync.result', (d) => d.ref === 'y2')).toMatchObject({ changes: [], headRev: expect.any(Number) });
+    a.send('message.delete', { channelId, seq: ack.message.seq, ref: 'd' });
+    expect((await a.next('message.updated', (d) => d.ref === 'd')).message.deleted).toBe(true);
     const name = `room-ws-${db}-${Date.now()}`;
     b.send('channel.join', { name, ref: 'j' });
     const joined = await b.next('channel.joined', (d) => d.ref === 'j');

@@ -24,7 +24,7 @@ const MAX_CACHED_CHANNELS = 100_000;
  * channel weighs a thousand small ones (an audit filled memory with 400 of them).
  */
 const MAX_CACHED_BYTES = 256 * 1024 * 1024;
-const stateBytes = (s: ChannelState) => 1024 + 200 * s.members.size + 2 * (s.lastMessage?.text.length ?? 0);
+const stateBytes = (s: ChannelState) => 1024 + 200 * s.members.size + 2 * (s.lastMessage?.text.length ?? 0) + 8 * s.deletedSeqs.length;
 /**
  * Ids that are no channel, remembered for a while so a client that lists unknown ids again and
  * again (a `sync` of 500 random ids) costs no query each time. Ids are random UUIDs, so an id
@@ -41,11 +41,23 @@ export interface ChannelState {
   visibility: ChannelVisibility;
   createdAt: number;
   headSeq: number;
+  /** The last rev: every new message and every change of one takes the next (protocol v1.1). */
+  headRev: number;
   lastMessage: MessageView | null;
   members: Map<string, MemberState>;
-  /** The head when this state was read from the database (see ChannelSequencer). */
+  /**
+   * Seqs of deleted messages, ascending: unread counts leave them out (a binary search per
+   * member, no query). Kept for the channel's life in memory: deletes are rare.
+   */
+  deletedSeqs: number[];
+  /** Per member, the seqs of unread messages that mention them, ascending (mentionCount). */
+  mentions: Map<string, number[]>;
+  /** The heads when this state was read from the database (see ChannelSequencer). */
   loadedHeadSeq: number;
-  /** Up to which seq this instance's connections got `message.new` live; null: none yet since the load. */
+  loadedHeadRev: number;
+  /** Up to which rev this instance's connections got the channel's changes live; null: none yet since the load. */
+  deliveredRev: number | null;
+  /** The highest seq this instance's connections got as `message.new` live (set with deliveredRev). */
   deliveredSeq: number | null;
 }
 
@@ -88,9 +100,19 @@ export class ChannelStateStore {
         if (state) this.applyMessage(state, m);
       }
     }, 'state');
+    bus.on('messages.updated', ({ messages }) => {
+      for (const m of messages) {
+        const state = this.touch(m.channelId);
+        if (state) this.applyUpdate(state, m);
+      }
+    }, 'state');
     bus.on('read.moved', ({ channelId, userId, seq }) => {
-      const member = this.touch(channelId)?.members.get(userId);
-      if (member && member.lastReadSeq < seq) member.lastReadSeq = seq;
+      const state = this.touch(channelId);
+      const member = state?.members.get(userId);
+      if (state && member && member.lastReadSeq < seq) {
+        member.lastReadSeq = seq;
+        dropUpTo(state.mentions, userId, seq);
+      }
     }, 'state');
     bus.on('member.joined', ({ channelId, member }) => {
       const state = this.touch(channelId);
@@ -102,6 +124,7 @@ export class ChannelStateStore {
       const state = this.touch(channelId);
       if (!state) return;
       state.members.delete(user.id);
+      state.mentions.delete(user.id);
       this.channelsByUser.get(user.id)?.delete(channelId);
     }, 'state');
     bus.on('member.accepted', ({ channelId, userId, acceptedAt }) => {
@@ -220,12 +243,47 @@ export class ChannelStateStore {
 
   applyMessage(state: ChannelState, message: MessageView): void {
     this.touch(state.id);
+    if (message.rev > state.headRev) state.headRev = message.rev;
     if (message.seq > state.headSeq) {
       state.headSeq = message.seq;
       state.lastMessage = message;
+      // A message's mentions count for the members it names who have not read it yet.
+      for (const u of message.mentions) {
+        const member = state.members.get(u.id);
+        if (member && u.id !== message.sender.id && member.lastReadSeq < message.seq) insertSorted(state.mentions, u.id, message.seq);
+      }
     }
     const sender = state.members.get(message.sender.id);
-    if (sender && sender.lastReadSeq < message.seq) sender.lastReadSeq = message.seq;
+    if (sender && sender.lastReadSeq < message.seq) {
+      sender.lastReadSeq = message.seq;
+      dropUpTo(state.mentions, sender.userId, message.seq);
+    }
+  }
+
+  /**
+   * A stored message changed (edit, delete, reaction): the preview when it is the last message,
+   * the deleted seqs that unread counts skip, and whose unread mentions it is. Applying the same
+   * change twice, or an older one after a newer, changes nothing (the rev decides).
+   */
+  applyUpdate(state: ChannelState, message: MessageView): void {
+    this.touch(state.id);
+    if (message.rev > state.headRev) state.headRev = message.rev;
+    if (message.seq > state.headSeq) return this.applyMessage(state, message); // its creation was missed: same thing
+    if (state.lastMessage?.seq === message.seq && state.lastMessage.rev < message.rev) state.lastMessage = message;
+    if (message.deleted) {
+      const i = lowerBound(state.deletedSeqs, message.seq);
+      if (state.deletedSeqs[i] !== message.seq) state.deletedSeqs.splice(i, 0, message.seq);
+    }
+    for (const [userId, seqs] of state.mentions) {
+      const i = lowerBound(seqs, message.seq);
+      if (seqs[i] === message.seq) seqs.splice(i, 1);
+      if (seqs.length === 0) state.mentions.delete(userId);
+    }
+    if (message.deleted) return;
+    for (const u of message.mentions) {
+      const member = state.members.get(u.id);
+      if (member && u.id !== message.sender.id && member.lastReadSeq < message.seq) insertSorted(state.mentions, u.id, message.seq);
+    }
   }
 
   /**
@@ -250,9 +308,15 @@ export class ChannelStateStore {
     cached.name = fresh.name;
     cached.visibility = fresh.visibility;
     cached.members = fresh.members;
+    cached.deletedSeqs = fresh.deletedSeqs;
+    cached.mentions = fresh.mentions;
     if (fresh.headSeq > cached.headSeq) {
       cached.headSeq = fresh.headSeq;
       cached.lastMessage = fresh.lastMessage;
+    }
+    if (fresh.headRev > cached.headRev) {
+      cached.headRev = fresh.headRev;
+      if (fresh.lastMessage && cached.lastMessage?.seq === fresh.lastMessage.seq) cached.lastMessage = fresh.lastMessage;
     }
     for (const userId of cached.members.keys()) this.index(userId, channelId);
     return cached;
@@ -288,16 +352,16 @@ export class ChannelStateStore {
   }
 
   /** The database's heads of these channels (channels that do not exist are left out). */
-  async heads(channelIds: string[]): Promise<Map<string, number>> {
-    const heads = new Map<string, number>();
+  async heads(channelIds: string[]): Promise<Map<string, { headSeq: number; headRev: number }>> {
+    const heads = new Map<string, { headSeq: number; headRev: number }>();
     for (let i = 0; i < channelIds.length; i += 500) {
       const rows = await this.db
         .createQueryBuilder()
-        .select(['c.id AS id', 'c.head_seq AS head_seq'])
+        .select(['c.id AS id', 'c.head_seq AS head_seq', 'c.head_rev AS head_rev'])
         .from('channels', 'c')
         .where('c.id IN (:...ids)', { ids: channelIds.slice(i, i + 500) })
-        .getRawMany<{ id: string; head_seq: string | number }>();
-      for (const r of rows) heads.set(r.id, Number(r.head_seq));
+        .getRawMany<{ id: string; head_seq: string | number; head_rev: string | number }>();
+      for (const r of rows) heads.set(r.id, { headSeq: Number(r.head_seq), headRev: Number(r.head_rev) });
     }
     return heads;
   }
@@ -342,12 +406,12 @@ export class ChannelStateStore {
     const ch = await this.db
       .createQueryBuilder()
       .select(['c.id AS id', 'c.kind AS kind', 'c.name AS name', 'c.visibility AS visibility'])
-      .addSelect(['c.created_at AS created_at', 'c.head_seq AS head_seq'])
+      .addSelect(['c.created_at AS created_at', 'c.head_seq AS head_seq', 'c.head_rev AS head_rev'])
       .from('channels', 'c')
       .where('c.id = :channelId', { channelId })
-      .getRawOne<{ id: string; kind: ChannelKind; name: string | null; visibility: ChannelVisibility; created_at: string | number; head_seq: string | number }>();
+      .getRawOne<{ id: string; kind: ChannelKind; name: string | null; visibility: ChannelVisibility; created_at: string | number; head_seq: string | number; head_rev: string | number }>();
     if (!ch) return null;
-    const [members, last] = await Promise.all([
+    const [members, last, deleted, mentions] = await Promise.all([
       this.db
         .createQueryBuilder()
         .select(['ms.user_id AS user_id', 'u.username AS username', 'ms.role AS role'])
@@ -363,7 +427,25 @@ export class ChannelStateStore {
         .innerJoin('users', 'u', 'u.id = m.sender_id')
         .where('m.channel_id = :channelId AND m.seq = :seq', { channelId, seq: Number(ch.head_seq) })
         .getRawOne<MessageRow>(),
+      this.db
+        .createQueryBuilder()
+        .select('m.seq', 'seq')
+        .from('messages', 'm')
+        .where('m.channel_id = :channelId AND m.deleted_at IS NOT NULL', { channelId })
+        .orderBy('m.seq', 'ASC')
+        .getRawMany<{ seq: number | string }>(),
+      // Each member's unread mentions: a range of the (channel, user, seq) key per member.
+      this.db
+        .createQueryBuilder()
+        .select(['mm.user_id AS user_id', 'mm.seq AS seq'])
+        .from('message_mentions', 'mm')
+        .innerJoin('memberships', 'ms', 'ms.channel_id = mm.channel_id AND ms.user_id = mm.user_id')
+        .where('mm.channel_id = :channelId AND mm.seq > ms.last_read_seq', { channelId })
+        .orderBy('mm.seq', 'ASC')
+        .getRawMany<{ user_id: string; seq: number | string }>(),
     ]);
+    const mentionSeqs = new Map<string, number[]>();
+    for (const r of mentions) insertSorted(mentionSeqs, r.user_id, Number(r.seq));
     return {
       id: ch.id,
       kind: ch.kind,
@@ -371,7 +453,10 @@ export class ChannelStateStore {
       visibility: ch.visibility,
       createdAt: Number(ch.created_at),
       headSeq: Number(ch.head_seq),
+      headRev: Number(ch.head_rev),
       lastMessage: last ? rowToMessage(last) : null,
+      deletedSeqs: deleted.map((r) => Number(r.seq)),
+      mentions: mentionSeqs,
       members: new Map(
         members.map((m) => [
           m.user_id,
@@ -386,6 +471,8 @@ export class ChannelStateStore {
         ]),
       ),
       loadedHeadSeq: Number(ch.head_seq),
+      loadedHeadRev: Number(ch.head_rev),
+      deliveredRev: null,
       deliveredSeq: null,
     };
   }
@@ -396,3 +483,48 @@ const carriesPresence = (s: ChannelState, maxMembers: number): boolean => s.kind
 
 /** Whether this user is a member who accepted the conversation. */
 const accepted = (s: ChannelState, userId: string): boolean => (s.members.get(userId)?.acceptedAt ?? null) !== null;
+
+/** The first index whose value is >= x in an ascending array. */
+export function lowerBound(a: number[], x: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Adds seq to a user's ascending list (no repeat); usually at the end. */
+function insertSorted(lists: Map<string, number[]>, userId: string, seq: number): void {
+  let list = lists.get(userId);
+  if (!list) lists.set(userId, (list = []));
+  if (list.length === 0 || list[list.length - 1] < seq) list.push(seq);
+  else {
+    const i = lowerBound(list, seq);
+    if (list[i] !== seq) list.splice(i, 0, seq);
+  }
+}
+
+/** Drops the seqs up to `seq` from a user's list (they are read). */
+function dropUpTo(lists: Map<string, number[]>, userId: string, seq: number): void {
+  const list = lists.get(userId);
+  if (!list) return;
+  const keep = list.slice(lowerBound(list, seq + 1));
+  if (keep.length > 0) lists.set(userId, keep);
+  else lists.delete(userId);
+}
+
+/** Messages above `lastReadSeq` that count as unread: all of them but the deleted ones. */
+export function unreadCount(state: ChannelState, lastReadSeq: number): number {
+  if (lastReadSeq >= state.headSeq) return 0;
+  const deletedAbove = state.deletedSeqs.length - lowerBound(state.deletedSeqs, lastReadSeq + 1);
+  return Math.max(0, state.headSeq - lastReadSeq - deletedAbove);
+}
+
+/** Unread messages that mention this member (the list holds only unread, undeleted ones). */
+export function mentionCount(state: ChannelState, userId: string, lastReadSeq: number): number {
+  const list = state.mentions.get(userId);
+  return list ? list.length - lowerBound(list, lastReadSeq + 1) : 0;
+}

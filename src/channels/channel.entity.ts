@@ -35,6 +35,10 @@ export class Channel {
   @Column({ name: 'head_seq', type: 'integer', default: 0 })
   headSeq!: number;
 
+  /** The last assigned rev: every new message and every change of one takes the next (v1.1). */
+  @Column({ name: 'head_rev', type: 'integer', default: 0 })
+  headRev!: number;
+
   @Column({ name: 'created_at', type: 'bigint', transformer: epochMs })
   createdAt!: number;
 }

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ApiNullableRef } from '../common/api-nullable.decorator.js';
 import { MessageView } from '../messages/message.mapper.js';
-import type { ChannelState } from './channel-state.store.js';
+import { type ChannelState, mentionCount, unreadCount } from './channel-state.store.js';
 
 export type PresenceStatus = 'online' | 'offline';
 
@@ -21,7 +21,9 @@ export class ConversationView {
   @ApiNullableRef(MessageView, { description: 'the latest message, or null when there is none' }) lastMessage!: MessageView | null;
   @ApiProperty({ type: 'integer', minimum: 0, example: 42 }) headSeq!: number;
   @ApiProperty({ type: 'integer', minimum: 0, example: 40 }) lastReadSeq!: number;
-  @ApiProperty({ type: 'integer', minimum: 0, example: 2, description: 'messages with seq > lastReadSeq not sent by this user' }) unreadCount!: number;
+  @ApiProperty({ type: 'integer', minimum: 0, example: 57, description: 'the last rev: moves with every new message and every change of one (protocol v1.1)' }) headRev!: number;
+  @ApiProperty({ type: 'integer', minimum: 0, example: 2, description: 'messages with seq > lastReadSeq not sent by this user, deleted ones left out' }) unreadCount!: number;
+  @ApiProperty({ type: 'integer', minimum: 0, example: 1, description: 'unread messages that mention this user' }) mentionCount!: number;
   @ApiProperty({
     description:
       'false while this is a request: a DM someone opened with you, or a channel someone added you to, that you have ' +
@@ -31,9 +33,9 @@ export class ConversationView {
 }
 
 /**
- * Personalizes a channel for one user. unreadCount is headSeq - lastReadSeq: exact, because a
- * user's own messages always sit at or below their read marker (sending moves it). `statusOf`
- * says what this user may see of the peer's presence.
+ * Personalizes a channel for one user. unreadCount is headSeq - lastReadSeq less the deleted
+ * messages above the marker: exact, because a user's own messages always sit at or below their
+ * read marker (sending moves it). `statusOf` says what this user may see of the peer's presence.
  */
 export function toConversation(
   state: ChannelState,
@@ -46,8 +48,10 @@ export function toConversation(
     kind: state.kind,
     lastMessage: state.lastMessage,
     headSeq: state.headSeq,
+    headRev: state.headRev,
     lastReadSeq,
-    unreadCount: Math.max(0, state.headSeq - lastReadSeq),
+    unreadCount: unreadCount(state, lastReadSeq),
+    mentionCount: mentionCount(state, userId, lastReadSeq),
     accepted: (state.members.get(userId)?.acceptedAt ?? null) !== null,
   };
   if (state.kind === 'dm') {

@@ -1,3 +1,5 @@
+import { MessageMention } from '../messages/message-mention.entity.js';
+import { Reaction } from '../messages/reaction.entity.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DataSource, type DataSourceOptions } from 'typeorm';
@@ -11,7 +13,7 @@ import { Block } from '../users/block.entity.js';
 import { User } from '../users/user.entity.js';
 import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.js';
 
-export const ENTITIES = [User, Channel, Membership, Message, Session, WsTicket, Block];
+export const ENTITIES = [User, Channel, Membership, Message, Reaction, MessageMention, Session, WsTicket, Block];
 
 /**
  * One place that turns DATABASE_URL into TypeORM options. Entities and migrations are listed as

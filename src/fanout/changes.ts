@@ -15,6 +15,12 @@ import type { UserRef } from '../users/user.mapper.js';
 export interface ChangeMap {
   /** The new messages of one committed batch, in seq order per channel. */
   'messages.created': { messages: MessageView[] };
+  /**
+   * Stored messages of one committed batch that changed (edit, delete, reaction), each in its new
+   * state, ascending by rev. `origin`: by rev, the local connection that asked for the change and
+   * its frame's `ref`, so its answer is the fan-out's own frame (in rev order) with the ref.
+   */
+  'messages.updated': { messages: MessageView[]; origin?: Record<number, ChangeOrigin> };
   'read.moved': { channelId: string; userId: string; seq: number; origin?: string };
   'member.joined': { channelId: string; member: MemberState; origin?: string };
   'member.left': { channelId: string; user: UserRef; origin?: string };
@@ -39,10 +45,15 @@ export interface ChangeMap {
   'block.changed': { blocker: UserRef; blocked: UserRef; blocking: boolean };
 }
 
+export interface ChangeOrigin {
+  connectionId: string;
+  ref?: string;
+}
+
 export type ChangeName = keyof ChangeMap;
 
 export const CHANGE_NAMES: ChangeName[] = [
-  'messages.created', 'read.moved', 'member.joined', 'member.left', 'conversation.created', 'typing', 'presence.changed',
+  'messages.created', 'messages.updated', 'read.moved', 'member.joined', 'member.left', 'conversation.created', 'typing', 'presence.changed',
   'session.ended', 'member.accepted', 'block.changed',
 ];
 

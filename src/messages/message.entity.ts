@@ -8,6 +8,7 @@ import { epochMs } from '../common/epoch-ms.transformer.js';
 @Unique('uq_messages_channel_seq', ['channelId', 'seq'])
 // The sender's idempotency key: a retry finds the original instead of inserting again.
 @Unique('uq_messages_sender_client_msg', ['senderId', 'clientMsgId'])
+@Unique('uq_messages_channel_rev', ['channelId', 'rev'])
 export class Message {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
@@ -37,4 +38,29 @@ export class Message {
 
   @Column({ name: 'created_at', type: 'bigint', transformer: epochMs })
   createdAt!: number;
+
+  /** The channel's rev at this message's last change; unique per channel (the change order). */
+  @Column({ type: 'integer', default: 0 })
+  rev!: number;
+
+  @Column({ name: 'edited_at', type: 'bigint', nullable: true, transformer: epochMs })
+  editedAt!: number | null;
+
+  /** Set once: a tombstone keeps its seq, its text is emptied. */
+  @Column({ name: 'deleted_at', type: 'bigint', nullable: true, transformer: epochMs })
+  deletedAt!: number | null;
+
+  @Column({ name: 'reply_to_seq', type: 'integer', nullable: true })
+  replyToSeq!: number | null;
+
+  /** JSON of the wire `replyTo` snapshot; the rendered lists below are JSON too, null when empty. */
+  @Column({ name: 'reply_to', type: 'text', nullable: true })
+  replyTo!: string | null;
+
+  @Column({ type: 'text', nullable: true })
+  mentions!: string | null;
+
+  /** The summary of the reactions table for this message, rewritten by each reaction change. */
+  @Column({ type: 'text', nullable: true })
+  reactions!: string | null;
 }

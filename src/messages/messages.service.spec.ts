@@ -104,7 +104,7 @@ describe.each(DATABASES)('MessagesService on %s', (db) => {
     expect(seqs(await messages.history(a, id, { before: 8, limit: 3 }))).toEqual([5, 6, 7]);
     expect(seqs(await messages.history(a, id, { after: 8, limit: 3 }))).toEqual([9, 10]);
     expect(await messages.history(a, id, { after: 10, limit: 3 })).toMatchObject({ messages: [], hasMore: false });
-    expect(await messages.sync(a, id, 7)).toMatchObject({ headSeq: 10, hasMore: false });
+    expect(await messages.sync(a, id, { seq: 7 })).toMatchObject({ headSeq: 10, hasMore: false });
   });
 
   it('splits a failing batch in halves: only the bad send fails, its neighbours pay a few transactions, not one each', async () => {

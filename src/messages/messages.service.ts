@@ -11,7 +11,14 @@ import { Membership } from '../channels/membership.entity.js';
 import type { HistoryPage } from './dto/message.dto.js';
 import { MessageView, rowToMessage } from './message.mapper.js';
 import { MessageStore } from './message-store.js';
-import { MessageWriter, SendOutcome } from './message-writer.js';
+import { ChangeOutcome, ChangeRequest, MessageWriter, SendOutcome } from './message-writer.js';
+import type { ChangeOrigin as ChangeAsker } from '../fanout/changes.js';
+import { parseMentions } from './mentions.js';
+import type { ChannelState } from '../channels/channel-state.store.js';
+import type { SearchPage } from './dto/message.dto.js';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
 
 export interface SendInput {
   channelId?: string;
@@ -19,14 +26,22 @@ export interface SendInput {
   to?: string;
   text: string;
   clientMsgId: string;
+  replyToSeq?: number;
 }
 
 export interface SyncPage extends HistoryPage {
   headSeq: number;
+  /** v1.1 only (a sync that gave a rev): messages at or below the given seq changed since the given rev. */
+  changes?: MessageView[];
+  headRev?: number;
 }
+
+export type { ChangeOrigin as ChangeAsker } from '../fanout/changes.js';
 
 /** Messages per `sync.result` page; the client repeats while hasMore. */
 export const SYNC_PAGE = 200;
+/** Words of a search query that count. */
+const MAX_SEARCH_TERMS = 8;
 
 @Injectable()
 export class MessagesService implements OnModuleInit {
@@ -41,7 +56,7 @@ export class MessagesService implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.messageWriter.onCommitted = (created) => this.afterCommit(created);
+    this.messageWriter.onCommitted = (created, updated, origin) => this.afterCommit(created, updated, origin);
   }
 
   /**
@@ -58,7 +73,14 @@ export class MessagesService implements OnModuleInit {
     await this.channels.assertCanPost(state, caller.id);
     await this.channels.acceptPending(state, caller.id, { quiet: true });
     try {
-      return await this.messageWriter.write({ channelId: state.id, sender: caller, text: input.text, clientMsgId: input.clientMsgId });
+      return await this.messageWriter.write({
+        channelId: state.id,
+        sender: { id: caller.id, username: caller.username },
+        text: input.text,
+        clientMsgId: input.clientMsgId,
+        replyToSeq: input.replyToSeq,
+        mentions: parseMentions(input.text, state),
+      });
     } catch (err) {
       // The writer found no membership: a user deleted since their token was made has none
       // either, and is told 401 (the token outlived its user), not 403. Only on this rare path.
@@ -72,12 +94,71 @@ export class MessagesService implements OnModuleInit {
     return this.page(channelId, q);
   }
 
-  /** Resume: everything after lastSeq, oldest first, one page at a time. */
-  async sync(caller: AuthUser, channelId: string, lastSeq: number): Promise<SyncPage> {
+  /**
+   * Resume: everything after `seq`, oldest first, one page at a time; with a `rev` (v1.1) also
+   * the current state of the messages at or below `seq` that changed after `rev`, by rev. The
+   * changes come first: while they fill a page, the page has no new messages, so a client that
+   * takes the highest seq and the highest rev it got as its next cursor misses nothing.
+   */
+  async sync(caller: AuthUser, channelId: string, since: { seq: number; rev?: number }, limit = SYNC_PAGE): Promise<SyncPage> {
     const state = await this.channels.requireMember(channelId, caller.id);
-    const headSeq = state.headSeq;
-    const page = await this.page(channelId, { after: lastSeq, limit: SYNC_PAGE });
-    return { ...page, headSeq };
+    const { headSeq, headRev } = state;
+    const rows = await this.messageStore.resumePage(channelId, { seq: since.seq, rev: since.rev ?? null, limit });
+    if (since.rev === undefined) {
+      return { channelId, messages: rows.messages.slice(0, limit).map(rowToMessage), hasMore: rows.messages.length > limit, headSeq };
+    }
+    const changes = rows.changes.slice(0, limit).map(rowToMessage);
+    if (rows.changes.length > limit) return { channelId, messages: [], changes, hasMore: true, headSeq, headRev };
+    const messages = rows.messages.slice(0, limit).map(rowToMessage);
+    return { channelId, messages, changes, hasMore: rows.messages.length > limit, headSeq, headRev };
+  }
+
+  /** Edits the caller's own message; mentions are read again from the new text. */
+  edit(caller: AuthUser, channelId: string, seq: number, text: string, asker?: ChangeAsker): Promise<ChangeOutcome> {
+    return this.change(caller, channelId, asker, (state) => ({ op: 'edit', seq, text, mentions: parseMentions(text, state) }));
+  }
+
+  /** Leaves a tombstone: the sender, or the channel's owner or an admin. */
+  remove(caller: AuthUser, channelId: string, seq: number, asker?: ChangeAsker): Promise<ChangeOutcome> {
+    return this.change(caller, channelId, asker, () => ({ op: 'delete', seq }));
+  }
+
+  react(caller: AuthUser, channelId: string, seq: number, emoji: string, add: boolean, asker?: ChangeAsker): Promise<ChangeOutcome> {
+    return this.change(caller, channelId, asker, () => ({ op: 'react', seq, emoji, add }));
+  }
+
+  /**
+   * A change goes through the writer like a send (serialized with them, committed before it is
+   * told); the writer checks the sender, the role and the tombstone in the database. In a DM
+   * with a block nothing changes, as nothing is sent.
+   */
+  private async change(
+    caller: AuthUser,
+    channelId: string,
+    asker: ChangeAsker | undefined,
+    what: (state: ChannelState) => DistributiveOmit<ChangeRequest, 'channelId' | 'actor'>,
+  ): Promise<ChangeOutcome> {
+    const state = await this.channels.requireMember(channelId, caller.id);
+    await this.channels.assertCanPost(state, caller.id);
+    return this.messageWriter.change({ ...what(state), channelId, actor: { id: caller.id, username: caller.username }, asker } as ChangeRequest);
+  }
+
+  /**
+   * Full-text search over the caller's channels (their memberships, read in the same query: a
+   * channel they left, or a private one they are not in, never shows), newest first. The query is
+   * reduced to words (letters and digits), each a prefix, all required: no operator of either
+   * database's query language gets through, so no query can fail or inject.
+   */
+  async search(caller: AuthUser, q: { q: string; channelId?: string; limit: number; before?: string }): Promise<SearchPage> {
+    const terms = (q.q.normalize('NFKC').toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).slice(0, MAX_SEARCH_TERMS).map((t) => t.slice(0, 64));
+    if (terms.length === 0) {
+      throw new AppError('invalid_payload', 'q must contain a word (letters or digits)', { fields: { q: ['q must contain a word (letters or digits)'] } });
+    }
+    if (q.channelId !== undefined) await this.channels.requireMember(q.channelId, caller.id);
+    const rows = await this.messageStore.search({ userId: caller.id, terms, channelId: q.channelId, before: q.before?.toLowerCase(), limit: q.limit });
+    const hits = rows.slice(0, q.limit).map((r) => ({ message: rowToMessage(r) }));
+    const nextCursor = rows.length > q.limit ? hits[hits.length - 1].message.id : null;
+    return { hits, nextCursor };
   }
 
   /**
@@ -116,8 +197,11 @@ export class MessagesService implements OnModuleInit {
    * once (so a read that follows sees the new head) and tells the other instances; the frames go
    * out on the next turn of the event loop, after the senders' acks, as the contract orders them.
    */
-  private afterCommit(created: MessageView[]): void {
-    this.metrics.messagesSent.inc(created.length);
-    this.bus.publish('messages.created', { messages: created });
+  private afterCommit(created: MessageView[], updated: MessageView[], origin?: Record<number, ChangeAsker>): void {
+    if (created.length > 0) {
+      this.metrics.messagesSent.inc(created.length);
+      this.bus.publish('messages.created', { messages: created });
+    }
+    if (updated.length > 0) this.bus.publish('messages.updated', { messages: updated, origin });
   }
 }

@@ -28,7 +28,7 @@ describe('AsyncAPI document', () => {
   });
 
   it('documents every contract event', () => {
-    expect(names('receive')).toEqual(['channel.join', 'channel.leave', 'history', 'message.send', 'ping', 'read', 'sync', 'typing']);
+    expect(names('receive')).toEqual(['channel.join', 'channel.leave', 'history', 'message.delete', 'message.edit', 'message.send', 'ping', 'reaction.add', 'reaction.remove', 'read', 'sync', 'typing']);
   });
 
   it('documents every close code the server sends, and the three ways to authenticate the handshake', () => {

@@ -5,7 +5,8 @@ import type { PublicOrigin } from '../common/public-origin.js';
 import { MAX_SEQ } from '../common/int-field.decorator.js';
 import { VISIBLE } from '../common/text-hygiene.js';
 import { UUID_PATTERN } from '../common/uuid.js';
-import { MAX_TEXT_LENGTH } from '../messages/dto/message.dto.js';
+import { EMOJI_MAX_LENGTH, EMOJI_PATTERN, MAX_TEXT_LENGTH } from '../messages/dto/message.dto.js';
+import { MAX_REACTION_EMOJI } from '../messages/message-writer.js';
 import type { ServerEvent } from './server-events.js';
 
 /**
@@ -59,6 +60,7 @@ const echoedRef = { ref: str({ maxLength: 64, description: 'the `ref` of the fra
 const text = str({ minLength: 1, maxLength: MAX_TEXT_LENGTH, pattern: VISIBLE.source, description: 'at least one visible character' });
 const clientMsgId = str({ minLength: 1, maxLength: 64, description: "the sender's idempotency key" });
 const channelName = str({ pattern: CHANNEL_NAME_PATTERN.source });
+const emoji = str({ minLength: 1, maxLength: EMOJI_MAX_LENGTH, pattern: EMOJI_PATTERN.source, description: 'one emoji, or a :short_name:' });
 
 const schemas: Record<string, Schema> = {
   UserRef: obj({ id: uuid(), username: str() }, ['id', 'username']),
@@ -66,13 +68,23 @@ const schemas: Record<string, Schema> = {
     {
       id: uuid(),
       channelId: uuid(),
-      seq: seq(1, { description: 'per-channel, 1, 2, 3, ... with no gaps' }),
+      seq: seq(1, { description: 'per-channel, 1, 2, 3, ... with no gaps; never changes' }),
+      rev: int({ minimum: 1, description: "v1.1: the channel's revision at this message's last change (creation, edit, delete, reaction); the highest rev of a message is its current state" }),
       sender: ref('UserRef'),
-      text,
+      text: str({ maxLength: MAX_TEXT_LENGTH, description: 'empty for a deleted message' }),
       clientMsgId,
       createdAt: str({ format: 'date-time' }),
+      editedAt: str({ format: 'date-time', description: 'v1.1: when the text was last edited' }),
+      deleted: bool({ description: 'v1.1: a tombstone (text empty, no reactions, mentions or reply); the seq stays' }),
+      replyTo: obj({ seq: seq(1), sender: ref('UserRef'), text: str({ maxLength: 200 }) }, ['seq', 'sender', 'text'], { description: 'v1.1: the answered message as it was (first 200 characters)' }),
+      mentions: { type: 'array', items: ref('UserRef'), description: 'v1.1: members named as @username' },
+      reactions: {
+        type: 'array',
+        description: 'v1.1: per emoji in order of first use',
+        items: obj({ emoji: str(), count: int({ minimum: 1 }), userIds: { type: 'array', items: uuid(), maxItems: 50 } }, ['emoji', 'count', 'userIds']),
+      },
     },
-    ['id', 'channelId', 'seq', 'sender', 'text', 'clientMsgId', 'createdAt'],
+    ['id', 'channelId', 'seq', 'rev', 'sender', 'text', 'clientMsgId', 'createdAt', 'deleted', 'mentions', 'reactions'],
   ),
   Peer: obj(
     {
@@ -90,14 +102,16 @@ const schemas: Record<string, Schema> = {
       peer: { ...ref('Peer'), description: 'DMs only' },
       lastMessage: { oneOf: [ref('Message'), { type: 'null' }], description: 'the latest message, or null when there is none' },
       headSeq: seq(0),
+      headRev: int({ minimum: 0, description: 'v1.1: the last rev of the channel' }),
       lastReadSeq: seq(0),
-      unreadCount: int({ minimum: 0 }),
+      unreadCount: int({ minimum: 0, description: 'messages after lastReadSeq, deleted ones left out' }),
+      mentionCount: int({ minimum: 0, description: 'v1.1: unread messages that mention you' }),
       accepted: {
         type: 'boolean',
         description: 'false while this is a request you have not accepted (a DM someone opened with you, a channel someone added you to); post in it, read a channel, or POST /channels/{id}/accept',
       },
     },
-    ['channelId', 'kind', 'name', 'lastMessage', 'headSeq', 'lastReadSeq', 'unreadCount', 'accepted'],
+    ['channelId', 'kind', 'name', 'lastMessage', 'headSeq', 'headRev', 'lastReadSeq', 'unreadCount', 'mentionCount', 'accepted'],
   ),
 };
 
@@ -121,7 +135,7 @@ const clientEvents: Record<string, { summary: string; data: Schema }> = {
     summary:
       'Send a message to a channel (channelId) or a user (to: DM created on first use). Answered by message.ack, then message.new to every member connection. ' +
       'Posting accepts a conversation someone else put you in. In a DM between users one of whom blocked the other (or to open one): error forbidden.',
-    data: strict({ channelId: uuidIn(), to: str({ maxLength: 32, description: 'a username' }), text, clientMsgId, ...refField }, ['text', 'clientMsgId'], {
+    data: strict({ channelId: uuidIn(), to: str({ maxLength: 32, description: 'a username' }), text, clientMsgId, replyToSeq: seq(1, { description: 'v1.1: answer this message of the same channel' }), ...refField }, ['text', 'clientMsgId'], {
       oneOf: [{ required: ['channelId'] }, { required: ['to'] }],
     }),
   },
@@ -136,7 +150,10 @@ const clientEvents: Record<string, { summary: string; data: Schema }> = {
   },
   typing: { summary: "Tell the channel's other members you are typing (throttled to 1/s).", data: strict({ channelId: uuidIn(), ...refField }, ['channelId']) },
   sync: {
-    summary: 'Resume: for each channel (1 to 500) the last seq seen; one sync.result per channel, repeat while hasMore. A channel you may not read answers an error with details.channelId; an empty channels answers invalid_payload.',
+    summary:
+      'Resume: for each channel (1 to 500) the last seq seen, or (v1.1) {seq, rev}: the last seq and the highest rev received in sync pages; ' +
+      'one sync.result per channel, repeat with the highest seq and rev received while hasMore. A channel you may not read answers an error ' +
+      'with details.channelId; an empty channels answers invalid_payload.',
     data: strict(
       {
         channels: {
@@ -144,13 +161,30 @@ const clientEvents: Record<string, { summary: string; data: Schema }> = {
           minProperties: 1,
           maxProperties: 500,
           propertyNames: { format: 'uuid', pattern: UUID_PATTERN },
-          additionalProperties: seq(0),
-          description: 'channelId → the last seq the client has',
+          additionalProperties: { oneOf: [seq(0), strict({ seq: seq(0), rev: seq(0) }, ['seq'])] },
+          description: 'channelId → the last seq the client has, or {seq, rev}',
         },
+        limit: int({ minimum: 1, maximum: 200, default: 200, description: 'messages (and changes) per sync.result' }),
         ...refField,
       },
       ['channels'],
     ),
+  },
+  'message.edit': {
+    summary: 'v1.1: change the text of your own message. Answered by message.updated (with your ref), which every member connection gets too.',
+    data: strict({ channelId: uuidIn(), seq: seq(1), text, ...refField }, ['channelId', 'seq', 'text']),
+  },
+  'message.delete': {
+    summary: "v1.1: delete a message (yours; any, for the channel's owner and admins): it becomes a tombstone. Answered by message.updated.",
+    data: strict({ channelId: uuidIn(), seq: seq(1), ...refField }, ['channelId', 'seq']),
+  },
+  'reaction.add': {
+    summary: `v1.1: react to a message (at most ${MAX_REACTION_EMOJI} different emoji per message); idempotent. Answered by message.updated.`,
+    data: strict({ channelId: uuidIn(), seq: seq(1), emoji, ...refField }, ['channelId', 'seq', 'emoji']),
+  },
+  'reaction.remove': {
+    summary: 'v1.1: take your reaction back; idempotent. Answered by message.updated.',
+    data: strict({ channelId: uuidIn(), seq: seq(1), emoji, ...refField }, ['channelId', 'seq', 'emoji']),
   },
   history: {
     summary: 'A page of older messages. Answered by history.result.',
@@ -177,7 +211,13 @@ const serverEvents: Record<ServerEvent, { summary: string; data: Schema }> = {
     summary: 'The message is stored (committed). duplicate is true on an idempotent retry.',
     data: obj({ clientMsgId, message: ref('Message'), duplicate: bool(), ...echoedRef }, ['clientMsgId', 'message', 'duplicate']),
   },
-  'message.new': { summary: 'A new message, to every connection of every member, in seq order per channel.', data: obj({ message: ref('Message') }, ['message']) },
+  'message.new': { summary: 'A new message, to every connection of every member, in seq order per channel (and in rev order with message.updated).', data: obj({ message: ref('Message') }, ['message']) },
+  'message.updated': {
+    summary:
+      'v1.1: a message changed (edit, delete, reaction): its whole current state, to every connection of every member, in rev order with message.new. ' +
+      'The connection that asked gets it with its ref; a change that changes nothing (a retry) is answered to the asker only.',
+    data: obj({ message: ref('Message'), ...echoedRef }, ['message']),
+  },
   'conversation.update': { summary: 'A conversation as the receiving user sees it (unread count, marker, preview).', data: obj({ conversation: ref('Conversation'), ...echoedRef }, ['conversation']) },
   'presence.update': {
     summary:
@@ -194,9 +234,20 @@ const serverEvents: Record<ServerEvent, { summary: string; data: Schema }> = {
   'channel.joined': { summary: 'Answer to channel.join.', data: obj({ conversation: ref('Conversation'), ...echoedRef }, ['conversation']) },
   'channel.left': { summary: 'Answer to channel.leave (also sent to your other connections).', data: obj({ channelId: uuid(), ...echoedRef }, ['channelId']) },
   'sync.result': {
-    summary: 'Messages after the given seq, ascending; repeat sync from the last one while hasMore.',
+    summary:
+      'Messages after the given seq, ascending, in their current state; with a rev (v1.1) also changes: the current state of the messages at or ' +
+      'below the given seq changed after the given rev, ascending by rev (tombstones included). Changes come first: a page they fill has no ' +
+      'messages. Repeat sync with the highest seq and rev received while hasMore.',
     data: obj(
-      { channelId: uuid(), messages: { type: 'array', items: ref('Message') }, headSeq: int({ minimum: 0 }), hasMore: bool(), ...echoedRef },
+      {
+        channelId: uuid(),
+        messages: { type: 'array', items: ref('Message') },
+        changes: { type: 'array', items: ref('Message'), description: 'v1.1, when the sync gave a rev' },
+        headSeq: int({ minimum: 0 }),
+        headRev: int({ minimum: 0, description: 'v1.1, when the sync gave a rev' }),
+        hasMore: bool(),
+        ...echoedRef,
+      },
       ['channelId', 'messages', 'headSeq', 'hasMore'],
     ),
   },
@@ -276,7 +327,7 @@ export function asyncApiDocument(origin: PublicOrigin | null): Record<string, un
     asyncapi: '3.1.0',
     info: {
       title: 'Parley WebSocket protocol',
-      version: '1',
+      version: '1.1',
       description:
         'JSON text frames {"event", "data"} both ways, at `/ws` on the same host and port as the HTTP API. Authenticate at the ' +
         'handshake with `Authorization: Bearer <jwt>`, `?token=<jwt>`, or `?ticket=<ticket>` (a single-use ticket of a few ' +

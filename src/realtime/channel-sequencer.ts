@@ -8,9 +8,15 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { CLOSE } from './connection.js';
 import { ConnectionRegistry } from './connection-registry.js';
 
-/** Messages that came early, waiting for their predecessors (a channel with a gap). */
+/** A channel's next change to put out: a new message, or the new state of a stored one. */
+export interface Delivery {
+  message: MessageView;
+  isNew: boolean;
+}
+
+/** Changes that came early, waiting for their predecessors (a channel with a gap), by rev. */
 interface Gap {
-  held: Map<number, MessageView>;
+  held: Map<number, Delivery>;
   timer: NodeJS.Timeout | null;
   refilling: boolean;
 }
@@ -21,22 +27,28 @@ type RefillReason = 'gap' | 'head_check' | 'resync';
 const REFILL_PAGE = 200;
 
 /**
- * Puts each channel's messages out to this instance's connections in seq order, with no gap and
- * no repeat, whatever order they arrive in: this instance's commits and other instances' (through
- * the bus) interleave, pub/sub may reorder two instances' publishes, and it may lose some.
+ * Puts each channel's changes (new messages, and since v1.1 edits, deletes and reactions) out to
+ * this instance's connections in rev order, with no gap and no repeat, whatever order they
+ * arrive in: this instance's commits and other instances' (through the bus) interleave, pub/sub
+ * may reorder two instances' publishes, and it may lose some. Every new message and every change
+ * takes the channel's next rev in its commit, so revs have no gaps either.
  *
- * `ChannelState.deliveredSeq` is how far live delivery has gone here. A message right after it
+ * `ChannelState.deliveredRev` is how far live delivery has gone here. A change right after it
  * goes out at once; a repeat is dropped; one further ahead waits BUS_GAP_WAIT_MS for its
  * predecessors, then they are read from the database (a refill), and everything goes out in
- * order. If the database cannot be read, the channel's connections here are closed with 1012 so
- * that their clients resume by seq: a client never silently misses a message.
+ * order. A refill reads the current state of every message changed after deliveredRev: one row
+ * per message, however often it changed, and never older than a change held here (revs follow
+ * commit order, so whatever was held had committed before the read). New messages among them go
+ * out as message.new in seq order, the rest as message.updated. If the database cannot be read,
+ * the channel's connections here are closed with 1012 so that their clients resume: a client
+ * never silently misses a change.
  *
- * A message lost at the end of a burst leaves no later gap to notice, so with several instances
+ * A change lost at the end of a burst leaves no later gap to notice, so with several instances
  * the heads of the cached channels are also compared with the database every BUS_HEAD_CHECK_MS,
  * and after the bus reconnects the cached channels are read again (members and markers too).
  *
  * A freshly loaded channel has delivered nothing yet: its first batch goes out from its own
- * first seq when that is at or below the head the load saw (those messages were committed before
+ * first rev when that is at or below the head the load saw (those changes were committed before
  * the load, but their announcement came after it: nobody here has had them live).
  */
 @Injectable()
@@ -45,8 +57,8 @@ export class ChannelSequencer implements OnModuleInit, OnModuleDestroy {
   private readonly gaps = new Map<string, Gap>();
   private headCheck: NodeJS.Timeout | null = null;
   private checking = false;
-  /** Renders messages (in order, none delivered before) for this instance's connections. */
-  deliver: (state: ChannelState, messages: MessageView[]) => void = () => undefined;
+  /** Renders changes (in order, none delivered before) for this instance's connections. */
+  deliver: (state: ChannelState, items: Delivery[]) => void = () => undefined;
 
   constructor(
     private readonly store: ChannelStateStore,
@@ -70,21 +82,36 @@ export class ChannelSequencer implements OnModuleInit, OnModuleDestroy {
     this.gaps.clear();
   }
 
-  /** Messages of one channel, ascending by seq. */
-  push(state: ChannelState, messages: MessageView[]): void {
-    if (messages.length === 0) return;
-    state.deliveredSeq ??= Math.min(state.loadedHeadSeq, messages[0].seq - 1);
-    const delivered = state.deliveredSeq;
+  /** Changes of one channel, ascending by rev. */
+  push(state: ChannelState, items: Delivery[]): void {
+    if (items.length === 0) return;
+    this.start(state, items[0].message.rev);
+    const delivered = state.deliveredRev!;
     const gap = this.gaps.get(state.id);
-    // The common case: the next seqs, in a row, and no gap pending.
-    if (!gap && messages[0].seq === delivered + 1 && messages[messages.length - 1].seq === delivered + messages.length) {
-      state.deliveredSeq = delivered + messages.length;
-      this.deliver(state, messages);
+    // The common case: the next revs, in a row, and no gap pending.
+    if (!gap && items[0].message.rev === delivered + 1 && items[items.length - 1].message.rev === delivered + items.length) {
+      this.out(state, items);
       return;
     }
     const g = gap ?? this.openGap(state.id);
-    for (const m of messages) if (m.seq > delivered) g.held.set(m.seq, m);
+    for (const item of items) if (item.message.rev > delivered) g.held.set(item.message.rev, item);
     this.drain(state, g);
+  }
+
+  /** Where live delivery starts on a channel that has delivered nothing since its load. */
+  private start(state: ChannelState, firstRev: number): void {
+    if (state.deliveredRev !== null) return;
+    state.deliveredRev = Math.min(state.loadedHeadRev, firstRev - 1);
+    state.deliveredSeq = state.loadedHeadSeq;
+  }
+
+  /** Delivers changes that follow deliveredRev on, and moves the marks. */
+  private out(state: ChannelState, items: Delivery[]): void {
+    for (const item of items) {
+      if (item.message.rev > state.deliveredRev!) state.deliveredRev = item.message.rev;
+      if (item.isNew && item.message.seq > (state.deliveredSeq ?? 0)) state.deliveredSeq = item.message.seq;
+    }
+    this.deliver(state, items);
   }
 
   private openGap(channelId: string): Gap {
@@ -96,17 +123,14 @@ export class ChannelSequencer implements OnModuleInit, OnModuleDestroy {
   /** Sends whatever now follows on without a hole; a hole left waits, then is refilled. */
   private drain(state: ChannelState, gap: Gap): void {
     if (gap.refilling) return;
-    const ready: MessageView[] = [];
-    let next = (state.deliveredSeq ?? 0) + 1;
-    for (let m = gap.held.get(next); m; m = gap.held.get(next)) {
-      ready.push(m);
+    const ready: Delivery[] = [];
+    let next = (state.deliveredRev ?? 0) + 1;
+    for (let item = gap.held.get(next); item; item = gap.held.get(next)) {
+      ready.push(item);
       gap.held.delete(next++);
     }
-    for (const seq of gap.held.keys()) if (seq < next) gap.held.delete(seq);
-    if (ready.length > 0) {
-      state.deliveredSeq = next - 1;
-      this.deliver(state, ready);
-    }
+    for (const rev of gap.held.keys()) if (rev < next) gap.held.delete(rev);
+    if (ready.length > 0) this.out(state, ready);
     if (gap.held.size === 0) {
       if (gap.timer) clearTimeout(gap.timer);
       this.gaps.delete(state.id);
@@ -119,8 +143,9 @@ export class ChannelSequencer implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * Reads the messages after deliveredSeq from the database, up to `upTo` (or up to the first
-   * held one), and delivers them with the held ones, in order.
+   * Reads the current state of every message changed after deliveredRev from the database and
+   * delivers it (new messages by seq, then the changed ones by rev); held changes it covers are
+   * dropped, later ones still wait their turn.
    */
   private async refill(state: ChannelState, reason: RefillReason, upTo?: number): Promise<void> {
     const gap = this.gaps.get(state.id) ?? this.openGap(state.id);
@@ -129,36 +154,44 @@ export class ChannelSequencer implements OnModuleInit, OnModuleDestroy {
     if (gap.timer) clearTimeout(gap.timer);
     gap.timer = null;
     this.metrics.busRefills.inc({ reason });
-    let delivered = (state.deliveredSeq ??= state.loadedHeadSeq);
-    const target = upTo ?? Math.min(...gap.held.keys()) - 1;
+    this.start(state, state.loadedHeadRev + 1);
+    const from = state.deliveredRev!;
+    const rows: MessageView[] = [];
     try {
-      for (let after = delivered; after < target; ) {
-        const rows = await this.messages.page(state.id, { after, limit: REFILL_PAGE });
-        for (const row of rows.slice(0, REFILL_PAGE)) {
-          const m = rowToMessage(row);
-          this.store.applyMessage(state, m);
-          if (m.seq > delivered && !gap.held.has(m.seq)) {
-            gap.held.set(m.seq, m);
-            this.metrics.busRefilledMessages.inc();
-          }
-          after = m.seq;
-        }
-        if (rows.length <= REFILL_PAGE) break;
+      for (let after = from; ; ) {
+        const page = await this.messages.changes(state.id, { afterRev: after, limit: REFILL_PAGE });
+        for (const row of page.slice(0, REFILL_PAGE)) rows.push(rowToMessage(row));
+        if (page.length <= REFILL_PAGE) break;
+        after = rows[rows.length - 1].rev;
       }
     } catch (err) {
       this.logger.warn(`refill of ${state.id} failed (${(err as Error).message}): its connections here resume instead`);
       this.closeMembers(state);
-      state.deliveredSeq = Math.max(state.headSeq, ...gap.held.keys());
+      state.deliveredRev = Math.max(state.headRev, upTo ?? 0, ...gap.held.keys());
+      state.deliveredSeq = Math.max(state.deliveredSeq ?? 0, state.headSeq);
       gap.held.clear();
-    } finally {
       gap.refilling = false;
+      this.drain(state, gap);
+      return;
     }
-    delivered = state.deliveredSeq;
-    if (gap.held.size > 0 && !gap.held.has(delivered + 1)) {
-      // The database has no predecessor (it always should: seq order is commit order). Go on
-      // from the first held message rather than wait forever.
-      this.logger.warn(`channel ${state.id}: seqs after ${delivered} are not in the database; skipping ahead`);
-      state.deliveredSeq = Math.min(...gap.held.keys()) - 1;
+    gap.refilling = false;
+    const readUpTo = Math.max(upTo ?? 0, rows.length > 0 ? rows[rows.length - 1].rev : from);
+    const seqMark = state.deliveredSeq ?? 0;
+    const fresh = rows.filter((m) => m.seq > seqMark).sort((a, b) => a.seq - b.seq);
+    const changed = rows.filter((m) => m.seq <= seqMark);
+    for (const m of fresh) this.store.applyMessage(state, m);
+    for (const m of changed) this.store.applyUpdate(state, m);
+    const items: Delivery[] = [...fresh.map((message) => ({ message, isNew: true })), ...changed.map((message) => ({ message, isNew: false }))];
+    this.metrics.busRefilledMessages.inc(items.length);
+    // Held changes at or below what was read are in the rows already (or older than them).
+    for (const rev of gap.held.keys()) if (rev <= readUpTo) gap.held.delete(rev);
+    if (items.length > 0) this.out(state, items);
+    if (readUpTo > state.deliveredRev!) state.deliveredRev = readUpTo;
+    if (gap.held.size > 0 && !gap.held.has(state.deliveredRev! + 1)) {
+      // The database has no predecessor (it always should: rev order is commit order). Go on
+      // from the first held change rather than wait forever.
+      this.logger.warn(`channel ${state.id}: revs after ${state.deliveredRev} are not in the database; skipping ahead`);
+      state.deliveredRev = Math.min(...gap.held.keys()) - 1;
     }
     this.drain(state, gap);
   }
@@ -178,8 +211,8 @@ export class ChannelSequencer implements OnModuleInit, OnModuleDestroy {
       const heads = await this.store.heads(states.map((s) => s.id));
       for (const state of states) {
         const head = heads.get(state.id);
-        const delivered = state.deliveredSeq ?? state.loadedHeadSeq;
-        if (head !== undefined && head > delivered) await this.refill(state, reason, head);
+        const delivered = state.deliveredRev ?? state.loadedHeadRev;
+        if (head !== undefined && head.headRev > delivered) await this.refill(state, reason, head.headRev);
       }
     } catch (err) {
       this.logger.warn(`head check failed: ${(err as Error).message}`);
@@ -188,7 +221,7 @@ export class ChannelSequencer implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /** After the bus was cut: members and markers read again, then every missed message refilled. */
+  /** After the bus was cut: members and markers read again, then every missed change refilled. */
   private async resync(): Promise<void> {
     const ids = [...this.store.cached()].map((s) => s.id);
     for (let i = 0; i < ids.length; i += 16) {

@@ -5,7 +5,9 @@ import {
 } from '@nestjs/websockets';
 import type { WebSocket } from 'ws';
 import { createValidationPipe } from '../common/validation.js';
-import { ChannelFrameDto, FrameDto, HistoryFrameDto, JoinFrameDto, ReadFrameDto, SendFrameDto, SyncFrameDto } from './dto/frames.dto.js';
+import {
+  ChangeFrameDto, ChannelFrameDto, EditFrameDto, FrameDto, HistoryFrameDto, JoinFrameDto, ReactionFrameDto, ReadFrameDto, SendFrameDto, SyncFrameDto,
+} from './dto/frames.dto.js';
 import { RealtimeService } from './realtime.service.js';
 import type { Reply } from './server-events.js';
 import { SessionService, connectionOf } from './session.service.js';
@@ -60,6 +62,26 @@ export class ChatGateway implements OnGatewayConnection, OnGatewayDisconnect {
   @SubscribeMessage('sync')
   sync(@ConnectedSocket() socket: WebSocket, @MessageBody() dto: SyncFrameDto): Promise<void> {
     return this.realtime.sync(connectionOf(socket)!, dto);
+  }
+
+  @SubscribeMessage('message.edit')
+  edit(@ConnectedSocket() socket: WebSocket, @MessageBody() dto: EditFrameDto): Promise<Reply<'message.updated'> | undefined> {
+    return this.realtime.change(connectionOf(socket)!, dto, 'edit');
+  }
+
+  @SubscribeMessage('message.delete')
+  delete(@ConnectedSocket() socket: WebSocket, @MessageBody() dto: ChangeFrameDto): Promise<Reply<'message.updated'> | undefined> {
+    return this.realtime.change(connectionOf(socket)!, dto, 'delete');
+  }
+
+  @SubscribeMessage('reaction.add')
+  react(@ConnectedSocket() socket: WebSocket, @MessageBody() dto: ReactionFrameDto): Promise<Reply<'message.updated'> | undefined> {
+    return this.realtime.change(connectionOf(socket)!, dto, 'react');
+  }
+
+  @SubscribeMessage('reaction.remove')
+  unreact(@ConnectedSocket() socket: WebSocket, @MessageBody() dto: ReactionFrameDto): Promise<Reply<'message.updated'> | undefined> {
+    return this.realtime.change(connectionOf(socket)!, dto, 'unreact');
   }
 
   @SubscribeMessage('history')

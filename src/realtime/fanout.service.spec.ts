@@ -12,12 +12,20 @@ describe('FanoutService.conversationFrames', () => {
 
   it('splices the per-user numbers and acceptance into exactly the JSON a full serialization gives', () => {
     const state: ChannelState = {
-      id: 'c1', kind: 'channel', name: 'gen"eral', visibility: 'public', createdAt: 0, headSeq: 7,
-      lastMessage: { id: 'm', channelId: 'c1', seq: 7, sender: { id: 'a', username: 'a' }, text: 'he said "hi"\n', clientMsgId: 'k', createdAt: '2026-01-01T00:00:00.000Z' },
-      members: new Map([member('a', 7), member('b', 3), member('c', 0, null)]), loadedHeadSeq: 7, deliveredSeq: null,
+      id: 'c1', kind: 'channel', name: 'gen"eral', visibility: 'public', createdAt: 0, headSeq: 7, headRev: 9,
+      lastMessage: {
+        id: 'm', channelId: 'c1', seq: 7, rev: 9, sender: { id: 'a', username: 'a' }, text: 'he said "hi"\n', clientMsgId: 'k', createdAt: '2026-01-01T00:00:00.000Z',
+        deleted: false, mentions: [{ id: 'b', username: 'b' }], reactions: [],
+      },
+      members: new Map([member('a', 7), member('b', 3), member('c', 0, null)]),
+      deletedSeqs: [2, 5], mentions: new Map([['b', [6, 7]], ['c', [1]]]),
+      loadedHeadSeq: 7, loadedHeadRev: 9, deliveredRev: null, deliveredSeq: null,
     };
     const build = fanout.conversationFrames(state);
     expect(JSON.parse(build('c')).data.conversation.accepted).toBe(false);
+    // Deleted messages above the marker do not count; mentions count while unread.
+    expect(JSON.parse(build('b')).data.conversation).toMatchObject({ unreadCount: 3, mentionCount: 2 });
+    expect(JSON.parse(build('c')).data.conversation).toMatchObject({ unreadCount: 5, mentionCount: 1 });
     for (const u of ['a', 'b', 'c']) {
       expect(JSON.parse(build(u))).toEqual(JSON.parse(frame('conversation.update', { conversation: toConversation(state, u, () => 'online') })));
     }
@@ -25,8 +33,8 @@ describe('FanoutService.conversationFrames', () => {
 
   it('builds DMs in full, with the peer as name', () => {
     const state: ChannelState = {
-      id: 'd1', kind: 'dm', name: null, visibility: 'private', createdAt: 0, headSeq: 0, lastMessage: null,
-      members: new Map([member('a', 0), member('b', 0)]), loadedHeadSeq: 0, deliveredSeq: null,
+      id: 'd1', kind: 'dm', name: null, visibility: 'private', createdAt: 0, headSeq: 0, headRev: 0, lastMessage: null,
+      members: new Map([member('a', 0), member('b', 0)]), deletedSeqs: [], mentions: new Map(), loadedHeadSeq: 0, loadedHeadRev: 0, deliveredRev: null, deliveredSeq: null,
     };
     expect(JSON.parse(fanout.conversationFrames(state)('a')).data.conversation).toMatchObject({ name: 'b', peer: { id: 'b', status: 'online' } });
   });

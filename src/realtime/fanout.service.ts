@@ -1,17 +1,20 @@
 import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
-import { ChannelState, ChannelStateStore } from '../channels/channel-state.store.js';
+import { ChannelState, ChannelStateStore, mentionCount, unreadCount } from '../channels/channel-state.store.js';
 import { ChannelsService } from '../channels/channels.service.js';
 import { AppConfig } from '../config/app-config.js';
+import type { ChangeOrigin } from '../fanout/changes.js';
 import { FanoutBus } from '../fanout/fanout-bus.js';
-import type { MessageView } from '../messages/message.mapper.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { PresenceService } from '../presence/presence.service.js';
 import { BlocksService } from '../users/blocks.service.js';
 import type { UserRef } from '../users/user.mapper.js';
-import { ChannelSequencer } from './channel-sequencer.js';
+import { ChannelSequencer, Delivery } from './channel-sequencer.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { frame } from './server-events.js';
+
+/** A delivery that may answer a local connection's frame. */
+type OriginDelivery = Delivery & { origin?: ChangeOrigin };
 
 /**
  * Turns committed changes, this instance's and the others' (the FanoutBus brings both, after the
@@ -55,11 +58,18 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   }
 
   onModuleInit(): void {
-    this.sequencer.deliver = (channel, messages) => this.deliverMessages(channel, messages);
+    this.sequencer.deliver = (channel, items) => this.deliverMessages(channel, items);
     this.bus.on('messages.created', ({ messages }, { local }) => {
       // This instance's commit: the senders' acks go first (this turn), the fan-out on the next.
-      if (local) setImmediate(() => this.onMessages(messages, true));
-      else this.onMessages(messages, false);
+      const items = messages.map((message) => ({ message, isNew: true }));
+      if (local) setImmediate(() => this.onMessages(items, true));
+      else this.onMessages(items, false);
+    });
+    // Published after the same commit's messages.created: the same setImmediate queue keeps them in order.
+    this.bus.on('messages.updated', ({ messages, origin }, { local }) => {
+      const items = messages.map((message) => ({ message, isNew: false, origin: origin?.[message.rev] }));
+      if (local) setImmediate(() => this.onMessages(items, true));
+      else this.onMessages(items, false);
     });
     this.bus.on('read.moved', ({ channelId, userId, origin }) => {
       const channel = this.store.peek(channelId);
@@ -149,14 +159,14 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     void this.store.get(channelId).then((channel) => channel && render(channel));
   }
 
-  private onMessages(messages: MessageView[], local: boolean): void {
-    // A commit's messages grouped by channel, in seq order: each member connection gets its
+  private onMessages(items: OriginDelivery[], local: boolean): void {
+    // A commit's messages grouped by channel, in rev order: each member connection gets its
     // channel's new messages together.
-    const byChannel = new Map<string, MessageView[]>();
-    for (const m of messages) {
-      const list = byChannel.get(m.channelId);
-      if (list) list.push(m);
-      else byChannel.set(m.channelId, [m]);
+    const byChannel = new Map<string, OriginDelivery[]>();
+    for (const item of items) {
+      const list = byChannel.get(item.message.channelId);
+      if (list) list.push(item);
+      else byChannel.set(item.message.channelId, [item]);
     }
     for (const [channelId, list] of byChannel) {
       const channel = this.store.peek(channelId);
@@ -167,14 +177,39 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /** One channel's next messages, in order: to every member connection here. */
-  private deliverMessages(channel: ChannelState, messages: MessageView[]): void {
-    const frames = messages.map((message) => frame('message.new', { message }));
+  /** One channel's next messages and changes, in rev order: to every member connection here. */
+  private deliverMessages(channel: ChannelState, items: OriginDelivery[]): void {
+    if (items.some((item) => item.origin)) return this.deliverAnswering(channel, items);
+    const frames = items.map(({ message, isNew }) => (isNew ? frame('message.new', { message }) : frame('message.updated', { message })));
     // When the channel's update is due, each member's conversation.update rides in the same
     // write as the messages; otherwise it waits (folded) for the end of the interval.
     const personal = this.dueForUpdate(channel) ? this.conversationFrames(channel) : undefined;
     const delivered = frames.length * this.registry.toUsers(channel.members.keys(), frames, { personal });
     if (!personal) this.scheduleConversationUpdates(channel);
+    this.metrics.messagesDelivered.inc(delivered);
+  }
+
+  /**
+   * Changes some of which answer a connection here (edits, deletes, reactions asked over
+   * WebSocket): one at a time, the asker getting its copy with the `ref` of its frame, in the
+   * same rev order as everyone else. Changes are rare; this path need not be the fast one.
+   */
+  private deliverAnswering(channel: ChannelState, items: OriginDelivery[]): void {
+    let delivered = 0;
+    for (const { message, isNew, origin } of items) {
+      if (isNew) {
+        delivered += this.registry.toUsers(channel.members.keys(), frame('message.new', { message }));
+        continue;
+      }
+      delivered += this.registry.toUsers(channel.members.keys(), frame('message.updated', { message }), { exceptConnectionId: origin?.connectionId });
+      if (!origin) continue;
+      for (const userId of channel.members.keys()) {
+        for (const conn of this.registry.of(userId) ?? []) {
+          if (conn.id === origin.connectionId) conn.send(frame('message.updated', origin.ref === undefined ? { message } : { message, ref: origin.ref }));
+        }
+      }
+    }
+    this.scheduleConversationUpdates(channel);
     this.metrics.messagesDelivered.inc(delivered);
   }
 
@@ -225,6 +260,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       kind: channel.kind,
       lastMessage: channel.lastMessage,
       headSeq: channel.headSeq,
+      headRev: channel.headRev,
       name: channel.name ?? '',
     });
     const head = `{"event":"conversation.update","data":{"conversation":${shared.slice(0, -1)},"lastReadSeq":`;
@@ -232,7 +268,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       const member = channel.members.get(userId);
       const lastReadSeq = member?.lastReadSeq ?? channel.headSeq;
       const accepted = (member?.acceptedAt ?? null) !== null;
-      return `${head}${lastReadSeq},"unreadCount":${Math.max(0, channel.headSeq - lastReadSeq)},"accepted":${accepted}}}}`;
+      return `${head}${lastReadSeq},"unreadCount":${unreadCount(channel, lastReadSeq)},"mentionCount":${mentionCount(channel, userId, lastReadSeq)},"accepted":${accepted}}}}`;
     };
   }
 }

@@ -10,13 +10,23 @@ import { PresenceDirectory } from '../presence/presence-directory.js';
 import { HttpRateLimiter } from '../rate-limit/http-rate-limiter.js';
 import { toUserRef } from '../users/user.mapper.js';
 import type { Connection } from './connection.js';
-import type { ChannelFrameDto, FrameDto, HistoryFrameDto, JoinFrameDto, ReadFrameDto, SendFrameDto, SyncFrameDto } from './dto/frames.dto.js';
+import type { ChangeFrameDto, ChannelFrameDto, FrameDto, HistoryFrameDto, JoinFrameDto, ReadFrameDto, SendFrameDto, SyncFrameDto } from './dto/frames.dto.js';
 import { frame, Reply, reply } from './server-events.js';
 
 /** Typing indicators per user and channel go out at most this often. */
 const TYPING_THROTTLE_MS = 1000;
 /** Channels one `sync` frame may list. */
 const MAX_SYNC_CHANNELS = 500;
+
+/** A sync cursor: a bare seq (v1), or {seq, rev} (v1.1); null when it is neither. */
+function cursorOf(v: unknown): { seq: number; rev?: number } | null {
+  const valid = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= MAX_SEQ;
+  if (valid(v)) return { seq: v };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const o = v as Record<string, unknown>;
+  if (Object.keys(o).some((k) => k !== 'seq' && k !== 'rev') || !valid(o.seq) || (o.rev !== undefined && !valid(o.rev))) return null;
+  return o.rev === undefined ? { seq: o.seq } : { seq: o.seq, rev: o.rev };
+}
 
 const withRef = <T extends object>(data: T, ref: string | undefined): T => (ref === undefined ? data : { ...data, ref });
 
@@ -88,25 +98,40 @@ export class RealtimeService {
    * sync neither holds up other clients nor misses its own socket's close.
    */
   async sync(conn: Connection, dto: SyncFrameDto): Promise<void> {
-    const entries = Object.entries(dto.channels);
-    const bad = entries.filter(([id, seq]) => !UUID_ALL.test(id) || !Number.isInteger(seq) || seq < 0 || seq > MAX_SEQ).map(([id]) => id);
+    const entries = Object.entries(dto.channels).map(([id, since]) => [id, cursorOf(since)] as const);
+    const bad = entries.filter(([id, since]) => !UUID_ALL.test(id) || since === null).map(([id]) => id);
     if (entries.length === 0 || entries.length > MAX_SYNC_CHANNELS || bad.length > 0) {
-      throw new AppError('invalid_payload', `channels must map 1 to ${MAX_SYNC_CHANNELS} channel ids to integer seqs from 0 to ${MAX_SEQ}`, {
+      throw new AppError('invalid_payload', `channels must map 1 to ${MAX_SYNC_CHANNELS} channel ids to a seq, or to {seq, rev}: integers from 0 to ${MAX_SEQ}`, {
         fields: { channels: entries.length === 0 ? ['channels must list at least one channel'] : bad.slice(0, 20) },
       });
     }
     await this.store.learnMissing(entries.map(([id]) => id));
-    for (const [channelId, lastSeq] of entries) {
+    for (const [channelId, since] of entries) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (!conn.isOpen()) return;
       try {
-        const page = await this.messages.sync(conn.user, channelId, lastSeq);
+        const page = await this.messages.sync(conn.user, channelId, since!, dto.limit);
         conn.send(frame('sync.result', withRef(page, dto.ref)));
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
         conn.send(frame('error', withRef({ code: err.code, message: err.message, details: { channelId } }, dto.ref)));
       }
     }
+  }
+
+  /**
+   * Edits, deletes and reactions: a change that changes something is answered by the fan-out's
+   * own `message.updated`, which carries this frame's ref to this connection, in rev order with
+   * everything else; one that changes nothing (a retry) is answered here with the message as it is.
+   */
+  async change(conn: Connection, dto: ChangeFrameDto, op: 'edit' | 'delete' | 'react' | 'unreact'): Promise<Reply<'message.updated'> | undefined> {
+    await this.limiter.checkWrite(conn.user.id);
+    const asker = { connectionId: conn.id, ref: dto.ref };
+    const outcome =
+      op === 'edit' ? await this.messages.edit(conn.user, dto.channelId, dto.seq, dto.text!, asker)
+      : op === 'delete' ? await this.messages.remove(conn.user, dto.channelId, dto.seq, asker)
+      : await this.messages.react(conn.user, dto.channelId, dto.seq, dto.emoji!, op === 'react', asker);
+    return outcome.changed ? undefined : reply('message.updated', withRef({ message: outcome.message }, dto.ref));
   }
 
   async history(conn: Connection, dto: HistoryFrameDto): Promise<Reply<'history.result'>> {

@@ -12,6 +12,7 @@ export interface ServerEventMap {
   'session.ready': { user: UserRef; sessionId: string; heartbeatIntervalMs: number; conversations: ConversationView[] };
   'message.ack': { clientMsgId: string; message: MessageView; duplicate: boolean; ref?: string };
   'message.new': { message: MessageView };
+  'message.updated': { message: MessageView; ref?: string };
   'conversation.update': { conversation: ConversationView; ref?: string };
   'presence.update': { user: UserRef; status: PresenceStatus; lastSeenAt: string | null };
   typing: { channelId: string; user: UserRef };
@@ -19,7 +20,7 @@ export interface ServerEventMap {
   'member.left': { channelId: string; user: UserRef };
   'channel.joined': { conversation: ConversationView; ref?: string };
   'channel.left': { channelId: string; ref?: string };
-  'sync.result': { channelId: string; messages: MessageView[]; headSeq: number; hasMore: boolean; ref?: string };
+  'sync.result': { channelId: string; messages: MessageView[]; changes?: MessageView[]; headSeq: number; headRev?: number; hasMore: boolean; ref?: string };
   'history.result': { channelId: string; messages: MessageView[]; hasMore: boolean; ref?: string };
   pong: { serverTime: string; ref?: string };
   error: { code: ErrorCode; message: string; ref?: string; clientMsgId?: string; retryAfterMs?: number; details?: Record<string, unknown> };
@@ -28,7 +29,7 @@ export interface ServerEventMap {
 export type ServerEvent = keyof ServerEventMap;
 
 export const SERVER_EVENTS: ServerEvent[] = [
-  'session.ready', 'message.ack', 'message.new', 'conversation.update', 'presence.update', 'typing',
+  'session.ready', 'message.ack', 'message.new', 'message.updated', 'conversation.update', 'presence.update', 'typing',
   'member.joined', 'member.left', 'channel.joined', 'channel.left', 'sync.result', 'history.result', 'pong', 'error',
 ];
 

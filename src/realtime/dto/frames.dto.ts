@@ -2,9 +2,9 @@ import { IsObject, IsString, IsUUID, Matches, ValidateIf } from 'class-validator
 import { CHANNEL_NAME_PATTERN } from '../../channels/dto/channel.dto.js';
 import { VISIBLE } from '../../common/text-hygiene.js';
 import { registerFastParser } from '../../common/validation.js';
-import { MAX_TEXT_LENGTH, MessageBodyDto } from '../../messages/dto/message.dto.js';
+import { EMOJI_MAX_LENGTH, EMOJI_PATTERN, MAX_TEXT_LENGTH, MessageBodyDto } from '../../messages/dto/message.dto.js';
 import { Optional } from '../../common/optional.decorator.js';
-import { IntField, SeqField } from '../../common/int-field.decorator.js';
+import { IntField, MAX_SEQ, SeqField } from '../../common/int-field.decorator.js';
 import { UUID_ALL } from '../../common/uuid.js';
 import { StringField } from '../../common/string-field.decorator.js';
 
@@ -27,7 +27,7 @@ export class SendFrameDto extends MessageBodyDto {
   to?: string;
 }
 
-const SEND_KEYS = new Set(['channelId', 'to', 'text', 'clientMsgId', 'ref']);
+const SEND_KEYS = new Set(['channelId', 'to', 'text', 'clientMsgId', 'ref', 'replyToSeq']);
 const str = (v: unknown, min: number, max: number): v is string => typeof v === 'string' && v.length >= min && v.length <= max;
 
 /**
@@ -40,6 +40,7 @@ export function parseSendFrame(v: unknown): SendFrameDto | undefined {
   for (const key in o) if (!SEND_KEYS.has(key)) return undefined;
   if (!str(o.text, 1, MAX_TEXT_LENGTH) || !VISIBLE.test(o.text) || !str(o.clientMsgId, 1, 64)) return undefined;
   if (o.ref !== undefined && !str(o.ref, 0, 64)) return undefined;
+  if (o.replyToSeq !== undefined && !(Number.isInteger(o.replyToSeq) && (o.replyToSeq as number) >= 1 && (o.replyToSeq as number) <= MAX_SEQ)) return undefined;
   const byChannel = o.channelId !== undefined;
   if (byChannel === (o.to !== undefined)) return undefined;
   if (byChannel ? !(typeof o.channelId === 'string' && UUID_ALL.test(o.channelId)) : !str(o.to, 0, 32)) return undefined;
@@ -68,9 +69,32 @@ export class ReadFrameDto extends ChannelFrameDto {
 }
 
 export class SyncFrameDto extends FrameDto {
-  /** channelId → last seq the client has. */
+  /** channelId → the last seq the client has, or {seq, rev} (v1.1: changes since rev too). */
   @IsObject()
-  channels!: Record<string, number>;
+  channels!: Record<string, number | { seq: number; rev?: number }>;
+
+  /** Messages (and changes) per sync.result page. */
+  @Optional() @IntField({ min: 1, max: 200 })
+  limit: number = 200;
+}
+
+/** message.edit, message.delete, reaction.add, reaction.remove: one message of a channel. */
+export class ChangeFrameDto extends ChannelFrameDto {
+  @SeqField({ min: 1 })
+  seq!: number;
+
+  text?: string;
+  emoji?: string;
+}
+
+export class EditFrameDto extends ChangeFrameDto {
+  @StringField({ min: 1, max: MAX_TEXT_LENGTH, pattern: VISIBLE, patternMessage: 'text must have a visible character' })
+  declare text: string;
+}
+
+export class ReactionFrameDto extends ChangeFrameDto {
+  @StringField({ min: 1, max: EMOJI_MAX_LENGTH, pattern: EMOJI_PATTERN, patternMessage: 'emoji must be one emoji or a :short_name:' })
+  declare emoji: string;
 }
 
 export class HistoryFrameDto extends ChannelFrameDto {
