@@ -38,7 +38,11 @@ class Terminal {
   /** Waits for a line matching `pattern` at or after line `from`; returns its index. */
   async waitFor(pattern: RegExp, from = 0, timeoutMs = 20000): Promise<number> {
     let found = -1;
-    await eventually(`a line matching ${pattern} (output so far:\n${this.output.slice(-1500)})`, () => (found = this.lines.findIndex((l, i) => i >= from && pattern.test(l))) >= 0, timeoutMs);
+    try {
+      await eventually(`a line matching ${pattern}`, () => (found = this.lines.findIndex((l, i) => i >= from && pattern.test(l))) >= 0, timeoutMs);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; the client's output:\n${this.output.slice(-2500)}`);
+    }
     return found;
   }
 
@@ -72,7 +76,7 @@ describe('terminal client (npm run chat) as a child process', () => {
     await bob.client.connect();
 
     const alice = `alice_${suffix}`;
-    term = new Terminal(spawn(process.execPath, [CHAT, '--url', server.baseUrl, '--user', alice, '--register'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    term = new Terminal(spawn(process.execPath, [CHAT, '--url', server.baseUrl, '--user', alice, '--register'], { stdio: ['pipe', 'pipe', 'pipe']}));
     term.type(PASSWORD); // not a terminal: the first line is the password
     await term.waitFor(new RegExp(`^\\* connected as ${alice}`));
     await term.waitFor(/no conversations yet/);

@@ -173,6 +173,66 @@ describe('SDK against the built server (SQLite)', () => {
     }
   });
 
+  it('v1.1: edit, delete, react through the SDK; changes made while a client was away reach it once each, in their final state', async () => {
+    const alice = await signUp(server.baseUrl);
+    const bob = await signUp(server.baseUrl);
+    const channelId = await channel(server.baseUrl, alice.accessToken, [bob.user.username]);
+    const proxy = await TcpProxy.start(server.port);
+    try {
+      const a = await probe({ url: proxy.url, token: alice.accessToken }, server.baseUrl);
+      const b = await probe({ url: server.baseUrl, token: bob.accessToken });
+      await Promise.all([a.client.connect(), b.client.connect()]);
+      expect(a.client.supportsRevisions).toBe(true);
+      const m = [];
+      for (let i = 1; i <= 5; i++) m.push(await b.client.send({ channelId, text: `v${i} @${alice.user.username}` }));
+      const reply = await a.client.send({ channelId, text: 'an answer', replyToSeq: 1 });
+      expect(reply.replyTo).toMatchObject({ seq: 1, sender: { id: bob.user.id } });
+      await eventually('alice has 6', () => a.seqs(channelId).length === 6);
+      expect(a.client.conversation(channelId)?.mentionCount).toBe(0); // she sent after them: read
+      await eventually('bob sees no mention (his own)', () => b.client.conversation(channelId)?.mentionCount === 0);
+
+      // Live: each change reaches the other side once, as messageUpdated.
+      const edited = await b.client.edit(channelId, 1, 'v1 edited');
+      expect(edited).toMatchObject({ seq: 1, text: 'v1 edited', deleted: false });
+      expect(edited.editedAt).toEqual(expect.any(String));
+      const reacted = await a.client.react(channelId, 1, '👍');
+      expect(reacted.reactions).toEqual([{ emoji: '👍', count: 1, userIds: [alice.user.id] }]);
+      expect((await a.client.react(channelId, 1, '👍')).rev).toBe(reacted.rev); // idempotent: no new rev
+      await eventually('bob sees the reaction', () => b.updates.some((u) => u.seq === 1 && u.reactions.length === 1));
+      await eventually('alice sees the edit', () => a.updates.some((u) => u.seq === 1 && u.text === 'v1 edited'));
+      await expect(a.client.edit(channelId, 2, 'not mine')).rejects.toMatchObject({ code: 'forbidden' });
+
+      // Alice is cut off; meanwhile bob edits, deletes, reacts and sends.
+      proxy.down = true;
+      proxy.reset();
+      await eventually('alice to notice', () => a.client.state === 'reconnecting');
+      a.updates.length = 0;
+      await b.client.edit(channelId, 2, 'v2 edited once');
+      await b.client.edit(channelId, 2, 'v2 edited twice');
+      await b.client.delete(channelId, 3);
+      await b.client.react(channelId, 4, ':tada:');
+      await b.client.react(channelId, 1, '👍', { remove: true }); // not hers: nothing changes
+      await b.client.send({ channelId, text: 'v7' });
+      proxy.down = false;
+      await eventually('alice back with 7 messages', () => a.client.state === 'ready' && a.seqs(channelId).length === 7, 30000);
+      await eventually('alice gets the changes', () => new Set(a.updates.map((u) => u.seq)).size >= 3, 20000);
+      await sleep(500);
+      // Each changed message once, in its final state; nothing else.
+      const bySeq = new Map(a.updates.map((u) => [u.seq, u]));
+      expect(a.updates.map((u) => u.seq).sort()).toEqual([2, 3, 4]);
+      expect(bySeq.get(2)).toMatchObject({ text: 'v2 edited twice' });
+      expect(bySeq.get(3)).toMatchObject({ deleted: true, text: '' });
+      expect(bySeq.get(4)!.reactions).toEqual([{ emoji: ':tada:', count: 1, userIds: [bob.user.id] }]);
+      expect(a.seqs(channelId)).toEqual(seqs(7));
+      // The conversation list: the head rev and the last message as the server has them.
+      const stored7 = await stored(server.baseUrl, alice.accessToken, channelId);
+      expect(a.client.conversation(channelId)?.headRev).toBe(Math.max(...stored7.map((x) => x.rev)));
+      expect(a.violations.concat(b.violations)).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('token expiry: the server closes with 1008, getToken refreshes, the session resumes without losing a message', async () => {
     const expiring = serverEnv(db.url, { JWT_TTL: '4s' });
     const short = await ServerProcess.start(expiring);
@@ -323,6 +383,8 @@ if (!ON_POSTGRES) process.stderr.write('clients.e2e-spec.ts: the two-instance SD
  */
 class TcpProxy {
   blackhole = false;
+  /** New connections are refused (reset at once), as by a server that cannot be reached. */
+  down = false;
   private readonly pairs = new Set<[Socket, Socket]>();
 
   private constructor(private readonly server: Server) {}
@@ -335,6 +397,7 @@ class TcpProxy {
     // eslint-disable-next-line prefer-const -- assigned after the server callback that uses it is made
     let proxy: TcpProxy;
     const server = createServer((client) => {
+      if (proxy.down) return client.resetAndDestroy();
       const upstream = new Socket();
       upstream.connect(targetPort, '127.0.0.1');
       const pair: [Socket, Socket] = [client, upstream];

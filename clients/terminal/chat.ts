@@ -97,6 +97,8 @@ async function main(): Promise<void> {
     url,
     getToken: refreshingToken(url, auth),
     WebSocket: WebSocket as unknown as WebSocketConstructor,
+    // PARLEY_DEBUG=1: every frame but pings on stderr.
+    ...(process.env.PARLEY_DEBUG ? { onFrame: (dir: string, event: string, data: unknown) => void (event !== 'ping' && event !== 'pong' && process.stderr.write(`${dir} ${event} ${JSON.stringify(data)}\n`)) } : {}),
   });
   let current: string | null = null; // channelId
   /** The oldest seq shown per channel, for /history. */
@@ -109,22 +111,28 @@ async function main(): Promise<void> {
     if (!oldestShown.has(m.channelId) || m.seq < oldestShown.get(m.channelId)!) oldestShown.set(m.channelId, m.seq);
   };
 
-  /** What you see in the current conversation is read (once a moment, not per message). */
-  const markRead = (channelId: string) => {
+  /**
+   * What was shown while its conversation was the current one is read: up to that seq (not the
+   * head: a message that came while you were elsewhere stays unread). Once a moment, not per message.
+   */
+  const seen = new Map<string, number>();
+  const markRead = (channelId: string, seq: number) => {
+    seen.set(channelId, Math.max(seq, seen.get(channelId) ?? 0));
     if (readTimers.has(channelId)) return;
     readTimers.set(
       channelId,
       setTimeout(() => {
         readTimers.delete(channelId);
         const c = client.conversation(channelId);
-        if (c && c.unreadCount > 0) client.markRead(channelId, c.headSeq).catch(problem);
+        const upTo = seen.get(channelId) ?? 0;
+        if (c && c.unreadCount > 0 && upTo > c.lastReadSeq) client.markRead(channelId, upTo).catch(problem);
       }, 200),
     );
   };
 
   client.on('message', (m) => {
     show(m);
-    if (m.channelId === current) markRead(m.channelId);
+    if (m.channelId === current) markRead(m.channelId, m.seq);
   });
   client.on('member', (e) => {
     if (e.user.id === client.user?.id) return;
@@ -181,7 +189,7 @@ async function main(): Promise<void> {
       if (!c) return out(`! not_found: no conversation "${name}" (see /list)`);
       current = c.channelId;
       system(`talking in ${label(c)}`);
-      if (c.unreadCount > 0) markRead(c.channelId);
+      if (c.unreadCount > 0) markRead(c.channelId, c.headSeq);
     },
     leave: async () => {
       if (!current) return out('! no current conversation');

@@ -450,7 +450,13 @@ function Composer({ channel }: { channel: ChatConversation }) {
   const [text, setText] = useState('');
   const lastTyping = useRef(0);
   composerText = setText;
-  useEffect(() => setText(''), [channel.channelId]);
+  // Another conversation: an empty composer (not at mount: what was typed at once must stay).
+  const shownFor = useRef(channel.channelId);
+  useEffect(() => {
+    if (shownFor.current === channel.channelId) return;
+    shownFor.current = channel.channelId;
+    setText('');
+  }, [channel.channelId]);
   const editing = s.editing;
   const cancel = () => {
     if (s.editing) setText('');

@@ -6,17 +6,9 @@
 import { newClientMsgId, ParleyClient, ParleyError, refreshingToken } from '../../sdk/src/index.js';
 import type { AuthResult, ConnectionState, Conversation, Message, UserRef } from '../../sdk/src/index.js';
 
-/** Message fields of protocol v1.1 (absent on older servers). */
-export interface V11Fields {
-  rev?: number;
-  deleted?: boolean;
-  editedAt?: string | null;
-  replyTo?: { seq: number; sender: UserRef | null; text: string } | null;
-  mentions?: UserRef[];
-  reactions?: { emoji: string; count: number; userIds: string[] }[];
-}
-export type ChatMessage = Message & V11Fields;
-export type ChatConversation = Conversation & { mentionCount?: number; headRev?: number };
+/** Messages and conversations as the server sends them (protocol v1.1 fields included). */
+export type ChatMessage = Message;
+export type ChatConversation = Conversation;
 
 export interface OutgoingMessage {
   clientMsgId: string;

@@ -93,10 +93,9 @@ export interface SendInput {
   clientMsgId?: string;
 }
 
-/** A message as seen through v1.1 eyes (servers before v1.1 leave these out). */
-type Revised = { rev?: number };
-const revOf = (m: Message): number => (m as Message & Revised).rev ?? 0;
-const headRevOf = (c: Conversation | SyncResult): number | undefined => (c as { headRev?: number }).headRev;
+/** Revisions (protocol v1.1); a v1 server sends none: 0 then. */
+const revOf = (m: Message): number => m.rev ?? 0;
+const headRevOf = (c: Conversation | SyncResult): number | undefined => c.headRev;
 
 /** Per channel: what the application has been handed, and what is waiting for a gap to fill. */
 class Cursor {
@@ -330,19 +329,23 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     return { messages: page.messages, hasMore: page.hasMore };
   }
 
-  /** Protocol v1.1: edits your message's text. */
+  /**
+   * Protocol v1.1: edits your message's text. Resolves with the message's new state (also handed
+   * to `messageUpdated` listeners, once). Like every change, retried across reconnects: the same
+   * change again changes nothing.
+   */
   edit(channelId: string, seq: number, text: string): Promise<Message> {
-    return this.change('PATCH', `/channels/${channelId}/messages/${seq}`, { text });
+    return this.change('message.edit', { channelId, seq, text });
   }
 
-  /** Protocol v1.1: deletes a message (yours, or any as the channel's owner/admin). */
+  /** Protocol v1.1: deletes a message (yours, or any as the channel's owner/admin): its tombstone. */
   delete(channelId: string, seq: number): Promise<Message> {
-    return this.change('DELETE', `/channels/${channelId}/messages/${seq}`);
+    return this.change('message.delete', { channelId, seq });
   }
 
   /** Protocol v1.1: adds (or with `remove: true` takes back) your reaction. Idempotent. */
   react(channelId: string, seq: number, emoji: string, options: { remove?: boolean } = {}): Promise<Message> {
-    return this.change(options.remove ? 'DELETE' : 'PUT', `/channels/${channelId}/messages/${seq}/reactions/${encodeURIComponent(emoji)}`);
+    return this.change(options.remove ? 'reaction.remove' : 'reaction.add', { channelId, seq, emoji });
   }
 
   /** Any HTTP call of the API with this client's token (`/users?query=`, `/search/messages`, …). */
@@ -368,24 +371,9 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     return this.api('GET', `/search/messages?${qs}`);
   }
 
-  /**
-   * Edits, deletes and reactions go over HTTP: the answer is the message's new state, and the
-   * same `message.updated` reaches every connection (this one too). Each is idempotent, so a
-   * network failure is retried (with back-off) a few times.
-   */
-  private async change(method: string, path: string, body?: unknown): Promise<Message> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const res = await this.api<{ message: Message } | Message>(method, path, body);
-        const message = 'message' in res && typeof res.message === 'object' ? res.message : (res as Message);
-        this.acceptLive(message);
-        return message;
-      } catch (err) {
-        const retriable = err instanceof ParleyError && (err.code === 'network' || TRANSIENT.has(err.code));
-        if (!retriable || attempt >= 5 || this._state === 'closed') throw err;
-        await new Promise((r) => setTimeout(r, (err as ParleyError).retryAfterMs ?? this.backoffDelay(attempt)));
-      }
-    }
+  /** A change is answered by the `message.updated` carrying its ref (applied by onFrame). */
+  private async change(event: 'message.edit' | 'message.delete' | 'reaction.add' | 'reaction.remove', data: Record<string, unknown>): Promise<Message> {
+    return ((await this.request(event, data, ['message.updated'])) as ServerEventMap['message.updated']).message;
   }
 
   // ---------------------------------------------------------------- requests and the outbox
@@ -546,8 +534,9 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       case 'error':
         if (!p) this.onStrayError(data as unknown as ErrorFrame);
         break;
-      default:
-        if ((f.event as string) === 'message.updated') this.acceptUpdate((data as { message: Message }).message);
+      case 'message.updated':
+        this.acceptUpdate((data as ServerEventMap['message.updated']).message);
+        break;
     }
     if (p) this.settle(p, f.event, data);
   }
@@ -714,7 +703,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       this.accept(cur, m);
       maxRev = Math.max(maxRev, revOf(m));
     }
-    for (const m of (r as { changes?: Message[] }).changes ?? []) {
+    for (const m of r.changes ?? []) {
       this.acceptUpdate(m);
       maxRev = Math.max(maxRev, revOf(m));
     }
@@ -745,6 +734,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   }
 
   private accept(cur: Cursor, m: Message): void {
+    if (m.rev !== undefined) this.v11 = true;
     if (m.seq <= cur.delivered) {
       // Already handed out; a newer state of it (sync pages carry current state) is an update.
       if (revOf(m) > (cur.revs.get(m.seq) ?? revOf(m))) this.acceptUpdate(m);
@@ -768,9 +758,18 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     cur.noteRev(m.seq, revOf(m));
     const c = this.convs.get(m.channelId);
     if (c && m.seq > c.headSeq) {
+      // Kept up locally until the server's own conversation.update (throttled) says it exactly.
       const mine = m.sender?.id === this._user?.id;
-      const lastReadSeq = mine ? m.seq : c.lastReadSeq;
-      const next = { ...c, headSeq: m.seq, lastMessage: m, lastReadSeq, unreadCount: mine ? 0 : c.unreadCount + 1 };
+      const mentionsMe = !mine && (m.mentions ?? []).some((u) => u.id === this._user?.id);
+      const next = {
+        ...c,
+        headSeq: m.seq,
+        ...(m.rev !== undefined && m.rev > (c.headRev ?? 0) ? { headRev: m.rev } : {}),
+        lastMessage: m,
+        lastReadSeq: mine ? m.seq : c.lastReadSeq,
+        unreadCount: mine ? 0 : c.unreadCount + 1,
+        ...(c.mentionCount !== undefined ? { mentionCount: mine ? 0 : c.mentionCount + (mentionsMe ? 1 : 0) } : {}),
+      };
       this.convs.set(m.channelId, next);
       this.emit('conversation', next, 'updated');
     }
@@ -790,7 +789,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     cur.noteRev(m.seq, revOf(m));
     const c = this.convs.get(m.channelId);
     if (c?.lastMessage && c.lastMessage.seq === m.seq) {
-      const next = { ...c, lastMessage: m };
+      const next = { ...c, lastMessage: m, ...(m.rev > (c.headRev ?? 0) ? { headRev: m.rev } : {}) };
       this.convs.set(m.channelId, next);
       this.emit('conversation', next, 'updated');
     }
@@ -800,6 +799,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   // ---------------------------------------------------------------- the conversation list
 
   private applyConversation(c: Conversation, how: 'update' | 'joined'): void {
+    if (c.headRev !== undefined) this.v11 = true;
     const existing = this.convs.get(c.channelId);
     if (!this.cursors.has(c.channelId)) {
       // Joined here: from now on (history() pages back). Appeared otherwise (a new DM, an

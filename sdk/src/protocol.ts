@@ -6,7 +6,9 @@
  * (dts-bundle-generator, see sdk/README.md).
  */
 import type { ServerEventMap } from '../../src/realtime/server-events.js';
-import type { ChannelFrameDto, HistoryFrameDto, JoinFrameDto, ReadFrameDto, SendFrameDto, SyncFrameDto } from '../../src/realtime/dto/frames.dto.js';
+import type {
+  ChannelFrameDto, EditFrameDto, HistoryFrameDto, JoinFrameDto, ReactionFrameDto, ReadFrameDto, SendFrameDto, SyncFrameDto,
+} from '../../src/realtime/dto/frames.dto.js';
 import type { ErrorCode } from '../../src/common/app-error.js';
 
 export type { ServerEventMap, ErrorCode };
@@ -23,6 +25,8 @@ export type SessionReady = ServerEventMap['session.ready'];
 export type SyncResult = ServerEventMap['sync.result'];
 export type HistoryResult = ServerEventMap['history.result'];
 export type ErrorFrame = ServerEventMap['error'];
+export type Reaction = Message['reactions'][number];
+export type ReplyRef = NonNullable<Message['replyTo']>;
 
 type WithoutRef<T> = Omit<T, 'ref'>;
 
@@ -33,7 +37,11 @@ export interface ClientEventMap {
   'channel.leave': WithoutRef<ChannelFrameDto> & { ref?: string };
   read: WithoutRef<ReadFrameDto> & { ref?: string };
   typing: WithoutRef<ChannelFrameDto>;
-  sync: { channels: { [channelId: string]: SyncFrameDto['channels'][string] | { seq: number; rev: number } }; ref?: string };
+  sync: Omit<SyncFrameDto, 'ref' | 'limit'> & { limit?: number; ref?: string };
+  'message.edit': Pick<EditFrameDto, 'channelId' | 'seq' | 'text'> & { ref?: string };
+  'message.delete': Pick<ChannelFrameDto, 'channelId'> & { seq: number; ref?: string };
+  'reaction.add': Pick<ReactionFrameDto, 'channelId' | 'seq' | 'emoji'> & { ref?: string };
+  'reaction.remove': Pick<ReactionFrameDto, 'channelId' | 'seq' | 'emoji'> & { ref?: string };
   history: Omit<HistoryFrameDto, 'ref' | 'limit'> & { limit?: number; ref?: string };
   ping: { ref?: string };
 }
