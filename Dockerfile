@@ -13,6 +13,10 @@ COPY package.json package-lock.json .npmrc ./
 RUN npm ci
 COPY nest-cli.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# The clients are built beside the server (the web client is served at /; the SDK, the terminal client).
+COPY sdk ./sdk
+COPY clients ./clients
+COPY scripts/build-clients.mjs ./scripts/
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { eventually, sleep } from './helpers/cluster.js';
@@ -11,7 +12,7 @@ import { freshDatabaseUrl } from './helpers/test-app.js';
  * against the built server as a child process. They sign up, open a DM, chat both ways, see
  * unread badges and typing, reply, edit, react, delete; the server is killed (-9) and restarted
  * mid-conversation and the pages recover by themselves with nothing lost or doubled.
- * Screenshots of the main views go to docs/screenshots/ (the README shows them).
+ * Screenshots of the main views go to docs/screenshots/ with UPDATE_SCREENSHOTS=1 (the README shows them).
  *
  * Without Chromium the suite is skipped, and says so: `apt-get install chromium` (Debian/Ubuntu),
  * or CHROMIUM_PATH=/path/to/chrome.
@@ -21,7 +22,8 @@ const HAVE_CHROMIUM = existsSync(CHROMIUM);
 if (!HAVE_CHROMIUM) {
   process.stderr.write(`browser.e2e-spec.ts SKIPPED: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH): the browser tests did not run\n`);
 }
-const SHOTS = join(process.cwd(), 'docs', 'screenshots');
+/** UPDATE_SCREENSHOTS=1 refreshes the README's screenshots; otherwise they go to a temporary folder. */
+const SHOTS = process.env.UPDATE_SCREENSHOTS ? join(process.cwd(), 'docs', 'screenshots') : join(tmpdir(), 'parley-screenshots');
 const PASSWORD = 'password123';
 const T = 20000; // generous: a loaded 2-core machine
 
