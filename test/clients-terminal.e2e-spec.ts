@@ -41,7 +41,7 @@ class Terminal {
     try {
       await eventually(`a line matching ${pattern}`, () => (found = this.lines.findIndex((l, i) => i >= from && pattern.test(l))) >= 0, timeoutMs);
     } catch (err) {
-      throw new Error(`${(err as Error).message}; the client's output:\n${this.output.slice(-2500)}`);
+      throw new Error(`${(err as Error).message}; the client's output:\n${this.output.slice(-2500)}`, { cause: err });
     }
     return found;
   }
