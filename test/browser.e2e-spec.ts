@@ -77,7 +77,7 @@ const T = 20000; // generous: a loaded 2-core machine
     await p.getByLabel('Message', { exact: true }).press('Enter');
   }
 
-  it('two users chat in a DM: unread badges, typing, reply, edit, react, delete, a server restart; phone and keyboard', async () => {
+  it('two users chat in a DM: unread badges, typing, reply, edit, react, delete, search, a server restart; phone and keyboard', async () => {
     const suffix = Math.random().toString(36).slice(2, 6);
     const aliceName = `alice_${suffix}`;
     const bobName = `bob_${suffix}`;
@@ -144,6 +144,11 @@ const T = 20000; // generous: a loaded 2-core machine
       await log(bob).locator('li.message', { hasText: 'oops, wrong chat' }).getByRole('button', { name: 'Delete' }).click();
       await log(alice).locator('li.message .text.deleted').first().waitFor();
       expect(await log(alice).getByText('oops, wrong chat').count()).toBe(0);
+      // Search: a hit opens its conversation and shows the message.
+      await alice.getByLabel('Search messages').fill('right');
+      await alice.getByLabel('Search messages').press('Enter');
+      await alice.getByRole('list', { name: 'Search results' }).getByRole('button', { name: /Yes, right here/ }).click();
+      await log(alice).locator('li.message.focused', { hasText: 'Yes, right here' }).waitFor();
     }
     await alice.screenshot({ path: join(SHOTS, 'chat-desktop.png') });
     await bob.screenshot({ path: join(SHOTS, 'chat-phone.png') });

@@ -87,6 +87,27 @@ describe('SDK against the built server (SQLite)', () => {
     await db.cleanup();
   });
 
+  it('the web client is served at / with its own CSP; the API around it is not shadowed', async () => {
+    const page = await fetch(`${server.baseUrl}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(await page.text()).toContain('<script type="module" src="app.js">');
+    const script = await fetch(`${server.baseUrl}/app.js`);
+    expect(script.status).toBe(200);
+    expect(script.headers.get('content-type')).toMatch(/javascript/);
+    for (const path of ['/health', '/docs-json', '/asyncapi.json']) {
+      const res = await fetch(server.baseUrl + path);
+      expect([path, res.status, res.headers.get('content-type')?.split(';')[0]]).toEqual([path, 200, 'application/json']);
+    }
+    expect((await fetch(`${server.baseUrl}/metrics`)).status).toBe(200);
+    expect((await api(server.baseUrl, 'GET', '/conversations')).status).toBe(401);
+    const missing = await fetch(`${server.baseUrl}/no-such-page`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toMatch(/^application\/json/);
+  });
+
   it('kill -9 and restart with 200 sends in flight: each send resolves once, the receiver sees 1..200 once each, in order', async () => {
     const alice = await signUp(server.baseUrl);
     const bob = await signUp(server.baseUrl);
