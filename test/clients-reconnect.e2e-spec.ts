@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { ParleyClient, StateChange, WebSocketLike } from '../sdk/src/index.js';
+import { ParleyClient, ParleyError, StateChange, WebSocketLike } from '../sdk/src/index.js';
 import type { FetchLike } from '../sdk/src/index.js';
 
 /**
@@ -109,6 +109,19 @@ describe('SDK reconnect policy (scripted socket)', () => {
     const pending = c.send({ channelId: '00000000-0000-4000-8000-000000000000', text: 'x' });
     FakeSocket.all[0].serverClose(1008, 'session ended');
     await expect(pending).rejects.toMatchObject({ code: 'unauthorized' });
+    expect(states.at(-1)).toMatchObject({ state: 'closed', error: { code: 'unauthorized' } });
+  });
+
+  it('1008 and getToken itself is refused (a dead refresh token): stops instead of asking again and again', async () => {
+    let calls = 0;
+    const { c, states } = client(() => {
+      if (calls++ === 0) return 'token';
+      throw new ParleyError('unauthorized', 'refresh token refused');
+    });
+    await c.connect();
+    FakeSocket.all[0].serverClose(1008, 'token expired');
+    await until(() => c.state === 'closed');
+    expect(calls).toBe(2);
     expect(states.at(-1)).toMatchObject({ state: 'closed', error: { code: 'unauthorized' } });
   });
 

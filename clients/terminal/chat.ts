@@ -151,7 +151,10 @@ async function main(): Promise<void> {
       system(wasReady ? 'reconnected' : `connected as ${client.user?.username} to ${url}`);
       wasReady = true;
     } else if (s.state === 'reconnecting' && s.attempt === 1) system(`connection lost${s.closeCode ? ` (${s.closeCode})` : ''}; reconnecting…`);
-    else if (s.state === 'closed' && s.error) problem(s.error);
+    else if (s.state === 'closed' && s.error) {
+      problem(s.error); // the server will not have us any more (e.g. the session was ended)
+      process.exit(1);
+    }
   });
   client.on('error', problem);
 

@@ -479,7 +479,13 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     this.tokenWasForced = false;
     if (getToken && stale) {
       const force = this.forceToken;
-      this.token = await getToken({ force });
+      try {
+        this.token = await getToken({ force });
+      } catch (err) {
+        // getToken itself was refused (a dead refresh token): no token will come, stop.
+        if (err instanceof ParleyError && err.code === 'unauthorized') this.tokenWasForced = true;
+        throw err;
+      }
       this.forceToken = false;
       this.tokenWasForced = force;
     }
