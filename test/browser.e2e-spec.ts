@@ -122,6 +122,8 @@ const T = 20000; // generous: a loaded 2-core machine
     await say(bob, 'Are you there?');
     await alice.getByRole('button', { name: new RegExp(`^${bobName}.*1 unread`) }).click();
     await log(alice).getByText('Are you there?').waitFor();
+    // Where the unread part began: a "New messages" line right before it.
+    expect(await log(alice).locator('li.divider + li.message .text').innerText()).toBe('Are you there?');
 
     {
       // Reply.

@@ -325,9 +325,14 @@ function Chat() {
             </button>
           </li>
         )}
-        {messages.map((m) => (
-          <MessageItem key={m.seq} m={m} channel={c} />
-        ))}
+        {messages.map((m) => [
+          m.seq === view.unreadFrom && (
+            <li key={`new-${m.seq}`} class="divider" role="separator">
+              New messages
+            </li>
+          ),
+          <MessageItem key={m.seq} m={m} channel={c} />,
+        ])}
         {view.outgoing.map((o) => (
           <Outgoing key={o.clientMsgId} o={o} />
         ))}

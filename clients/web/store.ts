@@ -26,6 +26,8 @@ export interface ChatView {
   loaded: boolean;
   loading: boolean;
   outgoing: OutgoingMessage[];
+  /** The first message that was unread when the conversation was opened (the "New messages" line). */
+  unreadFrom: number | null;
 }
 
 const SESSION_KEY = 'parley.session';
@@ -88,7 +90,7 @@ export class Store {
 
   chat(channelId: string): ChatView {
     let view = this.chats.get(channelId);
-    if (!view) this.chats.set(channelId, (view = { messages: new Map(), hasMore: true, loaded: false, loading: false, outgoing: [] }));
+    if (!view) this.chats.set(channelId, (view = { messages: new Map(), hasMore: true, loaded: false, loading: false, outgoing: [], unreadFrom: null }));
     return view;
   }
 
@@ -173,8 +175,10 @@ export class Store {
     this.currentId = channelId;
     this.replyTo = this.editing = null;
     this.focusSeq = focusSeq ?? null;
-    this.changed();
     const view = this.chat(channelId);
+    const c = this.client?.conversation(channelId);
+    view.unreadFrom = c && c.unreadCount > 0 ? c.lastReadSeq + 1 : null;
+    this.changed();
     if (!view.loaded) await this.loadEarlier(channelId);
     // From search: page back until the hit is loaded (a few pages at most).
     for (let i = 0; focusSeq !== undefined && i < 10 && view.hasMore && !view.messages.has(focusSeq); i++) await this.loadEarlier(channelId);
