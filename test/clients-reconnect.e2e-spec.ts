@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import { ParleyClient, ParleyError, StateChange, WebSocketLike } from '../sdk/src/index.js';
 import type { FetchLike } from '../sdk/src/index.js';
@@ -165,4 +169,35 @@ describe('SDK reconnect policy (scripted socket)', () => {
     await expect(sending).resolves.toMatchObject({ seq: 1 });
     c.close();
   });
+});
+
+describe('the published package (sdk/dist, built by npm run build)', () => {
+  it('stands alone: package.json points at built files, and index.d.ts type-checks a consumer with nothing of the server beside it', () => {
+    const sdk = join(process.cwd(), 'sdk');
+    const pkg = JSON.parse(readFileSync(join(sdk, 'package.json'), 'utf8'));
+    expect(pkg).toMatchObject({ name: '@parley/client', type: 'module' });
+    expect(pkg.dependencies).toBeUndefined();
+    for (const file of [pkg.exports['.'].import, pkg.exports['.'].types]) expect(existsSync(join(sdk, file))).toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), 'parley-sdk-consumer-'));
+    try {
+      cpSync(join(sdk, 'dist'), join(dir, 'parley-client'), { recursive: true });
+      writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+      writeFileSync(
+        join(dir, 'app.ts'),
+        [
+          "import { ParleyClient, type Message, type Conversation } from './parley-client/index.js';",
+          "const c = new ParleyClient({ url: 'http://x', token: 't' });",
+          "c.on('message', (m: Message) => console.log(m.seq, m.rev, m.reactions[0]?.emoji, m.replyTo?.text));",
+          "c.on('conversation', (conv: Conversation) => console.log(conv.mentionCount, conv.headRev, conv.peer?.status));",
+          "void c.send({ to: 'bob', text: 'hi', replyToSeq: 2 }).then((m) => m.seq);",
+          '// @ts-expect-error: not a field of Message',
+          "c.on('message', (m) => m.nonsense);",
+        ].join('\n'),
+      );
+      const tsc = join(process.cwd(), 'node_modules', 'typescript', 'bin', 'tsc');
+      execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--lib', 'es2022,dom', 'app.ts'], { cwd: dir, stdio: 'pipe' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60000);
 });
