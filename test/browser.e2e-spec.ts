@@ -77,7 +77,7 @@ const T = 20000; // generous: a loaded 2-core machine
     await p.getByLabel('Message', { exact: true }).press('Enter');
   }
 
-  it('two users chat in a DM: unread badges, typing, reply, edit, react, delete, search, a server restart; phone and keyboard', async () => {
+  it('two users chat in a DM: unread badges, typing, reply, edit, react, delete, search, notifications, a server restart; phone and keyboard', async () => {
     const suffix = Math.random().toString(36).slice(2, 6);
     const aliceName = `alice_${suffix}`;
     const bobName = `bob_${suffix}`;
@@ -154,6 +154,27 @@ const T = 20000; // generous: a loaded 2-core machine
     }
     await alice.screenshot({ path: join(SHOTS, 'chat-desktop.png') });
     await bob.screenshot({ path: join(SHOTS, 'chat-phone.png') });
+
+    // Notifications while the tab is hidden (permission granted; the browser's Notification
+    // recorded instead of shown): bob's next message notifies alice and stays unread meanwhile.
+    // (Scripts as strings: this file is type-checked without the DOM library.)
+    await alice.evaluate(`
+      window.notes = [];
+      window.Notification = class {
+        static permission = 'granted';
+        constructor(title, options) { window.notes.push([title, options.body]); }
+      };
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    `);
+    await say(bob, 'psst');
+    await log(alice).getByText('psst').waitFor();
+    expect(await alice.evaluate('window.notes')).toEqual([[bobName, 'psst']]);
+    await alice.getByRole('button', { name: new RegExp(`^${bobName}.*1 unread`) }).waitFor(); // hidden: not read
+    await alice.evaluate(`
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+      document.dispatchEvent(new Event('visibilitychange'));
+    `);
+    await eventually('alice reads it when she looks', async () => (await alice.getByTestId('unread').count()) === 0, T);
 
     // The server dies mid-conversation. Alice keeps typing: the messages wait as "Sending…",
     // the banner says so, and everything arrives once the server is back, once, in order.
