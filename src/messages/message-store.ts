@@ -146,33 +146,42 @@ export class MessageStore {
 
   /**
    * Full-text matches among the channels `userId` is a member of (joined in the query), newest
-   * first by id (time-ordered UUIDs), before the cursor id; `limit + 1` rows. Terms are plain
-   * words (letters and digits only, see MessagesService.search), each matched as a prefix.
+   * first, older than the cursor message; `limit + 1` rows. Terms are plain words (letters and
+   * digits only, see MessagesService.search), each matched as a prefix.
    */
   async search(q: { userId: string; terms: string[]; channelId?: string; before?: string; limit: number }): Promise<MessageRow[]> {
-    const conds: string[] = [];
-    const params: unknown[] = [];
+    const params: unknown[] = [q.userId];
+    const conds = ['m.deleted_at IS NULL'];
     let sql: string;
+    let order: string;
     if (this.sqlite) {
-      params.push(q.userId, q.terms.map((t) => `"${t}"*`).join(' '));
+      // Newest first by rowid, the insertion order: FTS5 walks its matches in that order and the
+      // LIMIT stops it early, so a word in half the messages costs no more than a rare one.
+      params.push(q.terms.map((t) => `"${t}"*`).join(' '));
       sql = `SELECT ${MESSAGE_COLUMNS} FROM messages_fts f JOIN messages m ON m.rowid = f.rowid JOIN users u ON u.id = m.sender_id
         JOIN memberships ms ON ms.channel_id = m.channel_id AND ms.user_id = ? WHERE messages_fts MATCH ?`;
+      if (q.before !== undefined) {
+        conds.push('f.rowid < (SELECT rowid FROM messages WHERE id = ?)');
+        params.push(q.before);
+      }
+      order = 'f.rowid DESC';
     } else {
-      params.push(q.userId, q.terms.map((t) => `'${t}':*`).join(' & '));
+      // Newest first by id (time-ordered UUIDs); the GIN index finds the matches, a top-N sort picks the page.
+      params.push(q.terms.map((t) => `'${t}':*`).join(' & '));
       sql = `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
         JOIN memberships ms ON ms.channel_id = m.channel_id AND ms.user_id = ? WHERE m.search @@ to_tsquery('simple', ?)`;
+      if (q.before !== undefined) {
+        conds.push('m.id < ?');
+        params.push(q.before);
+      }
+      order = 'm.id DESC';
     }
-    conds.push('m.deleted_at IS NULL');
     if (q.channelId !== undefined) {
       conds.push('m.channel_id = ?');
       params.push(q.channelId);
     }
-    if (q.before !== undefined) {
-      conds.push('m.id < ?');
-      params.push(q.before);
-    }
     params.push(q.limit + 1);
-    sql += ` AND ${conds.join(' AND ')} ORDER BY m.id DESC LIMIT ?`;
+    sql += ` AND ${conds.join(' AND ')} ORDER BY ${order} LIMIT ?`;
     if (this.sqlite) return this.sqlite.all<MessageRow>(sql, params);
     let n = 0;
     return this.dataSource.query(sql.replace(/\?/g, () => `$${++n}`), params);
