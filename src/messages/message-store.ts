@@ -2,6 +2,8 @@ import { Injectable } from '@nestjs/common';
 import type Database from 'better-sqlite3';
 import { DataSource, EntityManager } from 'typeorm';
 import { DatabaseWriter } from '../database/database-writer.js';
+import type { OutboxRow } from '../webhooks/webhook-events.js';
+import { outboxInsertStatements, outboxLockStatement } from '../webhooks/webhook-outbox.js';
 import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from './message.mapper.js';
 
 /** The four statements of a send batch, run inside one transaction (see MessageWriter). */
@@ -15,6 +17,8 @@ export interface MessageBatchOps {
   insert(messages: MessageView[], createdAtMs: number): Promise<void> | void;
   /** Moves a member's read marker up to seq (never down). */
   advanceMarker(channelId: string, userId: string, seq: number): Promise<void> | void;
+  /** Webhook events of the batch into the outbox (WebhookOutbox.rows; never called with none). */
+  appendOutbox(rows: OutboxRow[]): Promise<void> | void;
 }
 
 export const pairKey = (senderId: string, clientMsgId: string) => `${senderId}\u0000${clientMsgId}`;
@@ -150,6 +154,10 @@ class SqliteOps implements MessageBatchOps {
   advanceMarker(channelId: string, userId: string, seq: number): void {
     this.marker.run(seq, channelId, userId, seq);
   }
+
+  appendOutbox(rows: OutboxRow[]): void {
+    for (const { sql, params } of outboxInsertStatements(rows, 'sqlite')) this.db.prepare(sql).run(params);
+  }
 }
 
 class PostgresOps implements MessageBatchOps {
@@ -209,6 +217,12 @@ class PostgresOps implements MessageBatchOps {
       'UPDATE memberships SET last_read_seq = $1 WHERE channel_id = $2 AND user_id = $3 AND last_read_seq < $1',
       [seq, channelId, userId],
     );
+  }
+
+  async appendOutbox(rows: OutboxRow[]): Promise<void> {
+    const lock = outboxLockStatement(rows);
+    await this.em.queryRunner!.query(lock.sql, lock.params);
+    for (const { sql, params } of outboxInsertStatements(rows, 'postgres')) await this.em.queryRunner!.query(sql, params);
   }
 }
 

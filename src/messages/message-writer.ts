@@ -2,6 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
 import { AppError } from '../common/app-error.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
+import { webhookEvents } from '../webhooks/webhook-events.js';
+import { WebhookOutbox } from '../webhooks/webhook-outbox.js';
 import type { MessageView } from './message.mapper.js';
 import { MessageBatchOps, MessageStore, pairKey } from './message-store.js';
 
@@ -49,7 +51,10 @@ export class MessageWriter {
   /** Called synchronously after each commit with the new messages, in seq order per channel. */
   onCommitted: (created: MessageView[]) => void = () => undefined;
 
-  constructor(private readonly store: MessageStore) {}
+  constructor(
+    private readonly store: MessageStore,
+    private readonly outbox: WebhookOutbox,
+  ) {}
 
   write(req: SendRequest): Promise<SendOutcome> {
     return new Promise((resolve, reject) => {
@@ -186,6 +191,10 @@ export class MessageWriter {
       if (!cur || cur.seq < m.seq) markers.set(key, m);
     }
     for (const m of markers.values()) await ops.advanceMarker(m.channelId, m.sender.id, m.seq);
+
+    // 6. Webhooks (none when WEBHOOK_URL is unset): in this transaction, so none is lost or extra.
+    const outboxRows = this.outbox.rows(created.map(webhookEvents.messageCreated));
+    if (outboxRows.length > 0) await ops.appendOutbox(outboxRows);
 
     // Repeats inside the batch get the message their first copy created.
     for (const [i, first] of repeats) {
