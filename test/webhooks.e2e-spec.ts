@@ -4,6 +4,8 @@ import { eventually, sleep } from './helpers/cluster.js';
 import { createChannel, DATABASES, DbKind, registerUser, startApp, TestApp, TestUser } from './helpers/test-app.js';
 import { TestClient } from './helpers/ws-client.js';
 import { ReceivedHook, WebhookReceiver } from './helpers/webhook-receiver.js';
+import type { MessageView } from '../src/messages/message.mapper.js';
+import { NotificationsService } from '../src/notifications/notifications.service.js';
 import { verifyWebhook } from '../src/webhooks/webhook-signature.js';
 
 /**
@@ -34,7 +36,7 @@ function hooksEnv(receiver: WebhookReceiver, extra: Record<string, string> = {})
   };
 }
 
-async function send(t: TestApp, user: TestUser, channelId: string, text: string): Promise<{ seq: number; id: string }> {
+async function send(t: TestApp, user: TestUser, channelId: string, text: string): Promise<MessageView> {
   const res = await t.http().post(`/channels/${channelId}/messages`).set(user.auth).send({ text, clientMsgId: randomUUID() }).expect(201);
   return res.body.message;
 }
@@ -77,7 +79,7 @@ describe.each(DATABASES)('webhooks on %s', (db: DbKind) => {
     await t.http().post(`/channels/${channelId}/leave`).set(carol.auth).expect(204);
     const dm = (await t.http().post('/dms').set(bob.auth).send({ username: carol.username }).expect(200)).body;
 
-    await eventually('the events', () => receiver.accepted.filter((r) => channelOf(r.event) === channelId).length >= 4 && receiver.ofType('channel.created').some((r) => r.event.data.channel.id === dm.channelId));
+    await eventually('the events', () => receiver.accepted.filter((r) => channelOf(r.event) === channelId && r.event.type !== 'notification.needed').length >= 4 && receiver.ofType('channel.created').some((r) => r.event.data.channel.id === dm.channelId));
     const users = receiver.ofType('user.created').map((r) => r.event.data.user);
     expect(users).toEqual(expect.arrayContaining([alice, bob, carol].map((u) => ({ id: u.id, username: u.username, createdAt: expect.any(String) }))));
 
@@ -215,6 +217,24 @@ describe.each(DATABASES)('webhooks on %s', (db: DbKind) => {
       expect((await t.http().delete(`/channels/${channelId}/mute`).set(bob.auth).expect(200)).body).toEqual({ channelId, muted: false });
       await send(t, alice, channelId, 'unmuted');
       await eventually('a notification for bob', () => notified(bob.id, channelId).length === 1);
+    });
+
+    it('mentions (the hook #9 fills in): a mentioned member is notified even while connected', async () => {
+      const [alice, bob] = [await registerUser(t, 'alice'), await registerUser(t, 'bob')];
+      const channelId = await createChannel(t, alice, [bob]);
+      const { client } = await TestClient.connect(t.wsUrl, bob.token);
+      try {
+        const sent = await send(t, alice, channelId, `hi @${bob.username}`);
+        await eventually('the message', () => receiver.ofType('message.created').some((r) => channelOf(r.event) === channelId));
+        await sleep(200);
+        expect(notified(bob.id, channelId)).toHaveLength(0); // connected, not mentioned (yet: no mentions before #9)
+        // Messages with `mentions`, as #9 will make them: straight to the hook.
+        await t.app.get(NotificationsService).afterCommit([{ ...sent, mentions: [{ id: bob.id, username: bob.username }] } as MessageView]);
+        await eventually('a mention notification', () => notified(bob.id, channelId).length === 1);
+        expect(notified(bob.id, channelId)[0].event.data).toMatchObject({ reason: 'mention', message: { id: sent.id } });
+      } finally {
+        await client.close();
+      }
     });
 
     it('mute: members only, by channel id', async () => {

@@ -96,15 +96,21 @@ export class NotificationsService implements OnModuleInit {
   private async forChannel(channelId: string, messages: MessageView[]): Promise<WebhookEvent[]> {
     const state = this.store.peek(channelId) ?? (await this.store.get(channelId));
     if (!state) return [];
-    // Per member, the newest message of the batch that someone else sent, and why it calls.
+    // Per member, the newest message of the batch that someone else sent: the last one, or for its
+    // sender the newest by anyone else. O(members + messages), whatever the batch.
+    const last = messages[messages.length - 1];
+    const lastByOther = [...messages].reverse().find((m) => m.sender.id !== last.sender.id);
+    const mentioned = new Map<string, MessageView>();
+    for (const m of messages) for (const id of mentionedUserIds(m)) if (id !== m.sender.id) mentioned.set(id, m);
+    const now = Date.now();
     const due = new Map<string, { message: MessageView; reason: Reason }>();
-    for (const message of messages) {
-      const mentioned = new Set(mentionedUserIds(message));
-      for (const userId of state.members.keys()) {
-        if (userId === message.sender.id) continue;
-        const reason: Reason | null = mentioned.has(userId) ? 'mention' : this.presence.statusOf(userId) === 'offline' ? 'offline' : null;
-        if (reason) due.set(userId, { message, reason: due.get(userId)?.reason === 'mention' ? 'mention' : reason });
-      }
+    for (const userId of state.members.keys()) {
+      const mention = mentioned.get(userId);
+      const message = mention ?? (userId === last.sender.id ? lastByOther : last);
+      if (!message) continue;
+      const reason: Reason | null = mention ? 'mention' : this.presence.statusOf(userId) === 'offline' ? 'offline' : null;
+      // Folded here already: skip without asking anyone (the common case in a busy channel).
+      if (reason && (this.folded.get(`${userId} ${channelId}`) ?? 0) <= now) due.set(userId, { message, reason });
     }
     if (due.size === 0) return [];
     for (const userId of await this.mutedIn(channelId)) due.delete(userId);

@@ -109,6 +109,7 @@ export class WebhookDelivery implements OnApplicationBootstrap, OnModuleDestroy 
         this.again = false;
         const free = this.cfg!.concurrency - this.inflight.size;
         if (free <= 0 || this.stopping) break;
+        if (await this.outbox.isEmpty()) break;
         const claimed = await this.outbox.claim(this.bus.instanceId, free, this.leaseMs);
         for (const event of claimed) {
           const p: Promise<void> = this.deliver(event).finally(() => {

@@ -99,21 +99,33 @@ export class WebhookOutbox {
    */
   async claim(instanceId: string, limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
     const now = Date.now();
-    const heads = `SELECT o.id FROM webhook_outbox o
-      WHERE o.next_attempt_at <= ? AND o.lease_until <= ?
-        AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.ordering_key = o.ordering_key AND p.id < o.id)
-      ORDER BY o.id LIMIT ?`;
+    // Each key's oldest row, found by walking the distinct keys down the (ordering_key, id) index
+    // (a loose index scan), so the cost follows the number of channels with a backlog, not the
+    // number of rows: a receiver down for hours leaves many rows behind few heads.
+    const heads = `WITH RECURSIVE keys(k) AS (
+        SELECT (SELECT MIN(ordering_key) FROM webhook_outbox)
+        UNION ALL
+        SELECT (SELECT MIN(ordering_key) FROM webhook_outbox WHERE ordering_key > keys.k) FROM keys WHERE keys.k IS NOT NULL
+      ), heads(id) AS (
+        SELECT (SELECT MIN(h.id) FROM webhook_outbox h WHERE h.ordering_key = keys.k) FROM keys WHERE keys.k IS NOT NULL
+      )`;
+    const due = `SELECT o.id FROM webhook_outbox o WHERE o.id IN (SELECT id FROM heads) AND o.next_attempt_at <= ? AND o.lease_until <= ? ORDER BY o.id LIMIT ?`;
     const sql = this.postgres
-      ? `WITH picked AS (${heads} FOR UPDATE SKIP LOCKED)
+      ? `${heads}, picked AS (${due} FOR UPDATE SKIP LOCKED)
          UPDATE webhook_outbox w SET lease_until = ?, leased_by = ? FROM picked WHERE w.id = picked.id AND w.lease_until <= ?
          RETURNING w.id, w.event_id, w.type, w.ordering_key, w.body, w.created_at, w.attempts`
-      : `UPDATE webhook_outbox SET lease_until = ?, leased_by = ? WHERE id IN (${heads}) AND lease_until <= ?
+      : `${heads} UPDATE webhook_outbox SET lease_until = ?, leased_by = ? WHERE id IN (${due}) AND lease_until <= ?
          RETURNING id, event_id, type, ordering_key, body, created_at, attempts`;
     const params = this.postgres ? [now, now, limit, now + leaseMs, instanceId, now] : [now + leaseMs, instanceId, now, now, limit, now];
     const rows = await this.run<ClaimedRow>(sql, params);
     return rows
       .map((r) => ({ id: Number(r.id), eventId: r.event_id, type: r.type, key: r.ordering_key, body: r.body, createdAt: Number(r.created_at), attempts: Number(r.attempts) }))
       .sort((a, b) => a.id - b.id);
+  }
+
+  /** Whether the outbox holds anything (a read, so an idle poll takes no write slot). */
+  async isEmpty(): Promise<boolean> {
+    return (await this.read('SELECT 1 AS one FROM webhook_outbox LIMIT 1', [])).length === 0;
   }
 
   /** Delivered (or given up on): the row goes. Only by the lease's holder. */
