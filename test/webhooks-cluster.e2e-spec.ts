@@ -34,6 +34,7 @@ describeCluster('webhooks with two instances', () => {
   it('delivers each event by exactly one instance, in order per channel', () =>
     cluster.explain(async () => {
       const [a, b] = cluster.nodes;
+      receiver.delayMs = 20; // slow enough that both instances hold claims at the same time
       const users = await cluster.users(2, 'hook');
       const channels = [await cluster.channel(users[0], [users[1]]), await cluster.channel(users[1], [users[0]]), await cluster.channel(users[0], [users[1]])];
       const sent: { id: string; channelId: string; seq: number }[] = [];
@@ -61,6 +62,7 @@ describeCluster('webhooks with two instances', () => {
       const byNode = await Promise.all([a, b].map((n) => cluster.metric(n, 'parley_webhook_attempts_total')));
       expect(byNode.every((n) => n > 0)).toBe(true);
       expect(byNode[0] + byNode[1]).toBe(receiver.requests.length);
+      receiver.delayMs = 0;
     }));
 
   it('folds notification.needed across instances: one per user and channel', () =>

@@ -18,6 +18,8 @@ export interface ReceivedHook {
 export class WebhookReceiver {
   readonly requests: ReceivedHook[] = [];
   decide: (hook: Omit<ReceivedHook, 'status'>) => number = () => 204;
+  /** How long each answer takes (a slow receiver keeps several claims in flight at once). */
+  delayMs = 0;
 
   private constructor(private readonly server: Server) {}
 
@@ -32,7 +34,7 @@ export class WebhookReceiver {
         const hook = { at: Date.now(), headers: req.headers, raw, event: JSON.parse(raw) };
         const status = receiver.decide(hook);
         receiver.requests.push({ ...hook, status });
-        res.writeHead(status).end();
+        setTimeout(() => res.writeHead(status).end(), receiver.delayMs);
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
