@@ -135,6 +135,10 @@ export class NotificationsService implements OnModuleInit {
     });
   }
 
+  /**
+   * Read from the database each time, not kept in memory: a mute on another instance then needs
+   * no bus change, and the query runs only when someone is due a notification (rare, folded).
+   */
   private async mutedIn(channelId: string): Promise<string[]> {
     const rows = await this.db
       .getRepository(Membership)
