@@ -27,6 +27,9 @@ export function mentionedUserIds(message: MessageView): string[] {
 
 type Reason = 'offline' | 'mention';
 
+/** The sender's id; null for a system message (`sender: null`, coming with the server API). */
+const senderOf = (m: MessageView): string | null => (m as { sender: { id: string } | null }).sender?.id ?? null;
+
 /**
  * `notification.needed`, the mobile-push hook: a webhook event for each member a new message
  * reaches who has no open connection on any instance (PresenceService knows the cluster's online
@@ -99,14 +102,14 @@ export class NotificationsService implements OnModuleInit {
     // Per member, the newest message of the batch that someone else sent: the last one, or for its
     // sender the newest by anyone else. O(members + messages), whatever the batch.
     const last = messages[messages.length - 1];
-    const lastByOther = [...messages].reverse().find((m) => m.sender.id !== last.sender.id);
+    const lastByOther = [...messages].reverse().find((m) => senderOf(m) !== senderOf(last));
     const mentioned = new Map<string, MessageView>();
-    for (const m of messages) for (const id of mentionedUserIds(m)) if (id !== m.sender.id) mentioned.set(id, m);
+    for (const m of messages) for (const id of mentionedUserIds(m)) if (id !== senderOf(m)) mentioned.set(id, m);
     const now = Date.now();
     const due = new Map<string, { message: MessageView; reason: Reason }>();
     for (const userId of state.members.keys()) {
       const mention = mentioned.get(userId);
-      const message = mention ?? (userId === last.sender.id ? lastByOther : last);
+      const message = mention ?? (userId === senderOf(last) ? lastByOther : last);
       if (!message) continue;
       const reason: Reason | null = mention ? 'mention' : this.presence.statusOf(userId) === 'offline' ? 'offline' : null;
       // Folded here already: skip without asking anyone (the common case in a busy channel).
