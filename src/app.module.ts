@@ -8,10 +8,12 @@ import { FanoutModule } from './fanout/fanout.module.js';
 import { HealthModule } from './health/health.module.js';
 import { MessagesModule } from './messages/messages.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
+import { NotificationsModule } from './notifications/notifications.module.js';
 import { PresenceModule } from './presence/presence.module.js';
 import { RateLimitModule } from './rate-limit/rate-limit.module.js';
 import { RealtimeModule } from './realtime/realtime.module.js';
 import { UsersModule } from './users/users.module.js';
+import { WebhooksModule } from './webhooks/webhooks.module.js';
 
 @Module({})
 export class AppModule {
@@ -23,6 +25,7 @@ export class AppModule {
         ConfigModule.forRoot(config),
         DatabaseModule,
         MetricsModule,
+        WebhooksModule,
         FanoutModule,
         HealthModule,
         PresenceModule,
@@ -32,6 +35,7 @@ export class AppModule {
         MessagesModule,
         RealtimeModule,
         RateLimitModule,
+        NotificationsModule,
         ...extra,
       ],
     };

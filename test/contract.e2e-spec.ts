@@ -346,6 +346,18 @@ describe.each(DATABASES)('every operation and every event on %s', (db) => {
     await http().post(`/channels/${randomUUID()}/accept`).set(dan.auth).expect(404);
   });
 
+  it('mute and unmute (notification.needed)', async () => {
+    const http = t.http;
+    const pub = await createChannel(t, alice, [bob]);
+    expect((await http().post(`/channels/${pub}/mute`).set(bob.auth).expect(200)).body).toEqual({ channelId: pub, muted: true });
+    expect((await http().delete(`/channels/${pub}/mute`).set(bob.auth).expect(200)).body).toEqual({ channelId: pub, muted: false });
+    for (const method of ['post', 'delete'] as const) {
+      await http()[method](`/channels/${pub}/mute`).set(carol.auth).expect(403);
+      await http()[method](`/channels/${randomUUID()}/mute`).set(carol.auth).expect(404);
+      await http()[method]('/channels/nope/mute').set(carol.auth).expect(400);
+    }
+  });
+
   it('quotas answer 403 (or 400 for members per request) with details.quota', async () => {
     const q = await scoped(db, { QUOTA_CHANNELS_CREATED_PER_USER: '1', QUOTA_CHANNELS_PER_USER: '2', QUOTA_MEMBERS_PER_REQUEST: '1' });
     try {

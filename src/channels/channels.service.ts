@@ -11,6 +11,8 @@ import { BlocksService } from '../users/blocks.service.js';
 import { toUserRef } from '../users/user.mapper.js';
 import { UsersService } from '../users/users.service.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
+import { WebhookChannel, webhookEvents } from '../webhooks/webhook-events.js';
+import { WebhookOutbox } from '../webhooks/webhook-outbox.js';
 import { Channel } from './channel.entity.js';
 import { ChannelQuotas } from './channel-quotas.js';
 import { ChannelState, ChannelStateStore, MemberState } from './channel-state.store.js';
@@ -45,6 +47,7 @@ export class ChannelsService {
     private readonly blocks: BlocksService,
     private readonly config: AppConfig,
     private readonly quotas: ChannelQuotas,
+    private readonly outbox: WebhookOutbox,
   ) {}
 
   /** A DM's peer shows their real status only to someone who shares presence with them (see peersOf). */
@@ -122,6 +125,9 @@ export class ChannelsService {
       await this.writer.transaction(async (em) => {
         await em.insert(Channel, channel);
         await this.insertMembers(em, channel.id, members, 0, now);
+        const users = new Map([caller, ...found.values()].map((u) => [u.id, toUserRef(u)]));
+        const refs = members.map((m) => users.get(m.id)!);
+        await this.outbox.append(em, [webhookEvents.channelCreated(webhookChannel(channel), toUserRef(caller), refs)]);
       });
     } catch (err) {
       if (isUniqueViolation(err)) throw taken();
@@ -172,6 +178,7 @@ export class ChannelsService {
         await this.writer.transaction(async (em) => {
           await em.insert(Channel, channel);
           await this.insertMembers(em, channel.id, [{ id: caller.id, role: 'owner', acceptedAt: channel.createdAt }], 0, channel.createdAt);
+          await this.outbox.append(em, [webhookEvents.channelCreated(webhookChannel(channel), toUserRef(caller), [toUserRef(caller)])]);
         });
       } catch (err) {
         if (isUniqueViolation(err)) continue; // created meanwhile by someone else: join theirs
@@ -200,6 +207,7 @@ export class ChannelsService {
         const row = await em.getRepository(Channel).findOneByOrFail({ id: channelId });
         lastReadSeq = row.headSeq;
         await this.insertMembers(em, channelId, [{ id: caller.id, role: 'member', acceptedAt: joinedAt }], lastReadSeq, joinedAt);
+        await this.outbox.append(em, [webhookEvents.memberJoined(channelId, toUserRef(caller))]);
       });
     } catch (err) {
       if (!isUniqueViolation(err)) await this.users.rethrowIfCallerGone(err, caller.id); // else joined concurrently: fine
@@ -212,7 +220,11 @@ export class ChannelsService {
   async leave(caller: Caller, channelId: string, origin?: string): Promise<void> {
     const state = await this.requireMember(channelId, caller.id);
     if (state.kind === 'dm') throw AppError.forbidden('a direct message cannot be left');
-    await this.writer.transaction((em) => em.delete(Membership, { channelId, userId: caller.id }));
+    await this.writer.transaction(async (em) => {
+      const { affected } = await em.delete(Membership, { channelId, userId: caller.id });
+      // Left meanwhile (another device): that one's event is enough.
+      if (affected) await this.outbox.append(em, [webhookEvents.memberLeft(channelId, toUserRef(caller))]);
+    });
     this.bus.publish('member.left', { channelId, user: toUserRef(caller), origin });
   }
 
@@ -246,6 +258,7 @@ export class ChannelsService {
         await this.writer.transaction(async (em) => {
           await em.insert(Channel, channel);
           await this.insertMembers(em, channel.id, members, 0, channel.createdAt);
+          await this.outbox.append(em, [webhookEvents.channelCreated(webhookChannel(channel), toUserRef(caller), [toUserRef(caller), peer])]);
         });
         existing = channel;
         created = true;
@@ -340,4 +353,9 @@ export class ChannelsService {
       await em.insert(Membership, rows);
     }
   }
+}
+
+/** A channel row as webhook events show it. */
+function webhookChannel(c: Channel): WebhookChannel {
+  return { id: c.id, kind: c.kind, name: c.name, visibility: c.visibility, createdAt: new Date(c.createdAt).toISOString() };
 }

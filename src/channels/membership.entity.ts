@@ -42,4 +42,8 @@ export class Membership {
    */
   @Column({ name: 'accepted_at', type: 'bigint', nullable: true, transformer: epochMs })
   acceptedAt!: number | null;
+
+  /** Since when the member muted the channel (no notification.needed for it); null: not muted. */
+  @Column({ name: 'muted_at', type: 'bigint', nullable: true, transformer: epochMs })
+  mutedAt!: number | null;
 }

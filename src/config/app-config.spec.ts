@@ -36,6 +36,25 @@ describe('configuration', () => {
     expect(() => loadConfig({ ...base, [name]: value })).toThrow(new RegExp(name));
   });
 
+  it('webhooks: off by default; WEBHOOK_URL needs WEBHOOK_SECRET and the other way round; bad values name their variable', () => {
+    expect(loadConfig({ ...base, JWT_SECRET: 'x'.repeat(32) }).webhooks).toBeNull();
+    const on = loadConfig({ ...base, JWT_SECRET: 'x'.repeat(32), WEBHOOK_URL: 'https://api.example.com/hooks', WEBHOOK_SECRET: 's'.repeat(16) });
+    expect(on.webhooks).toEqual({
+      url: 'https://api.example.com/hooks', secret: 's'.repeat(16), timeoutMs: 10000, retryMinMs: 1000, retryMaxMs: 900000, retryForMs: 86400000,
+      concurrency: 8, pollMs: 1000, notificationIntervalMs: 60000,
+    });
+    expect(loadConfig({ ...base, WEBHOOK_URL: 'http://h/x', WEBHOOK_SECRET: 's'.repeat(16), WEBHOOK_RETRY_FOR: '1500ms' }).webhooks?.retryForMs).toBe(1500);
+    expect(() => loadConfig({ ...base, WEBHOOK_URL: 'https://api.example.com/hooks' })).toThrow(/WEBHOOK_SECRET: required/);
+    expect(() => loadConfig({ ...base, WEBHOOK_SECRET: 's'.repeat(16) })).toThrow(/WEBHOOK_URL: required/);
+    for (const [name, value] of [
+      ['WEBHOOK_URL', 'api.example.com/hooks'], ['WEBHOOK_URL', 'ftp://a.example/x'], ['WEBHOOK_SECRET', 'short'], ['WEBHOOK_TIMEOUT_MS', '10'],
+      ['WEBHOOK_RETRY_MIN_MS', '0'], ['WEBHOOK_RETRY_FOR', 'a day'], ['WEBHOOK_CONCURRENCY', '0'], ['WEBHOOK_POLL_MS', 'often'], ['NOTIFICATION_INTERVAL_MS', '-1'],
+    ]) {
+      const env = { ...base, WEBHOOK_URL: 'https://a.example/h', WEBHOOK_SECRET: 's'.repeat(16), [name]: value };
+      expect(() => loadConfig(env)).toThrow(new RegExp(name));
+    }
+  });
+
   it('refuses REDIS_URL with an in-memory SQLite database, which instances cannot share', () => {
     expect(() => loadConfig({ DATABASE_URL: 'sqlite::memory:', REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'x'.repeat(32) })).toThrow(/REDIS_URL/);
     expect(loadConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'x'.repeat(32) }).redisUrl).toBe('redis://127.0.0.1:6379');

@@ -169,6 +169,56 @@ export class EnvironmentVariables {
   @IsOptional() @IsString()
   @Matches(/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/, { message: 'PUBLIC_URL must be an http:// or https:// URL without query or fragment, such as https://chat.example.com' })
   PUBLIC_URL?: string;
+
+  /** Webhooks (docs/webhooks.md): where committed events are POSTed; unset: none, and no outbox rows. */
+  @IsOptional() @IsString()
+  @Matches(/^https?:\/\/[^/?#\s]+(\/[^#\s]*)?$/, { message: 'WEBHOOK_URL must be an http:// or https:// URL, such as https://api.example.com/parley-events' })
+  WEBHOOK_URL?: string;
+
+  /** The HMAC key of X-Parley-Signature; required with WEBHOOK_URL. */
+  @IsOptional() @IsString() @MinLength(16, { message: 'WEBHOOK_SECRET must be at least 16 characters' })
+  WEBHOOK_SECRET?: string;
+
+  /** One delivery attempt may take this long before it counts as failed. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(60000)
+  WEBHOOK_TIMEOUT_MS: number = 10000;
+
+  /** Retries wait WEBHOOK_RETRY_MIN_MS, then twice as long each time (with jitter), up to WEBHOOK_RETRY_MAX_MS. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10)
+  WEBHOOK_RETRY_MIN_MS: number = 1000;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10)
+  WEBHOOK_RETRY_MAX_MS: number = 900000;
+
+  /** An event still undelivered this long after it happened is dropped (logged and counted). */
+  @IsOptional() @IsString()
+  @Matches(/^\d+(ms|s|m|h|d)?$/, { message: 'WEBHOOK_RETRY_FOR must be a duration such as 1d or 12h' })
+  WEBHOOK_RETRY_FOR: string = '1d';
+
+  /** Deliveries in flight at once per instance (each to a different channel). */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(100)
+  WEBHOOK_CONCURRENCY: number = 8;
+
+  /** How often an idle instance looks for events other instances committed. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(20)
+  WEBHOOK_POLL_MS: number = 1000;
+
+  /** notification.needed: at most one per user and channel in this time. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  NOTIFICATION_INTERVAL_MS: number = 60000;
+}
+
+/** WEBHOOK_*, resolved; null on AppConfig when WEBHOOK_URL is unset. */
+export interface WebhookConfig {
+  url: string;
+  secret: string;
+  timeoutMs: number;
+  retryMinMs: number;
+  retryMaxMs: number;
+  retryForMs: number;
+  concurrency: number;
+  pollMs: number;
+  notificationIntervalMs: number;
 }
 
 export type DatabaseTarget =
@@ -213,6 +263,8 @@ export class AppConfig {
     readonly redisPrefix: string,
     /** PUBLIC_URL; null: the documents name the address they were asked at. */
     readonly publicUrl: PublicOrigin | null = null,
+    /** null: WEBHOOK_URL unset, no webhooks (and nothing written to the outbox). */
+    readonly webhooks: WebhookConfig | null = null,
   ) {}
 }
 
@@ -264,7 +316,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value;
   }
-  for (const key of ['REDIS_URL', 'JWT_SECRET', 'ALLOWED_ORIGINS', 'DOCS_ENABLED', 'HOST', 'METRICS_TOKEN', 'PUBLIC_URL']) {
+  for (const key of ['REDIS_URL', 'JWT_SECRET', 'ALLOWED_ORIGINS', 'DOCS_ENABLED', 'HOST', 'METRICS_TOKEN', 'PUBLIC_URL', 'WEBHOOK_URL', 'WEBHOOK_SECRET']) {
     if (env[key]) raw[key] = env[key] as string;
   }
   const vars = plainToInstance(EnvironmentVariables, raw);
@@ -279,6 +331,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     // others cannot read. A shared SQLite file on one machine works; PostgreSQL is the way.
     throw new ConfigError('Invalid configuration:\n  REDIS_URL: several instances cannot share an in-memory SQLite database; use PostgreSQL (or one SQLite file on one machine)');
   }
+  if (vars.WEBHOOK_URL && !vars.WEBHOOK_SECRET) throw new ConfigError('Invalid configuration:\n  WEBHOOK_SECRET: required with WEBHOOK_URL (receivers verify X-Parley-Signature with it)');
+  // A secret without a URL is most likely a misspelt URL variable: say so rather than send nothing.
+  if (vars.WEBHOOK_SECRET && !vars.WEBHOOK_URL) throw new ConfigError('Invalid configuration:\n  WEBHOOK_URL: required with WEBHOOK_SECRET');
   const generated = !vars.JWT_SECRET;
   const origins = vars.ALLOWED_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean);
   return new AppConfig(
@@ -330,6 +385,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     vars.REDIS_PREFIX,
     vars.PUBLIC_URL ? readPublicUrl(vars.PUBLIC_URL) : null,
+    vars.WEBHOOK_URL
+      ? {
+          url: vars.WEBHOOK_URL,
+          secret: vars.WEBHOOK_SECRET!,
+          timeoutMs: vars.WEBHOOK_TIMEOUT_MS,
+          retryMinMs: vars.WEBHOOK_RETRY_MIN_MS,
+          retryMaxMs: Math.max(vars.WEBHOOK_RETRY_MIN_MS, vars.WEBHOOK_RETRY_MAX_MS),
+          // parseDuration floors at 1 s; a bare `ms` duration is kept as given (tests use short ones).
+          retryForMs: /ms$/.test(vars.WEBHOOK_RETRY_FOR) ? Number(vars.WEBHOOK_RETRY_FOR.slice(0, -2)) : parseDuration(vars.WEBHOOK_RETRY_FOR) * 1000,
+          concurrency: vars.WEBHOOK_CONCURRENCY,
+          pollMs: vars.WEBHOOK_POLL_MS,
+          notificationIntervalMs: vars.NOTIFICATION_INTERVAL_MS,
+        }
+      : null,
   );
 }
 

@@ -2,6 +2,8 @@ import { Injectable } from '@nestjs/common';
 import type Database from 'better-sqlite3';
 import { DataSource, EntityManager } from 'typeorm';
 import { DatabaseWriter } from '../database/database-writer.js';
+import type { OutboxRow } from '../webhooks/webhook-events.js';
+import { outboxInsertStatements, outboxLockStatement } from '../webhooks/webhook-outbox.js';
 import { MESSAGE_COLUMNS, MessageRow, MessageView, jsonOrNull, rowToMessage } from './message.mapper.js';
 
 /** The four statements of a send batch, run inside one transaction (see MessageWriter). */
@@ -31,6 +33,8 @@ export interface MessageBatchOps {
   clearReactions(messageId: string): Promise<void> | void;
   /** A message's reactions, oldest first. */
   reactionsOf(messageId: string): Promise<{ emoji: string; user_id: string }[]> | { emoji: string; user_id: string }[];
+  /** Webhook events of the batch into the outbox (WebhookOutbox.rows; never called with none). */
+  appendOutbox(rows: OutboxRow[]): Promise<void> | void;
 }
 
 export interface Heads {
@@ -334,6 +338,10 @@ class SqliteOps implements MessageBatchOps {
   advanceMarker(channelId: string, userId: string, seq: number): void {
     this.marker.run(seq, channelId, userId, seq);
   }
+
+  appendOutbox(rows: OutboxRow[]): void {
+    for (const { sql, params } of outboxInsertStatements(rows, 'sqlite')) this.db.prepare(sql).run(params);
+  }
 }
 
 class PostgresOps implements MessageBatchOps {
@@ -450,6 +458,12 @@ class PostgresOps implements MessageBatchOps {
       'UPDATE memberships SET last_read_seq = $1 WHERE channel_id = $2 AND user_id = $3 AND last_read_seq < $1',
       [seq, channelId, userId],
     );
+  }
+
+  async appendOutbox(rows: OutboxRow[]): Promise<void> {
+    const lock = outboxLockStatement(rows);
+    await this.em.queryRunner!.query(lock.sql, lock.params);
+    for (const { sql, params } of outboxInsertStatements(rows, 'postgres')) await this.em.queryRunner!.query(sql, params);
   }
 }
 

@@ -2,6 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
 import { AppError } from '../common/app-error.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
+import { webhookEvents } from '../webhooks/webhook-events.js';
+import { WebhookOutbox } from '../webhooks/webhook-outbox.js';
 import type { UserRef } from '../users/user.mapper.js';
 import type { ChangeOrigin } from '../fanout/changes.js';
 import type { MessageView, ReactionView } from './message.mapper.js';
@@ -89,7 +91,10 @@ export class MessageWriter {
    */
   onCommitted: (created: MessageView[], updated: MessageView[], origin?: Record<number, ChangeOrigin>) => void = () => undefined;
 
-  constructor(private readonly store: MessageStore) {}
+  constructor(
+    private readonly store: MessageStore,
+    private readonly outbox: WebhookOutbox,
+  ) {}
 
   write(req: SendRequest): Promise<SendOutcome> {
     return this.enqueue(req) as Promise<SendOutcome>;
@@ -317,6 +322,12 @@ export class MessageWriter {
       }
     }
     for (const [channelId, rev] of revs) await ops.setHeadRev(channelId, rev);
+
+    // 7. Webhooks (none when WEBHOOK_URL is unset): in this transaction, so none is lost or extra,
+    //    and last, as the outbox's per-channel lock asks; new messages first, then the changes in rev order.
+    const changed = changeIdx.map((i) => outcomes[i]).filter((o): o is ChangeOutcome => !(o instanceof AppError) && (o as ChangeOutcome).changed);
+    const outboxRows = this.outbox.rows([...created.map(webhookEvents.messageCreated), ...changed.map((o) => webhookEvents.messageUpdated(o.message))]);
+    if (outboxRows.length > 0) await ops.appendOutbox(outboxRows);
     return outcomes;
   }
 

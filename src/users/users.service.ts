@@ -7,6 +7,8 @@ import { AppError } from '../common/app-error.js';
 import { DatabaseWriter } from '../database/database-writer.js';
 import { isForeignKeyViolation } from '../database/foreign-key-violation.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
+import { webhookEvents } from '../webhooks/webhook-events.js';
+import { WebhookOutbox } from '../webhooks/webhook-outbox.js';
 import { User } from './user.entity.js';
 
 @Injectable()
@@ -20,6 +22,7 @@ export class UsersService {
   constructor(
     @InjectRepository(User) private readonly users: Repository<User>,
     private readonly writer: DatabaseWriter,
+    private readonly outbox: WebhookOutbox,
   ) {}
 
   async create(username: string, passwordHash: string): Promise<User> {
@@ -32,7 +35,10 @@ export class UsersService {
       lastSeenAt: null,
     });
     try {
-      await this.writer.transaction((em) => em.insert(User, user));
+      await this.writer.transaction(async (em) => {
+        await em.insert(User, user);
+        await this.outbox.append(em, [webhookEvents.userCreated({ id: user.id, username, createdAt: new Date(user.createdAt).toISOString() })]);
+      });
     } catch (err) {
       if (isUniqueViolation(err)) throw new AppError('conflict', `username "${username}" is taken`);
       throw err;
