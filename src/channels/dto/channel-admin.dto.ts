@@ -70,7 +70,7 @@ export class ChannelDetails {
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
   @ApiProperty({ description: 'read-only: sends, joins, edits and changes are refused (403, `details.reason: archived`)' }) archived!: boolean;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) archivedAt!: string | null;
-  @ApiProperty({ type: String, enum: ['owner', 'admin', 'member'], nullable: true, description: "the caller's role; null when not a member (a public channel)" })
+  @ApiProperty({ type: String, enum: ['owner', 'admin', 'member', null], nullable: true, description: "the caller's role; null when not a member (a public channel)" })
   role!: MemberRole | null;
 }
 
