@@ -59,7 +59,7 @@ describeWithRedis('channel administration across two instances (Redis bus) on %s
     clients.push(client);
     return client;
   }
-  const send = (via: typeof one, u: { auth: object; username: string }, channelId: string) =>
+  const send = (via: typeof one, u: { auth: Record<string, string>; username: string }, channelId: string) =>
     via.http().post(`/channels/${channelId}/messages`).set(u.auth).send({ text: 'hi', clientMsgId: `${u.username}-${Math.random()}` });
 
   it('a member removed on one instance gets channel.left on every connection and loses access on both at once', async () => {
