@@ -334,7 +334,7 @@ describe.each(DATABASES)('every operation and every event on %s', (db) => {
     await m.next('channel.updated', (d) => d.conversation.topic === 'plans');
     await http().patch(`/channels/${id}`).set(member.auth).send({ topic: 'mine' }).expect(403);
     await http().patch(`/channels/${id}`).set(outsider.auth).send({ topic: 'x' }).expect(404);
-    await http().patch(`/channels/${id}`).set(owner.auth).send({}).expect(400);
+    await http().patch(`/channels/${id}`).set(owner.auth).send({ visibility: 'hidden' }).expect(400);
     const pubName = (await http().get(`/channels/${pub}`).set(owner.auth).expect(200)).body.name;
     await http().patch(`/channels/${id}`).set(owner.auth).send({ name: pubName }).expect(409);
 

@@ -57,12 +57,13 @@ export class ChannelAdminService {
     return this.detailsOf(state, caller.id);
   }
 
-  /** Administrative action: rename, topic, visibility (owner or admin). Public names stay unique. */
+  /**
+   * Administrative action: rename, topic, visibility (owner or admin). Public names stay unique.
+   * A body with none of them changes nothing (as a merge patch would), after the same checks.
+   */
   async update(caller: Caller, channelId: string, dto: UpdateChannelDto): Promise<ChannelDetails> {
-    if (dto.name === undefined && dto.topic === undefined && dto.visibility === undefined) {
-      throw new AppError('invalid_payload', 'give at least one of name, topic, visibility', { fields: { name: ['name, topic or visibility is required'] } });
-    }
     const state = await this.managed(caller, channelId, MANAGERS, 'only the owner or an admin may change the channel');
+    if (dto.name === undefined && dto.topic === undefined && dto.visibility === undefined) return this.detailsOf(state, caller.id);
     const name = dto.name ?? state.name ?? '';
     const visibility: ChannelVisibility = dto.visibility ?? state.visibility;
     const taken = () => new AppError('conflict', `channel name "${name}" is taken by a public channel`);

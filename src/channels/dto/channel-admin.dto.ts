@@ -12,7 +12,7 @@ import { CHANNEL_NAME_PATTERN } from './channel.dto.js';
 
 export const MAX_TOPIC_LENGTH = 250;
 
-/** `PATCH /channels/:id`: any of the three; at least one. */
+/** `PATCH /channels/:id`: any of the three; none changes nothing. */
 export class UpdateChannelDto {
   @ApiPropertyOptional({ example: 'general', pattern: CHANNEL_NAME_PATTERN.source })
   @Optional() @IsString() @Matches(CHANNEL_NAME_PATTERN, { message: 'name must be 1 to 64 letters, digits, _ . or -, starting with a letter or digit' })
