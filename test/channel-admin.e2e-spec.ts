@@ -240,8 +240,9 @@ describe.each(DATABASES)('channel administration on %s', (db) => {
       await http().get(`/channels/${id}/messages`).set(blocker.auth).expect(404);
     });
 
-    it('refuses unknown users, bad bodies, DMs', async () => {
-      const { id, owner } = await staffed();
+    it('refuses outsiders, unknown users, bad bodies, DMs', async () => {
+      const { id, owner, outsider } = await staffed();
+      expect(code(await invite(outsider, id, [owner]).expect(403))).toBe('forbidden');
       const res = await http().post(`/channels/${id}/members`).set(owner.auth).send({ usernames: ['no_such_user_x'] }).expect(404);
       expect(res.body).toMatchObject({ code: 'not_found', details: { usernames: ['no_such_user_x'] } });
       expect(code(await http().post(`/channels/${id}/members`).set(owner.auth).send({ usernames: [] }).expect(400))).toBe('invalid_payload');
