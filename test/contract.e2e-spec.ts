@@ -358,6 +358,70 @@ describe.each(DATABASES)('every operation and every event on %s', (db) => {
     }
   });
 
+  it('channel administration: details, changes, archive, members, invitations, removals, roles, hidden DMs, pages', async () => {
+    const http = t.http;
+    const [owner, admin, member, outsider] = await Promise.all(['owner', 'admin', 'member', 'outsider'].map((p) => registerUser(t, p)));
+    const { client: m } = await TestClient.connect(t.wsUrl, member.token);
+    const id = await createChannel(t, owner, [admin, member], 'private');
+    const pub = await createChannel(t, owner);
+    const unknown = randomUUID();
+    await http().get('/conversations?limit=1').set(member.auth).expect(200);
+    await http().get(`/conversations?before=${unknown}`).set(member.auth).expect(404);
+    await http().get('/conversations?limit=0').set(member.auth).expect(400);
+
+    await http().get(`/channels/${id}`).set(member.auth).expect(200);
+    await http().get(`/channels/${id}`).set(outsider.auth).expect(404);
+    await http().get('/channels/nope').set(member.auth).expect(400);
+
+    await http().patch(`/channels/${id}/members/${admin.id}`).set(owner.auth).send({ role: 'admin' }).expect(200);
+    await m.next('member.updated', (d) => d.user.id === admin.id);
+    await http().patch(`/channels/${id}/members/${admin.id}`).set(member.auth).send({ role: 'member' }).expect(403);
+    await http().patch(`/channels/${id}/members/${outsider.id}`).set(owner.auth).send({ role: 'admin' }).expect(404);
+    await http().patch(`/channels/${id}/members/${admin.id}`).set(owner.auth).send({ role: 'owner' }).expect(400);
+
+    await http().patch(`/channels/${id}`).set(admin.auth).send({ topic: 'plans' }).expect(200);
+    await m.next('channel.updated', (d) => d.conversation.topic === 'plans');
+    await http().patch(`/channels/${id}`).set(member.auth).send({ topic: 'mine' }).expect(403);
+    await http().patch(`/channels/${id}`).set(outsider.auth).send({ topic: 'x' }).expect(404);
+    await http().patch(`/channels/${id}`).set(owner.auth).send({ visibility: 'hidden' }).expect(400);
+    const pubName = (await http().get(`/channels/${pub}`).set(owner.auth).expect(200)).body.name;
+    await http().patch(`/channels/${id}`).set(owner.auth).send({ name: pubName }).expect(409);
+
+    await http().get(`/channels/${id}/members?limit=2`).set(member.auth).expect(200);
+    await http().get(`/channels/${id}/members?limit=0`).set(member.auth).expect(400);
+    await http().get(`/channels/${pub}/members`).set(outsider.auth).expect(403);
+    await http().get(`/channels/${id}/members`).set(outsider.auth).expect(404);
+
+    await http().post(`/channels/${id}/members`).set(admin.auth).send({ usernames: [carol.username] }).expect(200);
+    await m.next('member.joined', (d) => d.user.id === carol.id && d.by?.id === admin.id);
+    await http().post(`/channels/${id}/members`).set(member.auth).send({ usernames: [outsider.username] }).expect(403);
+    await http().post(`/channels/${id}/members`).set(owner.auth).send({ usernames: ['no_such_user_x'] }).expect(404);
+    await http().post(`/channels/${id}/members`).set(owner.auth).send({ usernames: [] }).expect(400);
+
+    await http().delete(`/channels/${id}/members/${carol.id}`).set(admin.auth).expect(204);
+    await m.next('member.left', (d) => d.user.id === carol.id && d.by?.id === admin.id);
+    await http().delete(`/channels/${id}/members/${owner.id}`).set(admin.auth).expect(403);
+    await http().delete(`/channels/${id}/members/${outsider.id}`).set(owner.auth).expect(404);
+    await http().delete(`/channels/${id}/members/nope`).set(owner.auth).expect(400);
+
+    await http().post(`/channels/${id}/archive`).set(admin.auth).expect(403);
+    await http().post(`/channels/${unknown}/archive`).set(owner.auth).expect(404);
+    await http().post('/channels/nope/archive').set(owner.auth).expect(400);
+    await http().post(`/channels/${id}/archive`).set(owner.auth).expect(200);
+    await m.next('channel.updated', (d) => d.conversation.archived === true);
+    m.send('message.send', { channelId: id, text: 'x', clientMsgId: 'archived-1', ref: 'a' });
+    expect(await m.next('error', (d) => d.ref === 'a')).toMatchObject({ code: 'forbidden', details: { reason: 'archived' } });
+    expect((await http().post(`/channels/${id}/messages`).set(member.auth).send({ text: 'x', clientMsgId: 'archived-2' }).expect(403)).body.details).toEqual({ reason: 'archived' });
+
+    const dm = (await http().post('/dms').set(member.auth).send({ username: outsider.username }).expect(200)).body;
+    await http().post(`/channels/${dm.channelId}/hide`).set(member.auth).expect(204);
+    await m.next('conversation.hidden', (d) => d.channelId === dm.channelId);
+    await http().post(`/channels/${pub}/hide`).set(owner.auth).expect(403);
+    await http().post(`/channels/${dm.channelId}/hide`).set(owner.auth).expect(404);
+    await http().post('/channels/nope/hide').set(owner.auth).expect(400);
+    await m.close();
+  });
+
   it('quotas answer 403 (or 400 for members per request) with details.quota', async () => {
     const q = await scoped(db, { QUOTA_CHANNELS_CREATED_PER_USER: '1', QUOTA_CHANNELS_PER_USER: '2', QUOTA_MEMBERS_PER_REQUEST: '1' });
     try {

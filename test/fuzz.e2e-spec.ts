@@ -190,9 +190,14 @@ describe.each(DATABASES)(`fuzzing on %s (FUZZ_SEED=${SEED})`, (db) => {
       'POST /channels/{id}/messages': fc.nat().map((n) => ({ text: `hello ${n}`, clientMsgId: `fz-${n}-${randomUUID().slice(0, 8)}` })),
       'POST /channels/{id}/read': seqLike(fc.nat({ max: 3 })).map((seq) => ({ seq })),
       'PATCH /channels/{id}/messages/{seq}': fc.nat().map((n) => ({ text: `edited ${n}` })),
+      'PATCH /channels/{id}': fc.record({ topic: fc.nat().map((n) => `topic ${n}`), visibility: fc.constantFrom('public', 'private') }, { requiredKeys: ['topic'] }),
+      'POST /channels/{id}/members': fc.constant({ usernames: [bob.username] }),
+      'PATCH /channels/{id}/members/{userId}': fc.constantFrom({ role: 'admin' }, { role: 'member' }),
     });
     // Routes that end or change the caller's session get a user of their own.
-    const tokenFor = (route: string) => (route === 'POST /auth/logout' ? forLogout : route === 'POST /users/me/password' ? forPassword : alice);
+    // Bob, not the owner, fuzzes the archive: alice's channel must stay writable for the routes after it.
+    const tokenFor = (route: string) =>
+      route === 'POST /auth/logout' ? forLogout : route === 'POST /users/me/password' ? forPassword : route === 'POST /channels/{id}/archive' ? bob : alice;
     const contentType = fc.oneof(
       { weight: 8, arbitrary: fc.constant('application/json') },
       fc.constantFrom('application/json; charset=utf-8', 'application/json; charset=utf-16', 'text/plain', 'application/x-www-form-urlencoded', 'application/merge-patch+json', 'multipart/form-data; boundary=x'),

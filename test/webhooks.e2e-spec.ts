@@ -110,6 +110,23 @@ describe.each(DATABASES)('webhooks on %s', (db: DbKind) => {
     await eventually('an empty outbox', async () => (await outboxCount(t)) === 0);
   });
 
+  it('POSTs the administration of a channel: channel.updated, member.joined and member.left with `by`', async () => {
+    const [owner, bob, carol] = [await registerUser(t, 'owner'), await registerUser(t, 'bob'), await registerUser(t, 'carol')];
+    const channelId = await createChannel(t, owner, [bob], 'private');
+    await t.http().post(`/channels/${channelId}/members`).set(owner.auth).send({ usernames: [carol.username] }).expect(200);
+    await t.http().patch(`/channels/${channelId}`).set(owner.auth).send({ topic: 'plans' }).expect(200);
+    await t.http().delete(`/channels/${channelId}/members/${carol.id}`).set(owner.auth).expect(204);
+    await t.http().post(`/channels/${channelId}/archive`).set(owner.auth).expect(200);
+    const types = () => receiver.accepted.filter((r) => channelOf(r.event) === channelId && r.event.type !== 'notification.needed').map((r) => r.event);
+    await eventually('the administration events', () => types().length === 5);
+    const by = { id: owner.id, username: owner.username };
+    expect(types().map((e) => e.type)).toEqual(['channel.created', 'member.joined', 'channel.updated', 'member.left', 'channel.updated']);
+    expect(types()[1].data).toEqual({ channelId, user: { id: carol.id, username: carol.username }, by });
+    expect(types()[2].data).toMatchObject({ channel: { id: channelId, topic: 'plans', archived: false, visibility: 'private' }, by });
+    expect(types()[3].data).toEqual({ channelId, user: { id: carol.id, username: carol.username }, by });
+    expect(types()[4].data).toMatchObject({ channel: { id: channelId, archived: true }, by });
+  });
+
   it('POSTs message.updated with the current state for edits, reactions and deletes, in rev order after the message', async () => {
     const alice = await registerUser(t, 'alice');
     const channelId = await createChannel(t, alice);

@@ -26,7 +26,7 @@ interface Caller {
 }
 
 /** A new membership: creators and joiners accept at once (acceptedAt set), invitees later (null). */
-interface NewMember {
+export interface NewMember {
   id: string;
   role: MemberRole;
   acceptedAt: number | null;
@@ -71,12 +71,25 @@ export class ChannelsService {
   }
 
   /**
-   * The user's conversation list. Loads every channel of theirs and their blocks, which fan-out
-   * and presence then find in memory (a session starts with this).
+   * The user's conversation list, most recent first, without the DMs they hid (until their next
+   * message). Loads every channel of theirs and their blocks, which fan-out and presence then find
+   * in memory (a session starts with this).
+   *
+   * Paged when `page` asks: at most `limit`, after the conversation `before` (a channel id, the last
+   * of the previous page). The answer stays a plain array either way, so v1 clients are unchanged;
+   * a page shorter than `limit` is the last. Ties in activity are broken by channel id, so the
+   * order is total and a page boundary never repeats or skips a conversation that did not move.
    */
-  async conversations(userId: string): Promise<ConversationView[]> {
+  async conversations(userId: string, page: { limit?: number; before?: string } = {}): Promise<ConversationView[]> {
     const [states] = await Promise.all([this.store.channelIdsOf(userId).then((ids) => this.store.getMany(ids)), this.blocks.of(userId)]);
-    return states.sort(byRecentActivity).map((s) => this.conversationFor(s, userId));
+    let listed = states.filter((s) => !isHidden(s, userId)).sort((a, b) => byRecentActivity(a, b) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    if (page.before !== undefined) {
+      const at = listed.findIndex((s) => s.id === page.before);
+      if (at < 0) throw new AppError('not_found', 'before: not one of your listed conversations');
+      listed = listed.slice(at + 1);
+    }
+    if (page.limit !== undefined) listed = listed.slice(0, page.limit);
+    return listed.map((s) => this.conversationFor(s, userId));
   }
 
   /**
@@ -120,7 +133,7 @@ export class ChannelsService {
     await this.quotas.checkRoom([caller, ...[...found.values()].filter((u) => members.some((m) => m.id === u.id))], caller.id);
     const taken = () => new AppError('conflict', `channel name "${dto.name}" is taken by a public channel`);
     if (dto.visibility === 'private' && (await this.db.getRepository(Channel).existsBy({ nameKey: dto.name.toLowerCase() }))) throw taken();
-    const channel = this.newChannel({ kind: 'channel', name: dto.name, visibility: dto.visibility });
+    const channel = this.newChannel({ kind: 'channel', name: dto.name, visibility: dto.visibility, createdBy: caller.id });
     try {
       await this.writer.transaction(async (em) => {
         await em.insert(Channel, channel);
@@ -173,7 +186,7 @@ export class ChannelsService {
       const existing = await this.db.getRepository(Channel).findOneBy({ nameKey: name.toLowerCase() });
       if (existing) return this.join(caller, existing.id, origin);
       await Promise.all([this.quotas.checkCreate(caller.id), this.quotas.checkRoom([caller], caller.id)]);
-      const channel = this.newChannel({ kind: 'channel', name, visibility: 'public' });
+      const channel = this.newChannel({ kind: 'channel', name, visibility: 'public', createdBy: caller.id });
       try {
         await this.writer.transaction(async (em) => {
           await em.insert(Channel, channel);
@@ -198,6 +211,7 @@ export class ChannelsService {
       // Private channels are by invitation; their existence is not revealed to outsiders.
       throw AppError.notFound('channel');
     }
+    assertNotArchived(state);
     await this.quotas.checkRoom([caller], caller.id);
     const joinedAt = Date.now();
     let lastReadSeq = 0;
@@ -273,8 +287,12 @@ export class ChannelsService {
     return { state, created };
   }
 
-  /** Refuses a post where it may not go: a DM between users one of whom blocked the other. */
+  /**
+   * Refuses a post where it may not go: an archived channel (read-only; edits, deletes and
+   * reactions should ask this too), a DM between users one of whom blocked the other.
+   */
   async assertCanPost(state: ChannelState, userId: string): Promise<void> {
+    assertNotArchived(state);
     if (state.kind !== 'dm') return;
     const peer = [...state.members.keys()].find((id) => id !== userId);
     if (peer && (await this.blockedBetween(userId, peer))) throw AppError.forbidden('direct messages with this user are blocked');
@@ -326,13 +344,13 @@ export class ChannelsService {
     };
   }
 
-  private async loaded(channelId: string): Promise<ChannelState> {
+  async loaded(channelId: string): Promise<ChannelState> {
     const state = await this.store.get(channelId);
     if (!state) throw AppError.notFound('channel');
     return state;
   }
 
-  private newChannel(fields: Pick<Channel, 'kind' | 'name' | 'visibility'> & { dmKey?: string }): Channel {
+  private newChannel(fields: Pick<Channel, 'kind' | 'name' | 'visibility'> & { dmKey?: string; createdBy?: string }): Channel {
     return Object.assign(new Channel(), {
       id: randomUUID(),
       kind: fields.kind,
@@ -343,10 +361,13 @@ export class ChannelsService {
       dmKey: fields.dmKey ?? null,
       headSeq: 0,
       createdAt: Date.now(),
+      topic: null,
+      createdBy: fields.createdBy ?? null,
+      archivedAt: null,
     });
   }
 
-  private async insertMembers(em: EntityManager, channelId: string, members: NewMember[], lastReadSeq: number, joinedAt: number): Promise<void> {
+  async insertMembers(em: EntityManager, channelId: string, members: NewMember[], lastReadSeq: number, joinedAt: number): Promise<void> {
     // In chunks: one INSERT of a thousand rows is past SQLite's expression-depth limit.
     for (let i = 0; i < members.length; i += 100) {
       const rows = members.slice(i, i + 100).map((m) => ({ channelId, userId: m.id, role: m.role, lastReadSeq, joinedAt, acceptedAt: m.acceptedAt }));
@@ -356,6 +377,17 @@ export class ChannelsService {
 }
 
 /** A channel row as webhook events show it. */
-function webhookChannel(c: Channel): WebhookChannel {
+export function webhookChannel(c: Channel): WebhookChannel {
   return { id: c.id, kind: c.kind, name: c.name, visibility: c.visibility, createdAt: new Date(c.createdAt).toISOString() };
 }
+
+/** An archived channel is read-only: the one refusal every write path shares (HTTP and WebSocket alike). */
+export function assertNotArchived(state: ChannelState): void {
+  if ((state.archivedAt ?? null) !== null) throw new AppError('forbidden', 'this channel is archived (read-only)', { reason: 'archived' });
+}
+
+/** A DM this member hid, with no message since (see Membership.hiddenSeq). */
+export const isHidden = (state: ChannelState, userId: string): boolean => {
+  const hiddenSeq = state.members.get(userId)?.hiddenSeq ?? null;
+  return hiddenSeq !== null && state.headSeq <= hiddenSeq;
+};

@@ -1,6 +1,6 @@
 import { CHANNEL_NAME_PATTERN } from '../channels/dto/channel.dto.js';
 import { ERROR_CODES } from '../common/app-error.js';
-import { QUOTA_NAMES } from '../common/error-response.dto.js';
+import { FORBIDDEN_REASONS, QUOTA_NAMES } from '../common/error-response.dto.js';
 import type { PublicOrigin } from '../common/public-origin.js';
 import { MAX_SEQ } from '../common/int-field.decorator.js';
 import { VISIBLE } from '../common/text-hygiene.js';
@@ -110,8 +110,10 @@ const schemas: Record<string, Schema> = {
         type: 'boolean',
         description: 'false while this is a request you have not accepted (a DM someone opened with you, a channel someone added you to); post in it, read a channel, or POST /channels/{id}/accept',
       },
+      topic: { type: ['string', 'null'], maxLength: 250, description: "the channel's topic; null when none, and for DMs" },
+      archived: bool({ description: 'true once the owner archived the channel: read-only (sends, joins, edits and changes answer forbidden, details.reason archived)' }),
     },
-    ['channelId', 'kind', 'name', 'lastMessage', 'headSeq', 'headRev', 'lastReadSeq', 'unreadCount', 'mentionCount', 'accepted'],
+    ['channelId', 'kind', 'name', 'lastMessage', 'headSeq', 'headRev', 'lastReadSeq', 'unreadCount', 'mentionCount', 'accepted', 'topic', 'archived'],
   ),
 };
 
@@ -229,10 +231,28 @@ const serverEvents: Record<ServerEvent, { summary: string; data: Schema }> = {
     ),
   },
   typing: { summary: 'Another member is typing.', data: obj({ channelId: uuid(), user: ref('UserRef') }, ['channelId', 'user']) },
-  'member.joined': { summary: 'Someone joined a channel you are in.', data: obj({ channelId: uuid(), user: ref('UserRef') }, ['channelId', 'user']) },
-  'member.left': { summary: 'Someone left a channel you are in.', data: obj({ channelId: uuid(), user: ref('UserRef') }, ['channelId', 'user']) },
+  'member.joined': {
+    summary: 'Someone joined a channel you are in; `by` when someone else added them (an invitation).',
+    data: obj({ channelId: uuid(), user: ref('UserRef'), by: { ...ref('UserRef'), description: 'who added them, when not themselves' } }, ['channelId', 'user']),
+  },
+  'member.left': {
+    summary: 'Someone left a channel you are in; `by` when an owner or admin removed them.',
+    data: obj({ channelId: uuid(), user: ref('UserRef'), by: { ...ref('UserRef'), description: 'who removed them, when not themselves' } }, ['channelId', 'user']),
+  },
+  'channel.updated': {
+    summary: 'An owner or admin renamed the channel, changed its topic or visibility, or the owner archived it: the conversation as you see it now, to every member connection.',
+    data: obj({ conversation: ref('Conversation'), by: { ...ref('UserRef'), description: 'who changed it' } }, ['conversation', 'by']),
+  },
+  'member.updated': {
+    summary: "The owner changed a member's role; to every member connection.",
+    data: obj({ channelId: uuid(), user: ref('UserRef'), role: str({ enum: ['owner', 'admin', 'member'] }), by: ref('UserRef') }, ['channelId', 'user', 'role', 'by']),
+  },
+  'conversation.hidden': {
+    summary: 'You hid this DM (POST /channels/{id}/hide), on any connection: drop it from the list; its next message brings it back.',
+    data: obj({ channelId: uuid() }, ['channelId']),
+  },
   'channel.joined': { summary: 'Answer to channel.join.', data: obj({ conversation: ref('Conversation'), ...echoedRef }, ['conversation']) },
-  'channel.left': { summary: 'Answer to channel.leave (also sent to your other connections).', data: obj({ channelId: uuid(), ...echoedRef }, ['channelId']) },
+  'channel.left': { summary: 'Answer to channel.leave (also sent to your other connections); also to every connection of a member who was removed: access ends at once.', data: obj({ channelId: uuid(), ...echoedRef }, ['channelId']) },
   'sync.result': {
     summary:
       'Messages after the given seq, ascending, in their current state; with a rev (v1.1) also changes: the current state of the messages at or ' +
@@ -272,6 +292,7 @@ const serverEvents: Record<ServerEvent, { summary: string; data: Schema }> = {
             usernames: { type: 'array', items: str(), description: 'not_found: the usernames that do not exist; a channels_per_user quota: the members at it' },
             quota: str({ enum: [...QUOTA_NAMES], description: 'a quota the frame is over (forbidden, or invalid_payload for members_per_request)' }),
             limit: int({ minimum: 1, description: 'that quota' }),
+            reason: str({ enum: [...FORBIDDEN_REASONS], description: 'forbidden: `archived` when the channel is archived (read-only)' }),
           },
           [],
         ),
