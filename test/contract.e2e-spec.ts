@@ -192,7 +192,7 @@ describe('the documents', () => {
     expect(t.contract.check({ ...err, body: { statusCode: 401, code: 'unauthorized', message: 'x', details: {} } })).toMatch(/additional properties/);
 
     const ws = (await AsyncApiContract.forWsUrl(t.wsUrl))!;
-    const message = { id: randomUUID(), channelId: randomUUID(), seq: 1, sender: { id: u.id, username: u.username }, text: 'hi', clientMsgId: 'c', createdAt: new Date().toISOString() };
+    const message = { id: randomUUID(), channelId: randomUUID(), seq: 1, kind: 'user', sender: { id: u.id, username: u.username }, text: 'hi', clientMsgId: 'c', createdAt: new Date().toISOString() };
     expect(ws.checkServerFrame({ event: 'message.new', data: { message } })).toBeNull();
     expect(ws.checkServerFrame({ event: 'message.new', data: { message: { ...message, seq: '1' } } })).toMatch(/seq must be integer/);
     expect(ws.checkServerFrame({ event: 'message.new', data: { message, extra: true } })).toMatch(/additional properties/);

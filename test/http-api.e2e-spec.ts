@@ -190,6 +190,7 @@ describe.each(DATABASES)('HTTP API on %s', (db) => {
           id: expect.any(String),
           channelId,
           seq: 1,
+          kind: 'user',
           sender: { id: alice.id, username: alice.username },
           text: 'hello 1',
           clientMsgId: 'm-1',

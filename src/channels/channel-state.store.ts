@@ -224,7 +224,7 @@ export class ChannelStateStore {
       state.headSeq = message.seq;
       state.lastMessage = message;
     }
-    const sender = state.members.get(message.sender.id);
+    const sender = message.sender ? state.members.get(message.sender.id) : undefined;
     if (sender && sender.lastReadSeq < message.seq) sender.lastReadSeq = message.seq;
   }
 

@@ -3,6 +3,7 @@ import type Database from 'better-sqlite3';
 import { DataSource, EntityManager } from 'typeorm';
 import { DatabaseWriter } from '../database/database-writer.js';
 import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from './message.mapper.js';
+import { SYSTEM_USER_ID } from '../users/system-user.js';
 
 /** The four statements of a send batch, run inside one transaction (see MessageWriter). */
 export interface MessageBatchOps {
@@ -219,6 +220,6 @@ function insertSql(rows: number, placeholder: () => string): string {
 
 function insertParams(messages: MessageView[], createdAtMs: number): unknown[] {
   const params: unknown[] = [];
-  for (const m of messages) params.push(m.id, m.channelId, m.seq, m.sender.id, m.text, m.clientMsgId, createdAtMs);
+  for (const m of messages) params.push(m.id, m.channelId, m.seq, m.sender?.id ?? SYSTEM_USER_ID, m.text, m.clientMsgId, createdAtMs);
   return params;
 }

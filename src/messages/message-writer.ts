@@ -10,6 +10,8 @@ export interface SendRequest {
   sender: { id: string; username: string };
   text: string;
   clientMsgId: string;
+  /** A system message (server API): no membership needed, no read marker moved; `sender` is the system user. */
+  system?: boolean;
 }
 
 export interface SendOutcome {
@@ -142,9 +144,9 @@ export class MessageWriter {
 
     // 2. Membership, from the database: the in-memory check that let the send in may not have
     //    heard yet of a leave on another instance (the bus is a round trip behind the commit).
-    const members = await ops.findMembers([...byChannel].flatMap(([channelId, idx]) => idx.map((i) => ({ channelId, userId: reqs[i].sender.id }))));
+    const members = await ops.findMembers([...byChannel].flatMap(([channelId, idx]) => idx.filter((i) => !reqs[i].system).map((i) => ({ channelId, userId: reqs[i].sender.id }))));
     for (const [channelId, idx] of byChannel) {
-      const kept = idx.filter((i) => members.has(pairKey(channelId, reqs[i].sender.id)));
+      const kept = idx.filter((i) => reqs[i].system || members.has(pairKey(channelId, reqs[i].sender.id)));
       for (const i of idx) if (!kept.includes(i)) outcomes[i] = AppError.forbidden('not a member of this channel');
       if (kept.length > 0) byChannel.set(channelId, kept);
       else byChannel.delete(channelId);
@@ -165,7 +167,7 @@ export class MessageWriter {
           id: uuidv7(),
           channelId,
           seq: head - idx.length + 1 + k,
-          sender: { id: r.sender.id, username: r.sender.username },
+          ...(r.system ? { kind: 'system' as const, sender: null } : { kind: 'user' as const, sender: { id: r.sender.id, username: r.sender.username } }),
           text: r.text,
           clientMsgId: r.clientMsgId,
           createdAt,
@@ -179,13 +181,14 @@ export class MessageWriter {
     await ops.insert(created, now);
 
     // 5. Sending reads up to one's own message: that is what makes unread = head - lastRead exact.
-    const markers = new Map<string, MessageView>();
+    const markers = new Map<string, { channelId: string; userId: string; seq: number }>();
     for (const m of created) {
+      if (!m.sender) continue; // a system message reads nobody's marker forward
       const key = pairKey(m.channelId, m.sender.id);
       const cur = markers.get(key);
-      if (!cur || cur.seq < m.seq) markers.set(key, m);
+      if (!cur || cur.seq < m.seq) markers.set(key, { channelId: m.channelId, userId: m.sender.id, seq: m.seq });
     }
-    for (const m of markers.values()) await ops.advanceMarker(m.channelId, m.sender.id, m.seq);
+    for (const m of markers.values()) await ops.advanceMarker(m.channelId, m.userId, m.seq);
 
     // Repeats inside the batch get the message their first copy created.
     for (const [i, first] of repeats) {

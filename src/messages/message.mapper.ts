@@ -1,5 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { MAX_SEQ } from '../common/int-field.decorator.js';
+import { ApiNullableRef } from '../common/api-nullable.decorator.js';
+import { SYSTEM_USER_ID } from '../users/system-user.js';
 import { UserRef } from '../users/user.mapper.js';
 
 /** The contract's Message: the one wire shape of a message, HTTP and WebSocket alike. */
@@ -7,7 +9,8 @@ export class MessageView {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ format: 'uuid' }) channelId!: string;
   @ApiProperty({ type: 'integer', minimum: 1, maximum: MAX_SEQ, example: 42, description: 'per-channel sequence number: 1, 2, 3, ... with no gaps' }) seq!: number;
-  @ApiProperty({ type: UserRef }) sender!: UserRef;
+  @ApiProperty({ enum: ['user', 'system'], description: '`system`: a notice posted by the server API, shown as such; its sender is null' }) kind!: 'user' | 'system';
+  @ApiNullableRef(UserRef, { description: 'null for a system message' }) sender!: UserRef | null;
   @ApiProperty({ example: 'hello', minLength: 1, maxLength: 4000 }) text!: string;
   @ApiProperty({ example: 'c-6f1e2d', minLength: 1, maxLength: 64 }) clientMsgId!: string;
   @ApiProperty({ format: 'date-time', example: '2026-11-22T10:00:00.000Z' }) createdAt!: string;
@@ -30,7 +33,8 @@ export function rowToMessage(r: MessageRow): MessageView {
     id: r.id,
     channelId: r.channel_id,
     seq: Number(r.seq),
-    sender: { id: r.sender_id, username: r.sender_username },
+    // System messages are stored under the reserved system user; on the wire they name nobody.
+    ...(r.sender_id === SYSTEM_USER_ID ? { kind: 'system' as const, sender: null } : { kind: 'user' as const, sender: { id: r.sender_id, username: r.sender_username } }),
     text: r.text,
     clientMsgId: r.client_msg_id,
     createdAt: new Date(Number(r.created_at)).toISOString(),

@@ -67,12 +67,13 @@ const schemas: Record<string, Schema> = {
       id: uuid(),
       channelId: uuid(),
       seq: seq(1, { description: 'per-channel, 1, 2, 3, ... with no gaps' }),
-      sender: ref('UserRef'),
+      kind: str({ enum: ['user', 'system'], description: '`system`: a notice posted by the server API (show it as such); its sender is null' }),
+      sender: { oneOf: [ref('UserRef'), { type: 'null' }], description: 'null for a system message; fetch profiles with GET /users/{id}' },
       text,
       clientMsgId,
       createdAt: str({ format: 'date-time' }),
     },
-    ['id', 'channelId', 'seq', 'sender', 'text', 'clientMsgId', 'createdAt'],
+    ['id', 'channelId', 'seq', 'kind', 'sender', 'text', 'clientMsgId', 'createdAt'],
   ),
   Peer: obj(
     {

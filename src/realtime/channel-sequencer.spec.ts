@@ -21,7 +21,7 @@ describe('ChannelSequencer', () => {
   let state: ChannelState;
 
   const msg = (seq: number): MessageView => ({
-    id: `m${seq}`, channelId: 'c1', seq, sender: { id: 'u1', username: 'u1' }, text: `t${seq}`, clientMsgId: `k${seq}`, createdAt: new Date(0).toISOString(),
+    id: `m${seq}`, channelId: 'c1', seq, kind: 'user', sender: { id: 'u1', username: 'u1' }, text: `t${seq}`, clientMsgId: `k${seq}`, createdAt: new Date(0).toISOString(),
   });
   const commit = (...seqs: number[]) => seqs.map((s) => {
     const m = msg(s);
@@ -29,7 +29,7 @@ describe('ChannelSequencer', () => {
     return m;
   });
   const toRow = (m: MessageView): MessageRow => ({
-    id: m.id, channel_id: m.channelId, seq: m.seq, sender_id: m.sender.id, sender_username: m.sender.username, text: m.text, client_msg_id: m.clientMsgId, created_at: 0,
+    id: m.id, channel_id: m.channelId, seq: m.seq, sender_id: m.sender!.id, sender_username: m.sender!.username, text: m.text, client_msg_id: m.clientMsgId, created_at: 0,
   });
   const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -13,7 +13,7 @@ describe('FanoutService.conversationFrames', () => {
   it('splices the per-user numbers and acceptance into exactly the JSON a full serialization gives', () => {
     const state: ChannelState = {
       id: 'c1', kind: 'channel', name: 'gen"eral', visibility: 'public', createdAt: 0, headSeq: 7,
-      lastMessage: { id: 'm', channelId: 'c1', seq: 7, sender: { id: 'a', username: 'a' }, text: 'he said "hi"\n', clientMsgId: 'k', createdAt: '2026-01-01T00:00:00.000Z' },
+      lastMessage: { id: 'm', channelId: 'c1', seq: 7, kind: 'user', sender: { id: 'a', username: 'a' }, text: 'he said "hi"\n', clientMsgId: 'k', createdAt: '2026-01-01T00:00:00.000Z' },
       members: new Map([member('a', 7), member('b', 3), member('c', 0, null)]), loadedHeadSeq: 7, deliveredSeq: null,
     };
     const build = fanout.conversationFrames(state);
