@@ -28,6 +28,19 @@ export class SessionStore {
     await this.writer.transaction((em) => em.insert(Session, session));
   }
 
+  /** A session that may exist already (a product token's, made on first use on any instance). */
+  async insertIfAbsent(session: Session): Promise<void> {
+    await this.writer.transaction((em) => em.createQueryBuilder().insert().into(Session).values(session).orIgnore().execute());
+  }
+
+  /**
+   * Ends every live session of a user, with `alsoDo` in the same transaction (the deactivation
+   * and its audit entry): returns the ids ended, exactly those (see revokeOthers).
+   */
+  revokeAll(userId: string, now: number, alsoDo: (em: EntityManager) => Promise<unknown>): Promise<string[]> {
+    return this.revokeOthers(userId, '', now, alsoDo);
+  }
+
   /** With the refresh hash (not selected by default). Null when the row is gone. */
   find(sessionId: string): Promise<Session | null> {
     return this.db
