@@ -1,4 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { AdminModule } from './admin/admin.module.js';
+import { AuditModule } from './audit/audit.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { ChannelsModule } from './channels/channels.module.js';
 import { AppConfig, loadConfig } from './config/app-config.js';
@@ -32,6 +34,8 @@ export class AppModule {
         MessagesModule,
         RealtimeModule,
         RateLimitModule,
+        AuditModule,
+        AdminModule,
         ...extra,
       ],
     };

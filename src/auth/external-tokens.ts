@@ -8,6 +8,7 @@ import { AppConfig } from '../config/app-config.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
 import { USERNAME_PATTERN } from './dto/credentials.dto.js';
 import type { User } from '../users/user.entity.js';
+import { EXTERNAL_ID_PATTERN } from '../users/system-user.js';
 import { UsersService } from '../users/users.service.js';
 import { SessionRevocations } from './session-revocations.js';
 import { Session } from './session.entity.js';
@@ -24,7 +25,7 @@ const JWKS_MAX_AGE_MS = 10 * 60_000;
 const VERIFIED_TTL_MS = 60_000;
 const CLOCK_TOLERANCE_SECONDS = 5;
 
-const EXTERNAL_ID = /^[\x21-\x7e]{1,128}$/;
+const EXTERNAL_ID = EXTERNAL_ID_PATTERN;
 
 /**
  * Product-issued tokens (AUTH_JWKS_URL or AUTH_PUBLIC_KEY, AUTH_ISSUER, AUTH_AUDIENCE): RS256 or

@@ -48,6 +48,7 @@ export function createOpenApiDocument(app: INestApplication, config: AppConfig):
       .setVersion('1')
       .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'an `accessToken` from register, login or refresh' })
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN' }, 'metrics')
+      .addApiKey({ type: 'apiKey', in: 'header', name: 'Authorization', description: 'the server API (`/admin`): `Authorization: ApiKey <key>` with one of PARLEY_API_KEYS' }, 'apiKey')
       .build(),
     { extraModels: Object.values(ERROR_RESPONSE_TYPES) },
   );

@@ -6,3 +6,10 @@
  */
 export const SYSTEM_USER_ID = '00000000-0000-0000-0000-000000000000';
 export const SYSTEM_USER = { id: SYSTEM_USER_ID, username: 'system' } as const;
+
+/**
+ * The product's id of a user (`sub` of its tokens, `:externalId` of the server API): 1 to 128
+ * characters that need no escaping in a URL path beyond what every client does (`|` and `:` for
+ * ids such as `auth0|5f1e2d`).
+ */
+export const EXTERNAL_ID_PATTERN = /^[A-Za-z0-9._~:@|+=-]{1,128}$/;

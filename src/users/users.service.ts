@@ -72,6 +72,11 @@ export class UsersService {
     return this.users.findOneBy({ externalId });
   }
 
+  /** At most 500 at a time (one IN query). */
+  findByExternalIds(externalIds: string[]): Promise<User[]> {
+    return externalIds.length === 0 ? Promise.resolve([]) : this.users.findBy({ externalId: In(externalIds) });
+  }
+
   /**
    * A user known by the product's id, without a password (they come in with tokens the product
    * or the server API gives them). `conflict` when the username or the external id is taken.
