@@ -50,7 +50,7 @@ const MetadataField = () =>
   applyDecorators(
     ValidateIf((_o: object, value: unknown) => value !== undefined),
     ValidateBy({ name: 'metadata', validator: { validate: (v: unknown) => metadataProblem(v) === null, defaultMessage: (args) => metadataProblem(args?.value) ?? 'bad metadata' } }),
-    ApiPropertyOptional({ type: 'object', additionalProperties: true, example: { team: 'design' }, description: `a JSON object of at most ${MAX_METADATA_BYTES} bytes (as JSON); replaces the stored one` }),
+    ApiPropertyOptional({ type: 'object', additionalProperties: true, example: { team: 'design' }, description: `a JSON object of at most ${MAX_METADATA_BYTES} bytes (as JSON); replaces the stored one. Keys an object already has (constructor, toString, __proto__, ...) are refused at any depth, as everywhere` }),
   );
 
 /** `PATCH /users/me`: the fields given change, the others stay. */
