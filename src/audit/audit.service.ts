@@ -51,7 +51,7 @@ export class AuditService {
 }
 
 function toView(a: AuditEntry): AuditEntryView {
-  let details: Record<string, unknown> | null = null;
+  let details: Record<string, unknown> | null;
   try {
     details = a.details ? (JSON.parse(a.details) as Record<string, unknown>) : null;
   } catch {

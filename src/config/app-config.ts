@@ -172,7 +172,7 @@ export class EnvironmentVariables {
 
   /** Keys of the server API (`Authorization: ApiKey <key>` on /admin): comma-separated; unset: /admin is closed. */
   @IsOptional() @IsString()
-  @Matches(/^\s*[A-Za-z0-9_.~+\/=-]{24,256}\s*(,\s*[A-Za-z0-9_.~+\/=-]{24,256}\s*)*$/, {
+  @Matches(/^\s*[A-Za-z0-9_.~+/=-]{24,256}\s*(,\s*[A-Za-z0-9_.~+/=-]{24,256}\s*)*$/, {
     message: 'PARLEY_API_KEYS must be comma-separated keys of 24 to 256 letters, digits or _ . ~ + / = -',
   })
   PARLEY_API_KEYS?: string;
