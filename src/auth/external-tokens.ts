@@ -88,7 +88,7 @@ export class ExternalTokens {
     if (user.deactivatedAt !== null) throw new AppError('unauthorized', 'the account is deactivated');
     const sessionId = sessionIdOf(key);
     const now = Date.now();
-    await this.store.insertIfAbsent(
+    const inserted = await this.store.insertForActiveUser(
       Object.assign(new Session(), {
         id: sessionId,
         userId: user.id,
@@ -99,7 +99,9 @@ export class ExternalTokens {
         ip: null,
         revokedAt: null,
       }),
+      { ifAbsent: true },
     );
+    if (!inserted) throw new AppError('unauthorized', 'the account is deactivated');
     if (!(await this.revocations.isLive(sessionId, user.id))) throw new AppError('unauthorized', 'the session has ended; log in again');
     const session: AuthSession = { id: user.id, username: user.username, sessionId, expiresAt: payload.exp! * 1000 };
     this.verified.set(key, session);

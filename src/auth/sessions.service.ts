@@ -101,7 +101,7 @@ export class SessionsService implements OnModuleInit, OnModuleDestroy {
       ip: client.ip,
       revokedAt: null,
     });
-    await this.store.insert(session);
+    if (!(await this.store.insertForActiveUser(session))) throw AppError.forbidden('the user is deactivated');
     const accessToken = this.jwt.sign({ sub: user.id, username: user.username, sid: id }, { expiresIn: ttlSeconds });
     return { accessToken, expiresIn: ttlSeconds };
   }
