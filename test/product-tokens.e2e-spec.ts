@@ -32,12 +32,18 @@ async function signer(kid: string, alg: 'RS256' | 'ES256'): Promise<Signer> {
 class JwksServer {
   keys: JWK[] = [];
   requests = 0;
+  /** When set, every request answers 503: the product's key server is down. */
+  down = false;
   private server!: Server;
   url = '';
 
   async start(): Promise<void> {
     this.server = createServer((_req, res) => {
       this.requests++;
+      if (this.down) {
+        res.writeHead(503).end();
+        return;
+      }
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ keys: this.keys }));
     });
@@ -177,6 +183,21 @@ describe.each(DATABASES)('product-issued tokens (JWKS) on %s', (db) => {
     const stranger = await signer('rsa-x', 'RS256');
     for (let i = 0; i < 3; i++) await t.http().get('/users/me').set(bearer(await sign(stranger, { sub: id, i }))).expect(401);
     expect(jwks.requests).toBeLessThanOrEqual(before + 2);
+  }, 30_000);
+
+  it('keeps accepting tokens of known keys while the key server is down; unknown keys are refused then', async () => {
+    const id = sub();
+    await t.http().get('/users/me').set(bearer(await sign(ec, { sub: id }))).expect(200);
+    jwks.down = true;
+    try {
+      await new Promise((r) => setTimeout(r, 5500)); // past the cooldown: an unknown kid does try the server
+      await t.http().get('/users/me').set(bearer(await sign(ec, { sub: id, again: 1 }))).expect(200);
+      const stranger = await signer('ec-x', 'ES256');
+      await t.http().get('/users/me').set(bearer(await sign(stranger, { sub: id }))).expect(401);
+      await t.http().get('/users/me').set(bearer(await sign(ec, { sub: id, again: 2 }))).expect(200);
+    } finally {
+      jwks.down = false;
+    }
   }, 30_000);
 
   it("refuses a deactivated user's product tokens, old and new, on HTTP and at the handshake", async () => {

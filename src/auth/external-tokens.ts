@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+
+type RemoteKeys = ReturnType<typeof createRemoteJWKSet>;
 import type { KeyObject } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { AppError } from '../common/app-error.js';
@@ -19,8 +21,8 @@ import type { AuthSession } from './sessions.service.js';
 const ALGORITHMS = ['RS256', 'ES256'];
 /** At most one JWKS request per this long, however many unknown `kid`s arrive (a flood of forged tokens). */
 const JWKS_COOLDOWN_MS = 5_000;
-/** Keys are fetched again at least this often, even when every `kid` is known. */
-const JWKS_MAX_AGE_MS = 10 * 60_000;
+/** Keys are fetched again this often in the background, even when every `kid` is known (a key removed from the set stops working). */
+const JWKS_REFRESH_MS = 10 * 60_000;
 /** A verified token is trusted from memory this long; then its user and session are read again. */
 const VERIFIED_TTL_MS = 60_000;
 const CLOCK_TOLERANCE_SECONDS = 5;
@@ -37,9 +39,10 @@ const EXTERNAL_ID = EXTERNAL_ID_PATTERN;
  * for Parley's own, with no second mechanism.
  */
 @Injectable()
-export class ExternalTokens {
+export class ExternalTokens implements OnModuleDestroy {
   private readonly logger = new Logger('ExternalTokens');
   private readonly keys: JWTVerifyGetKey | KeyObject | null = null;
+  private refresher: NodeJS.Timeout | null = null;
   private readonly verified = new LRUCache<string, AuthSession>({ max: 50_000, ttl: VERIFIED_TTL_MS });
 
   constructor(
@@ -50,11 +53,25 @@ export class ExternalTokens {
   ) {
     const auth = config.embed.externalAuth;
     if (!auth) return;
+    if (!auth.jwksUrl) {
+      this.keys = auth.publicKey;
+      return;
+    }
     // jose's remote key set caches the keys and fetches them again on a `kid` it does not know
-    // (after a rotation), at most once per cooldown.
-    this.keys = auth.jwksUrl
-      ? createRemoteJWKSet(auth.jwksUrl, { cooldownDuration: JWKS_COOLDOWN_MS, cacheMaxAge: JWKS_MAX_AGE_MS, timeoutDuration: 5_000 })
-      : auth.publicKey;
+    // (after a rotation), at most once per cooldown. Its own expiry is off: an expired set is
+    // fetched on the request path, and a failed fetch would then refuse every token while the
+    // product's key server is down. The refresh happens here instead, in the background: when it
+    // fails, the keys already known keep working.
+    const keys: RemoteKeys = createRemoteJWKSet(auth.jwksUrl, { cooldownDuration: JWKS_COOLDOWN_MS, cacheMaxAge: Infinity, timeoutDuration: 5_000 });
+    this.keys = keys;
+    this.refresher = setInterval(() => {
+      keys.reload().catch((err: Error) => this.logger.warn(`refreshing the product's keys failed (the known ones stay): ${err.message}`));
+    }, JWKS_REFRESH_MS);
+    this.refresher.unref();
+  }
+
+  onModuleDestroy(): void {
+    if (this.refresher) clearInterval(this.refresher);
   }
 
   get enabled(): boolean {
