@@ -1,4 +1,4 @@
-import { CallHandler, ExecutionContext, HttpException, Injectable, NestInterceptor, SetMetadata } from '@nestjs/common';
+import { CallHandler, ExecutionContext, HttpException, Injectable, Logger, NestInterceptor, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Response } from 'express';
 import { catchError, concatMap, from, map, Observable, throwError } from 'rxjs';
@@ -18,6 +18,8 @@ export const AuditAs = (action: string) => SetMetadata(AUDIT_ACTION, action);
  */
 @Injectable()
 export class AuditInterceptor implements NestInterceptor {
+  private readonly logger = new Logger('Audit');
+
   constructor(
     private readonly audit: AuditService,
     private readonly reflector: Reflector,
@@ -30,13 +32,17 @@ export class AuditInterceptor implements NestInterceptor {
     const action = `api.${this.reflector.get<string | undefined>(AUDIT_ACTION, context.getHandler()) ?? context.getHandler().name}`;
     const params = req.params as Record<string, string>;
     const target = params.externalId !== undefined ? `user:${params.externalId}` : params.id !== undefined ? `channel:${params.id}` : null;
-    const record = (status: number) =>
-      this.audit.record({ actor: req.apiKeyActor ?? 'apikey:unknown', action, target, status, details: { method: req.method, path: req.path } });
+    // The call has done what it did by now: an entry that cannot be written is logged (with
+    // everything it would have said), and the answer stays the call's own.
+    const record = (status: number) => {
+      const entry = { actor: req.apiKeyActor ?? 'apikey:unknown', action, target, status, details: { method: req.method, path: req.path } };
+      return this.audit.record(entry).catch((err: Error) => this.logger.error(`audit entry not written (${err.message}): ${JSON.stringify(entry)}`));
+    };
     return next.handle().pipe(
       concatMap((body) => from(record(res.statusCode)).pipe(map(() => body))),
       catchError((err: unknown) => {
         const status = err instanceof AppError ? err.status : err instanceof HttpException ? err.getStatus() : 500;
-        return from(record(status).catch(() => undefined)).pipe(concatMap(() => throwError(() => err)));
+        return from(record(status)).pipe(concatMap(() => throwError(() => err)));
       }),
     );
   }
