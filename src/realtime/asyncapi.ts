@@ -312,7 +312,7 @@ export function asyncApiDocument(origin: PublicOrigin | null): Record<string, un
     components: {
       schemas,
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: '`Authorization: Bearer <accessToken>`' },
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: '`Authorization: Bearer <accessToken>`: Parley\'s own (login, refresh, minted by the server API) or, when configured, one the product signed (RS256/ES256)' },
         token: { type: 'httpApiKey', in: 'query', name: 'token', description: 'the access token in the URL (`?token=`)' },
         ticket: { type: 'httpApiKey', in: 'query', name: 'ticket', description: 'a single-use ticket of a few seconds (`POST /auth/ws-ticket`)' },
       },
