@@ -223,10 +223,15 @@ describe.each(DATABASES)('the server API on %s', (db) => {
 
     it('a user made by the server API has no password: login answers 401 whatever is tried', async () => {
       const name = uname();
-      await upsert(ext(), { username: name }).expect(201);
+      const id = ext();
+      await upsert(id, { username: name }).expect(201);
       for (const password of ['anything-at-all', '!', '']) {
         expect((await t.http().post('/auth/login').send({ username: name, password }).expect(401)).body.code).toBe('unauthorized');
       }
+      // Nor can a password be set without the (nonexistent) current one.
+      const { accessToken } = await token(id);
+      const res = await t.http().post('/users/me/password').set({ Authorization: `Bearer ${accessToken}` }).send({ currentPassword: '!', newPassword: 'a new password' }).expect(401);
+      expect(res.body.code).toBe('unauthorized');
     });
   });
 
