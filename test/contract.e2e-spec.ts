@@ -355,7 +355,9 @@ describe.each(DATABASES)('every operation and every event on %s', (db) => {
 
     const { client } = await TestClient.connect(t.wsUrl, accessToken);
     await http().post(`/admin/channels/${channel.id}/messages`).set(apiKey).send({ text: 'as ext', as: ext }).expect(201);
-    await http().post(`/admin/channels/${channel.id}/messages`).set(apiKey).send({ text: 'a notice' }).expect(201);
+    await http().post(`/admin/channels/${channel.id}/messages`).set(apiKey).send({ text: 'a notice', clientMsgId: `n-${db}-${channel.id}` }).expect(201);
+    const elsewhere = (await http().post('/admin/channels').set(apiKey).send({ name: `adm2-${db}-${Date.now()}`, visibility: 'public' }).expect(201)).body;
+    await http().post(`/admin/channels/${elsewhere.id}/messages`).set(apiKey).send({ text: 'a notice', clientMsgId: `n-${db}-${channel.id}` }).expect(409);
     expect((await client.next('message.new', (d) => d.message.kind === 'system')).message.sender).toBeNull();
     await http().post(`/admin/channels/${channel.id}/messages`).set(apiKey).send({ text: '' }).expect(400);
     await http().post(`/admin/channels/${randomUUID()}/messages`).set(apiKey).send({ text: 'x' }).expect(404);

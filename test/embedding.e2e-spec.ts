@@ -271,6 +271,9 @@ describe.each(DATABASES)('the server API on %s', (db) => {
       const once = (await t.http().post(`/admin/channels/${channel.id}/messages`).set(api).send({ text: 'notice', clientMsgId: 'sys-1' }).expect(201)).body;
       const twice = (await t.http().post(`/admin/channels/${channel.id}/messages`).set(api).send({ text: 'notice', clientMsgId: 'sys-1' }).expect(201)).body;
       expect(twice).toEqual({ duplicate: true, message: once.message });
+      // ... per channel: the same key in another channel is a conflict, not that channel's message.
+      const other = (await t.http().post('/admin/channels').set(api).send({ name: `other-${++n}`, visibility: 'public' }).expect(201)).body;
+      expect((await t.http().post(`/admin/channels/${other.id}/messages`).set(api).send({ text: 'notice', clientMsgId: 'sys-1' }).expect(409)).body.code).toBe('conflict');
     });
 
     it('refuses unknown members (404 naming them), a taken public name (409), unknown or DM channels (404), non-members and deactivated users as senders', async () => {

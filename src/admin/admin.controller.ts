@@ -116,6 +116,7 @@ export class AdminController {
   @ApiCreatedResponse({ type: SendResult })
   @ApiError(403, '`as` is deactivated, or not a member of this public channel')
   @ApiError(404, 'no such channel, or no user `as`')
+  @ApiError(409, 'a system message with this clientMsgId exists in another channel')
   postMessage(@UuidParam() id: string, @Body() dto: AdminMessageDto): Promise<SendResult> {
     return this.admin.postMessage(id, dto);
   }

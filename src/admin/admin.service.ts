@@ -163,7 +163,13 @@ export class AdminService {
       return this.messages.send(toUserRef(user), { channelId, text: dto.text, clientMsgId });
     }
     await this.requireChannel(channelId);
-    return this.messageWriter.write({ channelId, sender: SYSTEM_USER, text: dto.text, clientMsgId, system: true });
+    const outcome = await this.messageWriter.write({ channelId, sender: SYSTEM_USER, text: dto.text, clientMsgId, system: true });
+    // Every system message has the one sender, so a clientMsgId used in another channel finds
+    // that channel's message: say so rather than answer a message of another channel.
+    if (outcome.duplicate && outcome.message.channelId !== channelId) {
+      throw new AppError('conflict', 'this clientMsgId was used for a system message in another channel');
+    }
+    return outcome;
   }
 
   private async requireUser(externalId: string): Promise<User> {
