@@ -34,7 +34,8 @@ export function rowToMessage(r: MessageRow): MessageView {
     channelId: r.channel_id,
     seq: Number(r.seq),
     // System messages are stored under the reserved system user; on the wire they name nobody.
-    ...(r.sender_id === SYSTEM_USER_ID ? { kind: 'system' as const, sender: null } : { kind: 'user' as const, sender: { id: r.sender_id, username: r.sender_username } }),
+    kind: r.sender_id === SYSTEM_USER_ID ? 'system' : 'user',
+    sender: r.sender_id === SYSTEM_USER_ID ? null : { id: r.sender_id, username: r.sender_username },
     text: r.text,
     clientMsgId: r.client_msg_id,
     createdAt: new Date(Number(r.created_at)).toISOString(),
