@@ -1,4 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { AdminModule } from './admin/admin.module.js';
+import { AuditModule } from './audit/audit.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { ChannelsModule } from './channels/channels.module.js';
 import { AppConfig, loadConfig } from './config/app-config.js';
@@ -36,6 +38,8 @@ export class AppModule {
         RealtimeModule,
         RateLimitModule,
         NotificationsModule,
+        AuditModule,
+        AdminModule,
         ...extra,
       ],
     };

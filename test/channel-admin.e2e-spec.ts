@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createChannel, DATABASES, registerUser, startApp, suiteApp, TestApp, TestUser } from './helpers/test-app.js';
 import { TestClient } from './helpers/ws-client.js';
+import { AuditService } from '../src/audit/audit.service.js';
 
 /**
  * Channel administration: roles (owner, admin, member), details, rename/topic/visibility, archive,
@@ -39,6 +40,24 @@ describe.each(DATABASES)('channel administration on %s', (db) => {
     return { id, owner, admin, member, outsider };
   }
   const code = (res: { body: { code: string } }) => res.body.code;
+
+  it('records every administrative action in the audit log, with who did it, in the same transaction', async () => {
+    const [owner, admin, member, extra] = await users(4);
+    const id = await createChannel(t, owner, [admin, member]);
+    await setRole(owner, id, admin, 'admin').expect(200);
+    await patch(admin, id, { topic: 'audited' }).expect(200);
+    await invite(admin, id, [extra]).expect(200);
+    await remove(admin, id, extra).expect(204);
+    await patch(member, id, { topic: 'refused' }).expect(403); // refused: not recorded
+    await http().post(`/channels/${id}/archive`).set(owner.auth).expect(200);
+    const { entries } = await t.app.get(AuditService).page(undefined, 100);
+    const mine = entries.filter((e) => e.target === id).reverse();
+    expect(mine.map((e) => [e.action, e.actor.split(':')[1]])).toEqual([
+      ['channel.set_role', owner.id], ['channel.update', admin.id], ['channel.invite', admin.id], ['channel.remove_member', admin.id], ['channel.archive', owner.id],
+    ]);
+    expect(mine[0].details).toEqual({ userId: admin.id, from: 'member', to: 'admin' });
+    expect(mine[3].details).toEqual({ userId: extra.id });
+  });
 
   describe('details', () => {
     it('shows name, topic, visibility, memberCount, createdBy, archived and the caller\'s role', async () => {

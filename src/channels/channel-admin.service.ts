@@ -13,6 +13,7 @@ import { ChannelQuotas } from './channel-quotas.js';
 import { ChannelState, ChannelStateStore, MemberState } from './channel-state.store.js';
 import { assertNotArchived, ChannelsService, NewMember, webhookChannel } from './channels.service.js';
 import { WebhookOutbox } from '../webhooks/webhook-outbox.js';
+import { AuditService } from '../audit/audit.service.js';
 import { webhookEvents } from '../webhooks/webhook-events.js';
 import type { PresenceStatus } from './conversation.mapper.js';
 import type { ChannelDetails, InviteMembersDto, MembersPage, MemberView, UpdateChannelDto } from './dto/channel-admin.dto.js';
@@ -49,6 +50,7 @@ export class ChannelAdminService {
     private readonly quotas: ChannelQuotas,
     private readonly bus: FanoutBus,
     private readonly outbox: WebhookOutbox,
+    private readonly audit: AuditService,
   ) {}
 
   /** `GET /channels/:id`: to members, and to anyone for a public channel (it is in the directory). */
@@ -90,6 +92,7 @@ export class ChannelAdminService {
         if (dto.topic !== undefined) fields.topic = dto.topic === '' ? null : dto.topic;
         await em.update(Channel, { id: channelId }, fields);
         row = await em.findOneByOrFail(Channel, { id: channelId });
+        await this.audit.record({ actor: actorOf(caller), action: 'channel.update', target: channelId, details: { ...dto } }, em);
         await this.outbox.append(em, [channelUpdatedEvent(row, caller)]); // last: the outbox's lock asks it
       });
     } catch (err) {
@@ -115,6 +118,7 @@ export class ChannelAdminService {
         .execute();
       if (!result.affected) return;
       row = await em.findOneByOrFail(Channel, { id: channelId });
+      await this.audit.record({ actor: actorOf(caller), action: 'channel.archive', target: channelId }, em);
       await this.outbox.append(em, [channelUpdatedEvent(row, caller)]);
     });
     if (row) this.publishUpdated(row, caller); // else archived meanwhile, and announced by that one
@@ -189,6 +193,7 @@ export class ChannelAdminService {
       const { headSeq } = await em.findOneByOrFail(Channel, { id: channelId });
       await this.channels.insertMembers(em, channelId, fresh.map((u): NewMember => ({ id: u.id, role: 'member', acceptedAt: null })), headSeq, joinedAt);
       added = fresh.map((u) => ({ userId: u.id, username: u.username, role: 'member', lastReadSeq: headSeq, joinedAt, acceptedAt: null, hiddenSeq: null }));
+      if (fresh.length > 0) await this.audit.record({ actor: actorOf(caller), action: 'channel.invite', target: channelId, details: { userIds: fresh.map((u) => u.id) } }, em);
       await this.outbox.append(em, fresh.map((u) => webhookEvents.memberJoined(channelId, { id: u.id, username: u.username }, toUserRef(caller))));
     });
     const by = toUserRef(caller);
@@ -212,6 +217,7 @@ export class ChannelAdminService {
       if (targetRole === 'owner') throw AppError.forbidden('the owner cannot be removed');
       if (targetRole === 'admin' && roles.get(caller.id) !== 'owner') throw AppError.forbidden('only the owner may remove an admin');
       await em.delete(Membership, { channelId, userId });
+      await this.audit.record({ actor: actorOf(caller), action: 'channel.remove_member', target: channelId, details: { userId } }, em);
       await this.outbox.append(em, [webhookEvents.memberLeft(channelId, { id: userId, username: target.username }, toUserRef(caller))]);
     });
     this.bus.publish('member.left', { channelId, user: { id: userId, username: target.username }, by: toUserRef(caller) });
@@ -229,6 +235,7 @@ export class ChannelAdminService {
       if (!current) throw AppError.notFound('member');
       if (current === role) return;
       await em.update(Membership, { channelId, userId }, { role });
+      await this.audit.record({ actor: actorOf(caller), action: 'channel.set_role', target: channelId, details: { userId, from: current, to: role } }, em);
       changed = true;
     });
     const user = { id: userId, username: target.username };
@@ -365,3 +372,6 @@ function decodeCursor(cursor: string): string {
 function channelUpdatedEvent(row: Channel, by: UserRef) {
   return webhookEvents.channelUpdated({ ...webhookChannel(row), topic: row.topic, archived: row.archivedAt !== null }, toUserRef(by));
 }
+
+/** How the audit log names a user who acted: by id (the username too, for reading). */
+const actorOf = (caller: UserRef): string => `user:${caller.id}:${caller.username}`;

@@ -269,10 +269,10 @@ export class ChannelStateStore {
       // A message's mentions count for the members it names who have not read it yet.
       for (const u of message.mentions) {
         const member = state.members.get(u.id);
-        if (member && u.id !== message.sender.id && member.lastReadSeq < message.seq) insertSorted(state.mentions, u.id, message.seq);
+        if (member && u.id !== message.sender?.id && member.lastReadSeq < message.seq) insertSorted(state.mentions, u.id, message.seq);
       }
     }
-    const sender = state.members.get(message.sender.id);
+    const sender = message.sender ? state.members.get(message.sender.id) : undefined;
     if (sender && sender.lastReadSeq < message.seq) {
       sender.lastReadSeq = message.seq;
       dropUpTo(state.mentions, sender.userId, message.seq);
@@ -301,7 +301,7 @@ export class ChannelStateStore {
     if (message.deleted) return;
     for (const u of message.mentions) {
       const member = state.members.get(u.id);
-      if (member && u.id !== message.sender.id && member.lastReadSeq < message.seq) insertSorted(state.mentions, u.id, message.seq);
+      if (member && u.id !== message.sender?.id && member.lastReadSeq < message.seq) insertSorted(state.mentions, u.id, message.seq);
     }
   }
 

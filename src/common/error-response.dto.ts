@@ -37,10 +37,13 @@ export class ForbiddenDetails {
   usernames?: string[];
 }
 
-/** `details` of a `not_found` that names what is missing (members of a new channel). */
+/** `details` of a `not_found` that names what is missing (members of a new channel): by username, or by external id (server API). */
 export class NotFoundDetails {
-  @ApiProperty({ type: [String], example: ['carol'], description: 'the usernames that do not exist' })
-  usernames!: string[];
+  @ApiPropertyOptional({ type: [String], example: ['carol'], description: 'the usernames that do not exist' })
+  usernames?: string[];
+
+  @ApiPropertyOptional({ type: [String], example: ['auth0|5f1e2d'], description: 'server API: the external ids of no (active) user' })
+  externalIds?: string[];
 }
 
 /** `details` of an `unavailable` readiness answer. */

@@ -1,7 +1,8 @@
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, parseDuration } from './app-config.js';
+import { generateKeyPairSync } from 'node:crypto';
+import { ConfigError, loadConfig, parseDuration, sha256Buffer } from './app-config.js';
 
 describe('configuration', () => {
   const dir = mkdtempSync(join(tmpdir(), 'parley-config-'));
@@ -53,6 +54,31 @@ describe('configuration', () => {
       const env = { ...base, WEBHOOK_URL: 'https://a.example/h', WEBHOOK_SECRET: 's'.repeat(16), [name]: value };
       expect(() => loadConfig(env)).toThrow(new RegExp(name));
     }
+  });
+
+  it('keeps the API keys hashed only, and reads the product token settings', () => {
+    const c = loadConfig({ ...base, PARLEY_API_KEYS: ' k'.padEnd(30, 'k') + ' , ' + 'j'.repeat(30) });
+    expect(c.embed.apiKeyHashes).toEqual([sha256Buffer('k'.padEnd(29, 'k')), sha256Buffer('j'.repeat(30))]);
+    expect(JSON.stringify(c)).not.toContain('j'.repeat(30));
+    expect(loadConfig(base).embed).toEqual({ apiKeyHashes: [], externalAuth: null });
+    const jwks = loadConfig({ ...base, AUTH_JWKS_URL: 'https://auth.example/.well-known/jwks.json', AUTH_ISSUER: 'https://auth.example/', AUTH_AUDIENCE: 'parley' });
+    expect(jwks.embed.externalAuth).toMatchObject({ issuer: 'https://auth.example/', audience: 'parley', publicKey: null });
+    const pem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const oneLine = loadConfig({ ...base, AUTH_PUBLIC_KEY: pem.replace(/\n/g, '\\n'), AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' });
+    expect(oneLine.embed.externalAuth?.publicKey?.asymmetricKeyType).toBe('ec');
+  });
+
+  it.each([
+    [{ PARLEY_API_KEYS: 'short' }, 'PARLEY_API_KEYS'],
+    [{ PARLEY_API_KEYS: `${'k'.repeat(30)},,` }, 'PARLEY_API_KEYS'],
+    [{ AUTH_JWKS_URL: 'not a url', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' }, 'AUTH_JWKS_URL'],
+    [{ AUTH_JWKS_URL: 'https://auth.example/jwks', AUTH_AUDIENCE: 'a' }, 'AUTH_ISSUER'],
+    [{ AUTH_JWKS_URL: 'https://auth.example/jwks', AUTH_ISSUER: 'i' }, 'AUTH_AUDIENCE'],
+    [{ AUTH_PUBLIC_KEY: 'not a key', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' }, 'AUTH_PUBLIC_KEY'],
+    [{ AUTH_PUBLIC_KEY: 'x', AUTH_JWKS_URL: 'https://auth.example/jwks', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' }, 'AUTH_PUBLIC_KEY'],
+    [{ AUTH_ISSUER: 'i' }, 'AUTH_ISSUER'],
+  ])('stops the boot on bad embedding settings %j, naming %s', (env, name) => {
+    expect(() => loadConfig({ ...base, ...env })).toThrow(new RegExp(name));
   });
 
   it('refuses REDIS_URL with an in-memory SQLite database, which instances cannot share', () => {

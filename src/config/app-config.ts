@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -206,6 +206,27 @@ export class EnvironmentVariables {
   /** notification.needed: at most one per user and channel in this time. */
   @IsOptional() @Transform(toInt) @IsInt() @Min(0)
   NOTIFICATION_INTERVAL_MS: number = 60000;
+
+  /** Keys of the server API (`Authorization: ApiKey <key>` on /admin): comma-separated; unset: /admin is closed. */
+  @IsOptional() @IsString()
+  @Matches(/^\s*[A-Za-z0-9_.~+/=-]{24,256}\s*(,\s*[A-Za-z0-9_.~+/=-]{24,256}\s*)*$/, {
+    message: 'PARLEY_API_KEYS must be comma-separated keys of 24 to 256 letters, digits or _ . ~ + / = -',
+  })
+  PARLEY_API_KEYS?: string;
+
+  /** Product-issued tokens: the product's JWKS (keys by `kid`, fetched again on an unknown one). */
+  @IsOptional() @IsString() @Matches(/^https?:\/\/[^\s]+$/, { message: 'AUTH_JWKS_URL must be an http:// or https:// URL' })
+  AUTH_JWKS_URL?: string;
+
+  /** Product-issued tokens: one PEM public key (RSA or EC) instead of a JWKS. */
+  @IsOptional() @IsString()
+  AUTH_PUBLIC_KEY?: string;
+
+  @IsOptional() @IsString() @MinLength(1)
+  AUTH_ISSUER?: string;
+
+  @IsOptional() @IsString() @MinLength(1)
+  AUTH_AUDIENCE?: string;
 }
 
 /** WEBHOOK_*, resolved; null on AppConfig when WEBHOOK_URL is unset. */
@@ -265,6 +286,8 @@ export class AppConfig {
     readonly publicUrl: PublicOrigin | null = null,
     /** null: WEBHOOK_URL unset, no webhooks (and nothing written to the outbox). */
     readonly webhooks: WebhookConfig | null = null,
+    /** The server API's keys and the product's token issuer (docs/embedding.md). */
+    readonly embed: EmbedConfig = { apiKeyHashes: [], externalAuth: null },
   ) {}
 }
 
@@ -316,7 +339,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value;
   }
-  for (const key of ['REDIS_URL', 'JWT_SECRET', 'ALLOWED_ORIGINS', 'DOCS_ENABLED', 'HOST', 'METRICS_TOKEN', 'PUBLIC_URL', 'WEBHOOK_URL', 'WEBHOOK_SECRET']) {
+  for (const key of ['REDIS_URL', 'JWT_SECRET', 'ALLOWED_ORIGINS', 'DOCS_ENABLED', 'HOST', 'METRICS_TOKEN', 'PUBLIC_URL', 'WEBHOOK_URL', 'WEBHOOK_SECRET', ...EMBED_VARS]) {
     if (env[key]) raw[key] = env[key] as string;
   }
   const vars = plainToInstance(EnvironmentVariables, raw);
@@ -399,7 +422,52 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
           notificationIntervalMs: vars.NOTIFICATION_INTERVAL_MS,
         }
       : null,
+    readEmbedConfig(vars),
   );
+}
+
+const EMBED_VARS = ['PARLEY_API_KEYS', 'AUTH_JWKS_URL', 'AUTH_PUBLIC_KEY', 'AUTH_ISSUER', 'AUTH_AUDIENCE'];
+
+/** Where product-issued tokens are checked: a JWKS URL or one public key, with issuer and audience. */
+export interface ExternalAuthConfig {
+  jwksUrl: URL | null;
+  publicKey: KeyObject | null;
+  issuer: string;
+  audience: string;
+}
+
+export interface EmbedConfig {
+  /** SHA-256 of each PARLEY_API_KEYS key: the keys themselves are not kept in memory. */
+  apiKeyHashes: Buffer[];
+  externalAuth: ExternalAuthConfig | null;
+}
+
+export const sha256Buffer = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+
+function readEmbedConfig(vars: EnvironmentVariables): EmbedConfig {
+  const problems: string[] = [];
+  const apiKeyHashes = (vars.PARLEY_API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean).map(sha256Buffer);
+  let externalAuth: ExternalAuthConfig | null = null;
+  const wantsExternal = vars.AUTH_JWKS_URL || vars.AUTH_PUBLIC_KEY;
+  if (vars.AUTH_JWKS_URL && vars.AUTH_PUBLIC_KEY) problems.push('AUTH_PUBLIC_KEY: set AUTH_JWKS_URL or AUTH_PUBLIC_KEY, not both');
+  if (wantsExternal && !vars.AUTH_ISSUER) problems.push('AUTH_ISSUER: required with AUTH_JWKS_URL or AUTH_PUBLIC_KEY (the `iss` product tokens must carry)');
+  if (wantsExternal && !vars.AUTH_AUDIENCE) problems.push('AUTH_AUDIENCE: required with AUTH_JWKS_URL or AUTH_PUBLIC_KEY (the `aud` product tokens must carry)');
+  if (!wantsExternal && (vars.AUTH_ISSUER || vars.AUTH_AUDIENCE)) problems.push('AUTH_ISSUER: only meaningful with AUTH_JWKS_URL or AUTH_PUBLIC_KEY');
+  let publicKey: KeyObject | null = null;
+  if (vars.AUTH_PUBLIC_KEY) {
+    try {
+      // Environments often carry PEMs on one line with literal \n.
+      publicKey = createPublicKey(vars.AUTH_PUBLIC_KEY.replace(/\\n/g, '\n'));
+      if (publicKey.asymmetricKeyType !== 'rsa' && publicKey.asymmetricKeyType !== 'ec') problems.push('AUTH_PUBLIC_KEY: must be an RSA or EC public key');
+    } catch {
+      problems.push('AUTH_PUBLIC_KEY: not a PEM public key');
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  if (wantsExternal) {
+    externalAuth = { jwksUrl: vars.AUTH_JWKS_URL ? new URL(vars.AUTH_JWKS_URL) : null, publicKey, issuer: vars.AUTH_ISSUER!, audience: vars.AUTH_AUDIENCE! };
+  }
+  return { apiKeyHashes, externalAuth };
 }
 
 /** What one user (or address) may hold; 0: no limit. */

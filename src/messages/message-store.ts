@@ -5,6 +5,7 @@ import { DatabaseWriter } from '../database/database-writer.js';
 import type { OutboxRow } from '../webhooks/webhook-events.js';
 import { outboxInsertStatements, outboxLockStatement } from '../webhooks/webhook-outbox.js';
 import { MESSAGE_COLUMNS, MessageRow, MessageView, jsonOrNull, rowToMessage } from './message.mapper.js';
+import { SYSTEM_USER_ID } from '../users/system-user.js';
 
 /** The four statements of a send batch, run inside one transaction (see MessageWriter). */
 export interface MessageBatchOps {
@@ -477,7 +478,7 @@ function insertSql(rows: number, placeholder: () => string): string {
 function insertParams(messages: MessageView[], createdAtMs: number): unknown[] {
   const params: unknown[] = [];
   for (const m of messages) {
-    params.push(m.id, m.channelId, m.seq, m.rev, m.sender.id, m.text, m.clientMsgId, createdAtMs);
+    params.push(m.id, m.channelId, m.seq, m.rev, m.sender?.id ?? SYSTEM_USER_ID, m.text, m.clientMsgId, createdAtMs);
     params.push(m.replyTo?.seq ?? null, m.replyTo ? JSON.stringify(m.replyTo) : null, jsonOrNull(m.mentions));
   }
   return params;

@@ -70,13 +70,14 @@ const schemas: Record<string, Schema> = {
       channelId: uuid(),
       seq: seq(1, { description: 'per-channel, 1, 2, 3, ... with no gaps; never changes' }),
       rev: int({ minimum: 1, description: "v1.1: the channel's revision at this message's last change (creation, edit, delete, reaction); the highest rev of a message is its current state" }),
-      sender: ref('UserRef'),
+      kind: str({ enum: ['user', 'system'], description: '`system`: a notice posted by the server API (show it as such); its sender is null' }),
+      sender: { oneOf: [ref('UserRef'), { type: 'null' }], description: 'null for a system message; fetch profiles with GET /users/{id}' },
       text: str({ maxLength: MAX_TEXT_LENGTH, description: 'empty for a deleted message' }),
       clientMsgId,
       createdAt: str({ format: 'date-time' }),
       editedAt: str({ format: 'date-time', description: 'v1.1: when the text was last edited' }),
       deleted: bool({ description: 'v1.1: a tombstone (text empty, no reactions, mentions or reply); the seq stays' }),
-      replyTo: obj({ seq: seq(1), sender: ref('UserRef'), text: str({ maxLength: 200 }) }, ['seq', 'sender', 'text'], { description: 'v1.1: the answered message as it was (first 200 characters)' }),
+      replyTo: obj({ seq: seq(1), sender: { oneOf: [ref('UserRef'), { type: 'null' }] }, text: str({ maxLength: 200 }) }, ['seq', 'sender', 'text'], { description: 'v1.1: the answered message as it was (first 200 characters)' }),
       mentions: { type: 'array', items: ref('UserRef'), description: 'v1.1: members named as @username' },
       reactions: {
         type: 'array',
@@ -84,7 +85,7 @@ const schemas: Record<string, Schema> = {
         items: obj({ emoji: str(), count: int({ minimum: 1 }), userIds: { type: 'array', items: uuid(), maxItems: 50 } }, ['emoji', 'count', 'userIds']),
       },
     },
-    ['id', 'channelId', 'seq', 'rev', 'sender', 'text', 'clientMsgId', 'createdAt', 'deleted', 'mentions', 'reactions'],
+    ['id', 'channelId', 'seq', 'rev', 'kind', 'sender', 'text', 'clientMsgId', 'createdAt', 'deleted', 'mentions', 'reactions'],
   ),
   Peer: obj(
     {
@@ -383,7 +384,7 @@ export function asyncApiDocument(origin: PublicOrigin | null): Record<string, un
     components: {
       schemas,
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: '`Authorization: Bearer <accessToken>`' },
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: '`Authorization: Bearer <accessToken>`: Parley\'s own (login, refresh, minted by the server API) or, when configured, one the product signed (RS256/ES256)' },
         token: { type: 'httpApiKey', in: 'query', name: 'token', description: 'the access token in the URL (`?token=`)' },
         ticket: { type: 'httpApiKey', in: 'query', name: 'ticket', description: 'a single-use ticket of a few seconds (`POST /auth/ws-ticket`)' },
       },
