@@ -1,24 +1,11 @@
-import { DataSource, type DataSourceOptions } from 'typeorm';
-import { DATABASES, freshDatabaseUrl, testEnv } from '../../../test/helpers/test-app.js';
-import { loadConfig } from '../../config/app-config.js';
-import { dataSourceOptions } from '../data-source-options.js';
-import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from './index.js';
+import { migrationKit } from '../../../test/helpers/migrations.js';
+import { DATABASES } from '../../../test/helpers/test-app.js';
 
 /** The ChannelAdmin migration on a database that has channels from before it. */
 describe.each(DATABASES)('ChannelAdmin migration on %s', (db) => {
   it("names each channel's owner as its creator, and leaves everything shown and unarchived", async () => {
-    const fresh = freshDatabaseUrl(db);
-    const target = loadConfig(testEnv(fresh.url)).database;
-    const all = target.type === 'sqlite' ? SQLITE_MIGRATIONS : POSTGRES_MIGRATIONS;
+    const { all, open, cleanup } = migrationKit(db);
     const at = all.findIndex((m) => m.name.endsWith('ChannelAdmin1795403431482'));
-    const options = dataSourceOptions(target, { migrationsRun: false });
-    const open = async (migrations: Function[]) => {
-      const ds = new DataSource({ ...options, migrations } as DataSourceOptions);
-      await ds.initialize();
-      if (target.type === 'postgres' && target.schema) await ds.query(`CREATE SCHEMA IF NOT EXISTS "${target.schema}"`);
-      await ds.runMigrations({ transaction: 'all' });
-      return ds;
-    };
     try {
       expect(at).toBeGreaterThan(0);
       const before = await open(all.slice(0, at));
@@ -40,7 +27,7 @@ describe.each(DATABASES)('ChannelAdmin migration on %s', (db) => {
         await after.destroy();
       }
     } finally {
-      await fresh.cleanup();
+      await cleanup();
     }
   });
 });

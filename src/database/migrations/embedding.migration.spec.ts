@@ -1,24 +1,11 @@
-import { DataSource, type DataSourceOptions } from 'typeorm';
-import { DATABASES, freshDatabaseUrl, testEnv } from '../../../test/helpers/test-app.js';
-import { loadConfig } from '../../config/app-config.js';
+import { migrationKit } from '../../../test/helpers/migrations.js';
+import { DATABASES } from '../../../test/helpers/test-app.js';
 import { SYSTEM_USER_ID } from '../../users/system-user.js';
-import { dataSourceOptions } from '../data-source-options.js';
-import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from './index.js';
 
 /** The Embedding migration on a database that has users and messages from before it. */
 describe.each(DATABASES)('Embedding migration on %s', (db) => {
   it('keeps existing users (no profile, no external id, active), adds the system user, and keeps external ids unique', async () => {
-    const fresh = freshDatabaseUrl(db);
-    const target = loadConfig(testEnv(fresh.url)).database;
-    const all = target.type === 'sqlite' ? SQLITE_MIGRATIONS : POSTGRES_MIGRATIONS;
-    const options = dataSourceOptions(target, { migrationsRun: false });
-    const open = async (migrations: Function[]) => {
-      const ds = new DataSource({ ...options, migrations } as DataSourceOptions);
-      await ds.initialize();
-      if (target.type === 'postgres' && target.schema) await ds.query(`CREATE SCHEMA IF NOT EXISTS "${target.schema}"`);
-      await ds.runMigrations({ transaction: 'all' });
-      return ds;
-    };
+    const { all, open, cleanup } = migrationKit(db);
     try {
       const before = await open(all.slice(0, -1));
       await before.query(`INSERT INTO users (id, username, username_key, password_hash, created_at) VALUES ('u1', 'ann', 'ann', 'x', 1), ('u2', 'bob', 'bob', 'y', 2)`);
@@ -38,7 +25,7 @@ describe.each(DATABASES)('Embedding migration on %s', (db) => {
         await after.destroy();
       }
     } finally {
-      await fresh.cleanup();
+      await cleanup();
     }
   });
 });

@@ -1,21 +1,13 @@
-import { DataSource, type DataSourceOptions } from 'typeorm';
-import { DATABASES, freshDatabaseUrl, testEnv } from '../../../test/helpers/test-app.js';
-import { loadConfig } from '../../config/app-config.js';
-import { dataSourceOptions } from '../data-source-options.js';
-import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from './index.js';
+import { migrationKit } from '../../../test/helpers/migrations.js';
+import { DATABASES } from '../../../test/helpers/test-app.js';
 
 /** The Webhooks migration on a database with memberships from before it, down and up again. */
 describe.each(DATABASES)('Webhooks migration on %s', (db) => {
   it('leaves existing memberships unmuted, and reverts cleanly', async () => {
-    const fresh = freshDatabaseUrl(db);
-    const target = loadConfig(testEnv(fresh.url)).database;
-    const all = target.type === 'sqlite' ? SQLITE_MIGRATIONS : POSTGRES_MIGRATIONS;
+    const { all, open, cleanup } = migrationKit(db);
     const index = all.findIndex((m) => m.name.startsWith('Webhooks'));
-    const ds = new DataSource({ ...dataSourceOptions(target, { migrationsRun: false }), migrations: all } as DataSourceOptions);
-    await ds.initialize();
+    const ds = await open(all);
     try {
-      if (target.type === 'postgres' && target.schema) await ds.query(`CREATE SCHEMA IF NOT EXISTS "${target.schema}"`);
-      await ds.runMigrations({ transaction: 'all' });
       for (let i = all.length - 1; i >= index; i--) await ds.undoLastMigration({ transaction: 'all' });
       await ds.query(`INSERT INTO users (id, username, username_key, password_hash, created_at) VALUES ('u1', 'ann', 'ann', 'x', 1)`);
       await ds.query(`INSERT INTO channels (id, kind, name, name_key, visibility, created_at) VALUES ('c1', 'channel', 'Hall', 'hall', 'public', 1)`);
@@ -27,7 +19,7 @@ describe.each(DATABASES)('Webhooks migration on %s', (db) => {
       expect((await ds.query(`SELECT attempts, lease_until, leased_by FROM webhook_outbox`)).map((r: Record<string, unknown>) => [Number(r.attempts), Number(r.lease_until), r.leased_by])).toEqual([[0, 0, null]]);
     } finally {
       await ds.destroy();
-      await fresh.cleanup();
+      await cleanup();
     }
   });
 });
