@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Parley benchmark harness. Usage: node bench/run.mjs [--quick] [--only fanout,ingest,connections,history,inbound,cluster]
+// Parley benchmark harness. Usage: node bench/run.mjs [--quick] [--only fanout,ingest,connections,history,inbound,cluster,search]
 //                                                     [--servers parley,ws,sio] [--keep]
 // See bench/README.md. Results: bench/results/<scenario>.json and bench/results/summary.json.
 import { spawnSync } from 'node:child_process';
@@ -16,14 +16,15 @@ import * as connectionsS from './scenarios/connections.mjs';
 import * as historyS from './scenarios/history.mjs';
 import * as inboundS from './scenarios/inbound.mjs';
 import * as clusterS from './scenarios/cluster.mjs';
+import * as searchS from './scenarios/search.mjs';
 
-const SCENARIOS = { fanout: fanoutS, ingest: ingestS, connections: connectionsS, history: historyS, inbound: inboundS, cluster: clusterS };
+const SCENARIOS = { fanout: fanoutS, ingest: ingestS, connections: connectionsS, history: historyS, inbound: inboundS, cluster: clusterS, search: searchS };
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
 const opt = (name) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : (argv.find((a) => a.startsWith(`--${name}=`)) || '').split('=')[1]; };
 if (flag('help') || flag('h')) {
-  console.log('node bench/run.mjs [--quick] [--only fanout,ingest,connections,history,inbound,cluster] [--servers parley,ws,sio] [--keep]');
+  console.log('node bench/run.mjs [--quick] [--only fanout,ingest,connections,history,inbound,cluster,search] [--servers parley,ws,sio] [--keep]');
   console.log('cluster: PostgreSQL from BENCH_PG_URL (else DATABASE_URL if postgres://, else postgres://postgres@127.0.0.1:5432/test), schema bench_cluster; its own redis-server (or BENCH_REDIS_URL)');
   process.exit(0);
 }

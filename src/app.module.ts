@@ -1,4 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { AdminModule } from './admin/admin.module.js';
+import { AuditModule } from './audit/audit.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { ChannelsModule } from './channels/channels.module.js';
 import { AppConfig, loadConfig } from './config/app-config.js';
@@ -8,10 +10,12 @@ import { FanoutModule } from './fanout/fanout.module.js';
 import { HealthModule } from './health/health.module.js';
 import { MessagesModule } from './messages/messages.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
+import { NotificationsModule } from './notifications/notifications.module.js';
 import { PresenceModule } from './presence/presence.module.js';
 import { RateLimitModule } from './rate-limit/rate-limit.module.js';
 import { RealtimeModule } from './realtime/realtime.module.js';
 import { UsersModule } from './users/users.module.js';
+import { WebhooksModule } from './webhooks/webhooks.module.js';
 
 @Module({})
 export class AppModule {
@@ -23,6 +27,7 @@ export class AppModule {
         ConfigModule.forRoot(config),
         DatabaseModule,
         MetricsModule,
+        WebhooksModule,
         FanoutModule,
         HealthModule,
         PresenceModule,
@@ -32,6 +37,9 @@ export class AppModule {
         MessagesModule,
         RealtimeModule,
         RateLimitModule,
+        NotificationsModule,
+        AuditModule,
+        AdminModule,
         ...extra,
       ],
     };

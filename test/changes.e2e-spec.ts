@@ -118,6 +118,21 @@ describe.each(DATABASES)('messages that change on %s', (db) => {
       expect((await del(c, channelId, 4).expect(404)).body.code).toBe('not_found');
     });
 
+    it("an admin deletes others' messages too; an archived channel refuses edits, deletes and reactions", async () => {
+      const [owner, admin, c] = [await user(), await user(), await user()];
+      const channelId = await createChannel(t, owner, [admin, c]);
+      await send(c, channelId, 'one');
+      await send(c, channelId, 'two');
+      expect((await del(admin, channelId, 1).expect(403)).body.code).toBe('forbidden');
+      await t.http().patch(`/channels/${channelId}/members/${admin.id}`).set(owner.auth).send({ role: 'admin' }).expect(200);
+      expect((await del(admin, channelId, 1).expect(200)).body.message.deleted).toBe(true);
+      await t.http().post(`/channels/${channelId}/archive`).set(owner.auth).expect(200);
+      for (const res of [await edit(c, channelId, 2, 'x').expect(403), await del(c, channelId, 2).expect(403), await react(c, channelId, 2, '👍').expect(403)]) {
+        expect(res.body).toMatchObject({ code: 'forbidden', details: { reason: 'archived' } });
+      }
+      expect((await history(c, channelId))[1]).toMatchObject({ text: 'two', rev: 2, reactions: [] });
+    });
+
     it('deleted messages leave the unread count, and a deleted last message is a tombstone preview', async () => {
       const [a, b] = [await user(), await user()];
       const channelId = await createChannel(t, a, [b]);

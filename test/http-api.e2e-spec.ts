@@ -194,6 +194,7 @@ describe.each(DATABASES)('HTTP API on %s', (db) => {
           deleted: false,
           mentions: [],
           reactions: [],
+          kind: 'user',
           sender: { id: alice.id, username: alice.username },
           text: 'hello 1',
           clientMsgId: 'm-1',

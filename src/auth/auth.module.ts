@@ -5,6 +5,7 @@ import { AppConfig } from '../config/app-config.js';
 import { UsersModule } from '../users/users.module.js';
 import { AuthController } from './auth.controller.js';
 import { AuthService } from './auth.service.js';
+import { ExternalTokens } from './external-tokens.js';
 import { JwtAuthGuard } from './jwt-auth.guard.js';
 import { PasswordController } from './password.controller.js';
 import { PasswordHasher } from './password-hasher.js';
@@ -29,7 +30,7 @@ import { SessionsService } from './sessions.service.js';
     }),
   ],
   controllers: [AuthController, SessionsController, PasswordController],
-  providers: [AuthService, PasswordHasher, JwtAuthGuard, SessionStore, SessionsService, SessionRevocations],
-  exports: [AuthService, JwtAuthGuard, SessionRevocations],
+  providers: [AuthService, PasswordHasher, JwtAuthGuard, SessionStore, SessionsService, SessionRevocations, ExternalTokens],
+  exports: [AuthService, JwtAuthGuard, SessionRevocations, SessionsService],
 })
 export class AuthModule {}

@@ -4,6 +4,7 @@ import { AppError } from '../common/app-error.js';
 import { HttpRateLimiter } from '../rate-limit/http-rate-limiter.js';
 import { UsersService } from '../users/users.service.js';
 import type { AuthResultDto, CredentialsDto, LoginDto } from './dto/credentials.dto.js';
+import { ExternalTokens } from './external-tokens.js';
 import { PasswordHasher } from './password-hasher.js';
 import { SessionRevocations } from './session-revocations.js';
 import type { ClientInfo } from './session.store.js';
@@ -31,6 +32,7 @@ export class AuthService {
     private readonly sessions: SessionsService,
     private readonly revocations: SessionRevocations,
     private readonly limiter: HttpRateLimiter,
+    private readonly external: ExternalTokens,
   ) {}
 
   async register(dto: CredentialsDto, client: ClientInfo): Promise<AuthResultDto> {
@@ -43,12 +45,14 @@ export class AuthService {
 
   async login(dto: LoginDto, client: ClientInfo): Promise<AuthResultDto> {
     const user = await this.users.findForLogin(dto.username);
+    // Users of the server API or of product tokens have no password ('!'): never verified.
     const ok = await this.hasher.verify(user?.passwordHash ?? null, dto.password);
     if (!user || !ok) {
       await this.limiter.loginFailed(client.ip, dto.username); // the next attempt waits longer
       throw new AppError('unauthorized', 'wrong username or password');
     }
     await this.limiter.loginSucceeded(client.ip, dto.username);
+    if (user.deactivatedAt !== null) throw new AppError('unauthorized', 'the account is deactivated');
     return this.sessions.start(user, client);
   }
 
@@ -86,8 +90,17 @@ export class AuthService {
     return { id: claims.sub, username: claims.username, sessionId: claims.sid, expiresAt: claims.exp * 1000, recheck: state === 'unknown' };
   }
 
-  /** verifySession, then the database's word when memory could not vouch for the session. */
+  /** True when the token is the product's (AUTH_JWKS_URL / AUTH_PUBLIC_KEY): `verifyToken` checks it, asynchronously. */
+  isProductToken(token: string | undefined | null): boolean {
+    return this.external.claims(token);
+  }
+
+  /**
+   * Any access token: Parley's own (verifySession, then the database's word when memory could not
+   * vouch for the session) or the product's (signature, issuer, audience, expiry; user on first use).
+   */
   async verifyToken(token: string | undefined | null): Promise<AuthSession> {
+    if (this.external.claims(token)) return this.external.verify(token!);
     const { recheck, ...session } = this.verifySession(token);
     if (recheck && !(await this.revocations.isLive(session.sessionId, session.id))) {
       throw new AppError('unauthorized', 'the session has ended; log in again');

@@ -14,8 +14,9 @@ export class PasswordHasher {
     return argon2.hash(password, { type: argon2.argon2id, memoryCost: this.config.passwordHashMemoryKib, timeCost: 2 });
   }
 
+  /** False for no hash, and for a hash that is not argon2's (`!`: users of the server API or of product tokens have no password). */
   async verify(hash: string | null, password: string): Promise<boolean> {
-    if (hash === null) {
+    if (hash === null || !hash.startsWith('$')) {
       this.dummyHash ??= this.hash('not-a-real-password');
       await argon2.verify(await this.dummyHash, password);
       return false;

@@ -28,6 +28,36 @@ export class SessionStore {
     await this.writer.transaction((em) => em.insert(Session, session));
   }
 
+  /**
+   * A session of a user who must not be deactivated (a minted token's; a product token's, which
+   * may exist already: made on first use on any instance). False, and nothing inserted, when the
+   * user is deactivated. The no-op UPDATE takes the user's row lock, which a deactivation takes
+   * too: either the deactivation commits first and this sees it, or this commits first and the
+   * deactivation's read of the user's sessions (a later statement) finds this one and ends it.
+   */
+  async insertForActiveUser(session: Session, opts: { ifAbsent?: boolean } = {}): Promise<boolean> {
+    return this.writer.transaction(async (em) => {
+      const active = await em
+        .createQueryBuilder()
+        .update(User)
+        .set({ deactivatedAt: () => 'deactivated_at' })
+        .where('id = :id AND deactivatedAt IS NULL', { id: session.userId })
+        .execute();
+      if (active.affected !== 1) return false;
+      const insert = em.createQueryBuilder().insert().into(Session).values(session);
+      await (opts.ifAbsent ? insert.orIgnore() : insert).execute();
+      return true;
+    });
+  }
+
+  /**
+   * Ends every live session of a user, with `alsoDo` in the same transaction (the deactivation
+   * and its audit entry): returns the ids ended, exactly those (see revokeOthers).
+   */
+  revokeAll(userId: string, now: number, alsoDo: (em: EntityManager) => Promise<unknown>): Promise<string[]> {
+    return this.revokeOthers(userId, '', now, alsoDo);
+  }
+
   /** With the refresh hash (not selected by default). Null when the row is gone. */
   find(sessionId: string): Promise<Session | null> {
     return this.db

@@ -84,6 +84,40 @@ export class SessionsService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
+   * A session made by the server API for a user of the product (`POST /admin/users/:id/tokens`):
+   * an access token of `ttlSeconds` (at most JWT_TTL, so ending the session ends it in time on
+   * every instance), and no refresh token: the product's backend mints a new one instead.
+   */
+  async mint(user: { id: string; username: string }, ttlSeconds: number, client: ClientInfo): Promise<{ accessToken: string; expiresIn: number }> {
+    const now = Date.now();
+    const id = randomUUID();
+    const session = Object.assign(new Session(), {
+      id,
+      userId: user.id,
+      refreshHash: sha256(secret()), // a refresh token nobody holds
+      createdAt: now,
+      lastUsedAt: now,
+      userAgent: client.userAgent,
+      ip: client.ip,
+      revokedAt: null,
+    });
+    if (!(await this.store.insertForActiveUser(session))) throw AppError.forbidden('the user is deactivated');
+    const accessToken = this.jwt.sign({ sub: user.id, username: user.username, sid: id }, { expiresIn: ttlSeconds });
+    return { accessToken, expiresIn: ttlSeconds };
+  }
+
+  /**
+   * Deactivation: every session of the user ends in the transaction that marks them deactivated
+   * (with `alsoDo`: the audit entry), and every instance refuses their tokens and closes their
+   * sockets. Sessions made afterwards are refused at their start (a deactivated user's row).
+   */
+  async endAll(userId: string, alsoDo: (em: EntityManager) => Promise<unknown>): Promise<string[]> {
+    const ended = await this.store.revokeAll(userId, Date.now(), alsoDo);
+    if (ended.length > 0) this.bus.publish('session.ended', { userId, sessionIds: ended });
+    return ended;
+  }
+
+  /**
    * Rotation. The token shown must be the session's current one; one that was current once
    * (already rotated) means two parties hold the session's tokens, one of them a thief: the
    * whole session ends, and both log in again.

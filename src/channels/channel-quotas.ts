@@ -15,12 +15,12 @@ export class ChannelQuotas {
     private readonly config: AppConfig,
   ) {}
 
-  /** A create request adds at most QUOTA_MEMBERS_PER_REQUEST members. */
-  checkMembersPerRequest(count: number): void {
+  /** A create (`members`) or an invitation (`usernames`) adds at most QUOTA_MEMBERS_PER_REQUEST members. */
+  checkMembersPerRequest(count: number, field: 'members' | 'usernames' = 'members'): void {
     const limit = this.config.quotas.membersPerRequest;
     if (limit > 0 && count > limit) {
-      throw new AppError('invalid_payload', `members: at most ${limit} per request (add more by invitation)`, {
-        fields: { members: [`at most ${limit} members per request`] },
+      throw new AppError('invalid_payload', `${field}: at most ${limit} per request (add more by invitation)`, {
+        fields: { [field]: [`at most ${limit} members per request`] },
         quota: 'members_per_request',
         limit,
       });

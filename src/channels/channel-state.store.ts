@@ -15,6 +15,8 @@ export interface MemberState {
   joinedAt: number;
   /** Null while the conversation is a request the member has not accepted (see Membership). */
   acceptedAt: number | null;
+  /** DMs: hidden by this member while the head is at or below it (see Membership.hiddenSeq). */
+  hiddenSeq?: number | null;
 }
 
 /** Channels kept in memory at most (a few KB each, more for big channels). */
@@ -59,6 +61,10 @@ export interface ChannelState {
   deliveredRev: number | null;
   /** The highest seq this instance's connections got as `message.new` live (set with deliveredRev). */
   deliveredSeq: number | null;
+  /** Channel administration (see Channel); absent is null. */
+  topic?: string | null;
+  createdBy?: string | null;
+  archivedAt?: number | null;
 }
 
 /**
@@ -133,6 +139,19 @@ export class ChannelStateStore {
     }, 'state');
     // A new channel: an instance that remembered its id as missing forgets that.
     bus.on('conversation.created', ({ channelId }) => void this.touch(channelId), 'state');
+    // Channel administration (ChannelAdminService): renames, topic, visibility, archive, roles, hidden DMs.
+    bus.on('channel.updated', ({ channelId, name, topic, visibility, archivedAt }) => {
+      const state = this.touch(channelId);
+      if (state) Object.assign(state, { name, topic, visibility, archivedAt });
+    }, 'state');
+    bus.on('member.role', ({ channelId, user, role }) => {
+      const member = this.touch(channelId)?.members.get(user.id);
+      if (member) member.role = role;
+    }, 'state');
+    bus.on('member.hidden', ({ channelId, userId, hiddenSeq }) => {
+      const member = this.touch(channelId)?.members.get(userId);
+      if (member) member.hiddenSeq = hiddenSeq;
+    }, 'state');
   }
 
   /** The cached state, or undefined: no load. */
@@ -250,10 +269,10 @@ export class ChannelStateStore {
       // A message's mentions count for the members it names who have not read it yet.
       for (const u of message.mentions) {
         const member = state.members.get(u.id);
-        if (member && u.id !== message.sender.id && member.lastReadSeq < message.seq) insertSorted(state.mentions, u.id, message.seq);
+        if (member && u.id !== message.sender?.id && member.lastReadSeq < message.seq) insertSorted(state.mentions, u.id, message.seq);
       }
     }
-    const sender = state.members.get(message.sender.id);
+    const sender = message.sender ? state.members.get(message.sender.id) : undefined;
     if (sender && sender.lastReadSeq < message.seq) {
       sender.lastReadSeq = message.seq;
       dropUpTo(state.mentions, sender.userId, message.seq);
@@ -282,7 +301,7 @@ export class ChannelStateStore {
     if (message.deleted) return;
     for (const u of message.mentions) {
       const member = state.members.get(u.id);
-      if (member && u.id !== message.sender.id && member.lastReadSeq < message.seq) insertSorted(state.mentions, u.id, message.seq);
+      if (member && u.id !== message.sender?.id && member.lastReadSeq < message.seq) insertSorted(state.mentions, u.id, message.seq);
     }
   }
 
@@ -307,6 +326,8 @@ export class ChannelStateStore {
     this.unindex(cached);
     cached.name = fresh.name;
     cached.visibility = fresh.visibility;
+    cached.topic = fresh.topic;
+    cached.archivedAt = fresh.archivedAt;
     cached.members = fresh.members;
     cached.deletedSeqs = fresh.deletedSeqs;
     cached.mentions = fresh.mentions;
@@ -331,11 +352,11 @@ export class ChannelStateStore {
     const row = await this.db
       .createQueryBuilder()
       .select(['ms.user_id AS user_id', 'u.username AS username', 'ms.role AS role'])
-      .addSelect(['ms.last_read_seq AS last_read_seq', 'ms.joined_at AS joined_at', 'ms.accepted_at AS accepted_at'])
+      .addSelect(['ms.last_read_seq AS last_read_seq', 'ms.joined_at AS joined_at', 'ms.accepted_at AS accepted_at', 'ms.hidden_seq AS hidden_seq'])
       .from('memberships', 'ms')
       .innerJoin('users', 'u', 'u.id = ms.user_id')
       .where('ms.channel_id = :channelId AND ms.user_id = :userId', { channelId: state.id, userId })
-      .getRawOne<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null }>();
+      .getRawOne<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null; hidden_seq: number | string | null }>();
     if (!row) return false;
     if (!state.members.has(userId) && this.states.peek(state.id) === state) {
       state.members.set(userId, {
@@ -345,6 +366,7 @@ export class ChannelStateStore {
         lastReadSeq: Number(row.last_read_seq),
         joinedAt: Number(row.joined_at),
         acceptedAt: row.accepted_at === null ? null : Number(row.accepted_at),
+        hiddenSeq: row.hidden_seq === null ? null : Number(row.hidden_seq),
       });
       this.index(userId, state.id);
     }
@@ -406,20 +428,23 @@ export class ChannelStateStore {
     const ch = await this.db
       .createQueryBuilder()
       .select(['c.id AS id', 'c.kind AS kind', 'c.name AS name', 'c.visibility AS visibility'])
-      .addSelect(['c.created_at AS created_at', 'c.head_seq AS head_seq', 'c.head_rev AS head_rev'])
+      .addSelect(['c.created_at AS created_at', 'c.head_seq AS head_seq', 'c.head_rev AS head_rev', 'c.topic AS topic', 'c.created_by AS created_by', 'c.archived_at AS archived_at'])
       .from('channels', 'c')
       .where('c.id = :channelId', { channelId })
-      .getRawOne<{ id: string; kind: ChannelKind; name: string | null; visibility: ChannelVisibility; created_at: string | number; head_seq: string | number; head_rev: string | number }>();
+      .getRawOne<{
+        id: string; kind: ChannelKind; name: string | null; visibility: ChannelVisibility; created_at: string | number; head_seq: string | number; head_rev: string | number;
+        topic: string | null; created_by: string | null; archived_at: string | number | null;
+      }>();
     if (!ch) return null;
     const [members, last, deleted, mentions] = await Promise.all([
       this.db
         .createQueryBuilder()
         .select(['ms.user_id AS user_id', 'u.username AS username', 'ms.role AS role'])
-        .addSelect(['ms.last_read_seq AS last_read_seq', 'ms.joined_at AS joined_at', 'ms.accepted_at AS accepted_at'])
+        .addSelect(['ms.last_read_seq AS last_read_seq', 'ms.joined_at AS joined_at', 'ms.accepted_at AS accepted_at', 'ms.hidden_seq AS hidden_seq'])
         .from('memberships', 'ms')
         .innerJoin('users', 'u', 'u.id = ms.user_id')
         .where('ms.channel_id = :channelId', { channelId })
-        .getRawMany<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null }>(),
+        .getRawMany<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null; hidden_seq: number | string | null }>(),
       this.db
         .createQueryBuilder()
         .select(MESSAGE_COLUMNS)
@@ -467,6 +492,7 @@ export class ChannelStateStore {
             lastReadSeq: Number(m.last_read_seq),
             joinedAt: Number(m.joined_at),
             acceptedAt: m.accepted_at === null ? null : Number(m.accepted_at),
+            hiddenSeq: m.hidden_seq === null ? null : Number(m.hidden_seq),
           },
         ]),
       ),
@@ -474,6 +500,9 @@ export class ChannelStateStore {
       loadedHeadRev: Number(ch.head_rev),
       deliveredRev: null,
       deliveredSeq: null,
+      topic: ch.topic,
+      createdBy: ch.created_by,
+      archivedAt: ch.archived_at === null ? null : Number(ch.archived_at),
     };
   }
 }

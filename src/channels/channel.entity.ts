@@ -41,4 +41,16 @@ export class Channel {
 
   @Column({ name: 'created_at', type: 'bigint', transformer: epochMs })
   createdAt!: number;
+
+  /** Group channels only: a line under the name, set by the owner or an admin. */
+  @Column({ type: 'varchar', length: 250, nullable: true })
+  topic!: string | null;
+
+  /** Who created the channel (its first owner); null for DMs. Kept when they leave. */
+  @Column({ name: 'created_by', type: 'varchar', length: 36, nullable: true })
+  createdBy!: string | null;
+
+  /** When the owner archived it: read-only from then on (no sends, joins, edits or admin changes). */
+  @Column({ name: 'archived_at', type: 'bigint', nullable: true, transformer: epochMs })
+  archivedAt!: number | null;
 }

@@ -6,6 +6,7 @@ import { ApiError } from '../common/api-error.decorator.js';
 import { UuidParam } from '../common/uuid-param.decorator.js';
 import { ChannelsService } from './channels.service.js';
 import { ConversationView } from './conversation.mapper.js';
+import { ConversationsQueryDto } from './dto/channel-admin.dto.js';
 import { ChannelDirectoryQueryDto, ChannelSummary, CreateChannelDto, CreateDmDto, JoinResult } from './dto/channel.dto.js';
 
 @ApiTags('channels')
@@ -16,10 +17,17 @@ export class ChannelsController {
   constructor(private readonly channels: ChannelsService) {}
 
   @Get('conversations')
-  @ApiOperation({ summary: "The caller's conversations, most recent first, with unread counts" })
+  @ApiOperation({
+    summary: "The caller's conversations, most recent first, with unread counts",
+    description:
+      'Without `limit` and `before`: the whole list (as in v1). Paged: at most `limit`, after the conversation `before` ' +
+      '(the `channelId` of the last one of the previous page); a page shorter than `limit` is the last. Always an array. ' +
+      'DMs you hid are left out until their next message.',
+  })
   @ApiOkResponse({ type: ConversationView, isArray: true })
-  conversations(@CurrentUser() user: AuthUser): Promise<ConversationView[]> {
-    return this.channels.conversations(user.id);
+  @ApiError(404, '`before` is not one of your listed conversations')
+  conversations(@CurrentUser() user: AuthUser, @Query() q: ConversationsQueryDto): Promise<ConversationView[]> {
+    return this.channels.conversations(user.id, q);
   }
 
   @Post('channels')

@@ -11,6 +11,8 @@ import { BlocksService } from '../users/blocks.service.js';
 import { toUserRef } from '../users/user.mapper.js';
 import { UsersService } from '../users/users.service.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
+import { WebhookChannel, webhookEvents } from '../webhooks/webhook-events.js';
+import { WebhookOutbox } from '../webhooks/webhook-outbox.js';
 import { Channel } from './channel.entity.js';
 import { ChannelQuotas } from './channel-quotas.js';
 import { ChannelState, ChannelStateStore, MemberState } from './channel-state.store.js';
@@ -24,7 +26,7 @@ interface Caller {
 }
 
 /** A new membership: creators and joiners accept at once (acceptedAt set), invitees later (null). */
-interface NewMember {
+export interface NewMember {
   id: string;
   role: MemberRole;
   acceptedAt: number | null;
@@ -45,6 +47,7 @@ export class ChannelsService {
     private readonly blocks: BlocksService,
     private readonly config: AppConfig,
     private readonly quotas: ChannelQuotas,
+    private readonly outbox: WebhookOutbox,
   ) {}
 
   /** A DM's peer shows their real status only to someone who shares presence with them (see peersOf). */
@@ -68,12 +71,25 @@ export class ChannelsService {
   }
 
   /**
-   * The user's conversation list. Loads every channel of theirs and their blocks, which fan-out
-   * and presence then find in memory (a session starts with this).
+   * The user's conversation list, most recent first, without the DMs they hid (until their next
+   * message). Loads every channel of theirs and their blocks, which fan-out and presence then find
+   * in memory (a session starts with this).
+   *
+   * Paged when `page` asks: at most `limit`, after the conversation `before` (a channel id, the last
+   * of the previous page). The answer stays a plain array either way, so v1 clients are unchanged;
+   * a page shorter than `limit` is the last. Ties in activity are broken by channel id, so the
+   * order is total and a page boundary never repeats or skips a conversation that did not move.
    */
-  async conversations(userId: string): Promise<ConversationView[]> {
+  async conversations(userId: string, page: { limit?: number; before?: string } = {}): Promise<ConversationView[]> {
     const [states] = await Promise.all([this.store.channelIdsOf(userId).then((ids) => this.store.getMany(ids)), this.blocks.of(userId)]);
-    return states.sort(byRecentActivity).map((s) => this.conversationFor(s, userId));
+    let listed = states.filter((s) => !isHidden(s, userId)).sort((a, b) => byRecentActivity(a, b) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    if (page.before !== undefined) {
+      const at = listed.findIndex((s) => s.id === page.before);
+      if (at < 0) throw new AppError('not_found', 'before: not one of your listed conversations');
+      listed = listed.slice(at + 1);
+    }
+    if (page.limit !== undefined) listed = listed.slice(0, page.limit);
+    return listed.map((s) => this.conversationFor(s, userId));
   }
 
   /**
@@ -117,11 +133,14 @@ export class ChannelsService {
     await this.quotas.checkRoom([caller, ...[...found.values()].filter((u) => members.some((m) => m.id === u.id))], caller.id);
     const taken = () => new AppError('conflict', `channel name "${dto.name}" is taken by a public channel`);
     if (dto.visibility === 'private' && (await this.db.getRepository(Channel).existsBy({ nameKey: dto.name.toLowerCase() }))) throw taken();
-    const channel = this.newChannel({ kind: 'channel', name: dto.name, visibility: dto.visibility });
+    const channel = this.newChannel({ kind: 'channel', name: dto.name, visibility: dto.visibility, createdBy: caller.id });
     try {
       await this.writer.transaction(async (em) => {
         await em.insert(Channel, channel);
         await this.insertMembers(em, channel.id, members, 0, now);
+        const users = new Map([caller, ...found.values()].map((u) => [u.id, toUserRef(u)]));
+        const refs = members.map((m) => users.get(m.id)!);
+        await this.outbox.append(em, [webhookEvents.channelCreated(webhookChannel(channel), toUserRef(caller), refs)]);
       });
     } catch (err) {
       if (isUniqueViolation(err)) throw taken();
@@ -167,11 +186,12 @@ export class ChannelsService {
       const existing = await this.db.getRepository(Channel).findOneBy({ nameKey: name.toLowerCase() });
       if (existing) return this.join(caller, existing.id, origin);
       await Promise.all([this.quotas.checkCreate(caller.id), this.quotas.checkRoom([caller], caller.id)]);
-      const channel = this.newChannel({ kind: 'channel', name, visibility: 'public' });
+      const channel = this.newChannel({ kind: 'channel', name, visibility: 'public', createdBy: caller.id });
       try {
         await this.writer.transaction(async (em) => {
           await em.insert(Channel, channel);
           await this.insertMembers(em, channel.id, [{ id: caller.id, role: 'owner', acceptedAt: channel.createdAt }], 0, channel.createdAt);
+          await this.outbox.append(em, [webhookEvents.channelCreated(webhookChannel(channel), toUserRef(caller), [toUserRef(caller)])]);
         });
       } catch (err) {
         if (isUniqueViolation(err)) continue; // created meanwhile by someone else: join theirs
@@ -191,6 +211,7 @@ export class ChannelsService {
       // Private channels are by invitation; their existence is not revealed to outsiders.
       throw AppError.notFound('channel');
     }
+    assertNotArchived(state);
     await this.quotas.checkRoom([caller], caller.id);
     const joinedAt = Date.now();
     let lastReadSeq = 0;
@@ -200,6 +221,7 @@ export class ChannelsService {
         const row = await em.getRepository(Channel).findOneByOrFail({ id: channelId });
         lastReadSeq = row.headSeq;
         await this.insertMembers(em, channelId, [{ id: caller.id, role: 'member', acceptedAt: joinedAt }], lastReadSeq, joinedAt);
+        await this.outbox.append(em, [webhookEvents.memberJoined(channelId, toUserRef(caller))]);
       });
     } catch (err) {
       if (!isUniqueViolation(err)) await this.users.rethrowIfCallerGone(err, caller.id); // else joined concurrently: fine
@@ -212,7 +234,11 @@ export class ChannelsService {
   async leave(caller: Caller, channelId: string, origin?: string): Promise<void> {
     const state = await this.requireMember(channelId, caller.id);
     if (state.kind === 'dm') throw AppError.forbidden('a direct message cannot be left');
-    await this.writer.transaction((em) => em.delete(Membership, { channelId, userId: caller.id }));
+    await this.writer.transaction(async (em) => {
+      const { affected } = await em.delete(Membership, { channelId, userId: caller.id });
+      // Left meanwhile (another device): that one's event is enough.
+      if (affected) await this.outbox.append(em, [webhookEvents.memberLeft(channelId, toUserRef(caller))]);
+    });
     this.bus.publish('member.left', { channelId, user: toUserRef(caller), origin });
   }
 
@@ -246,6 +272,7 @@ export class ChannelsService {
         await this.writer.transaction(async (em) => {
           await em.insert(Channel, channel);
           await this.insertMembers(em, channel.id, members, 0, channel.createdAt);
+          await this.outbox.append(em, [webhookEvents.channelCreated(webhookChannel(channel), toUserRef(caller), [toUserRef(caller), peer])]);
         });
         existing = channel;
         created = true;
@@ -260,8 +287,12 @@ export class ChannelsService {
     return { state, created };
   }
 
-  /** Refuses a post where it may not go: a DM between users one of whom blocked the other. */
+  /**
+   * Refuses a post where it may not go: an archived channel (read-only; edits, deletes and
+   * reactions should ask this too), a DM between users one of whom blocked the other.
+   */
   async assertCanPost(state: ChannelState, userId: string): Promise<void> {
+    assertNotArchived(state);
     if (state.kind !== 'dm') return;
     const peer = [...state.members.keys()].find((id) => id !== userId);
     if (peer && (await this.blockedBetween(userId, peer))) throw AppError.forbidden('direct messages with this user are blocked');
@@ -313,13 +344,13 @@ export class ChannelsService {
     };
   }
 
-  private async loaded(channelId: string): Promise<ChannelState> {
+  async loaded(channelId: string): Promise<ChannelState> {
     const state = await this.store.get(channelId);
     if (!state) throw AppError.notFound('channel');
     return state;
   }
 
-  private newChannel(fields: Pick<Channel, 'kind' | 'name' | 'visibility'> & { dmKey?: string }): Channel {
+  private newChannel(fields: Pick<Channel, 'kind' | 'name' | 'visibility'> & { dmKey?: string; createdBy?: string }): Channel {
     return Object.assign(new Channel(), {
       id: randomUUID(),
       kind: fields.kind,
@@ -330,10 +361,13 @@ export class ChannelsService {
       dmKey: fields.dmKey ?? null,
       headSeq: 0,
       createdAt: Date.now(),
+      topic: null,
+      createdBy: fields.createdBy ?? null,
+      archivedAt: null,
     });
   }
 
-  private async insertMembers(em: EntityManager, channelId: string, members: NewMember[], lastReadSeq: number, joinedAt: number): Promise<void> {
+  async insertMembers(em: EntityManager, channelId: string, members: NewMember[], lastReadSeq: number, joinedAt: number): Promise<void> {
     // In chunks: one INSERT of a thousand rows is past SQLite's expression-depth limit.
     for (let i = 0; i < members.length; i += 100) {
       const rows = members.slice(i, i + 100).map((m) => ({ channelId, userId: m.id, role: m.role, lastReadSeq, joinedAt, acceptedAt: m.acceptedAt }));
@@ -341,3 +375,19 @@ export class ChannelsService {
     }
   }
 }
+
+/** A channel row as webhook events show it. */
+export function webhookChannel(c: Channel): WebhookChannel {
+  return { id: c.id, kind: c.kind, name: c.name, visibility: c.visibility, createdAt: new Date(c.createdAt).toISOString() };
+}
+
+/** An archived channel is read-only: the one refusal every write path shares (HTTP and WebSocket alike). */
+export function assertNotArchived(state: ChannelState): void {
+  if ((state.archivedAt ?? null) !== null) throw new AppError('forbidden', 'this channel is archived (read-only)', { reason: 'archived' });
+}
+
+/** A DM this member hid, with no message since (see Membership.hiddenSeq). */
+export const isHidden = (state: ChannelState, userId: string): boolean => {
+  const hiddenSeq = state.members.get(userId)?.hiddenSeq ?? null;
+  return hiddenSeq !== null && state.headSeq <= hiddenSeq;
+};

@@ -30,6 +30,8 @@ export class ConversationView {
       'not accepted yet (post in it, read a channel, or POST /channels/{id}/accept). No presence flows through it until then.',
   })
   accepted!: boolean;
+  @ApiProperty({ type: String, nullable: true, maxLength: 250, description: "the channel's topic; null when none, and for DMs" }) topic!: string | null;
+  @ApiProperty({ description: 'true once the owner archived the channel: read-only (sends, joins, edits and changes refused)' }) archived!: boolean;
 }
 
 /**
@@ -53,6 +55,8 @@ export function toConversation(
     unreadCount: unreadCount(state, lastReadSeq),
     mentionCount: mentionCount(state, userId, lastReadSeq),
     accepted: (state.members.get(userId)?.acceptedAt ?? null) !== null,
+    topic: state.topic ?? null,
+    archived: (state.archivedAt ?? null) !== null,
   };
   if (state.kind === 'dm') {
     const peer = [...state.members.values()].find((m) => m.userId !== userId) ?? state.members.get(userId);

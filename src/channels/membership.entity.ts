@@ -3,7 +3,7 @@ import { User } from '../users/user.entity.js';
 import { Channel } from './channel.entity.js';
 import { epochMs } from '../common/epoch-ms.transformer.js';
 
-export type MemberRole = 'owner' | 'member';
+export type MemberRole = 'owner' | 'admin' | 'member';
 
 @Entity('memberships')
 @Index('idx_memberships_user', ['userId'])
@@ -42,4 +42,15 @@ export class Membership {
    */
   @Column({ name: 'accepted_at', type: 'bigint', nullable: true, transformer: epochMs })
   acceptedAt!: number | null;
+
+  /** Since when the member muted the channel (no notification.needed for it); null: not muted. */
+  @Column({ name: 'muted_at', type: 'bigint', nullable: true, transformer: epochMs })
+  mutedAt!: number | null;
+
+  /**
+   * DMs only: the head when this member hid the DM (`POST /channels/:id/hide`); null when shown.
+   * It is hidden while the head stays there, so its next message brings it back with no write.
+   */
+  @Column({ name: 'hidden_seq', type: 'integer', nullable: true })
+  hiddenSeq!: number | null;
 }

@@ -21,19 +21,29 @@ export class InvalidPayloadDetails {
   limit?: number;
 }
 
-/** `details` of a `forbidden` that is a quota: which one, its limit, and who is at it. */
-export class QuotaDetails {
-  @ApiProperty({ enum: QUOTA_NAMES }) quota!: string;
-  @ApiProperty({ type: 'integer', minimum: 1 }) limit!: number;
+/** Why a `forbidden` that is no quota can never succeed as it stands: the channel is archived (read-only). */
+export const FORBIDDEN_REASONS = ['archived'] as const;
+
+/**
+ * `details` of a `forbidden`, when it has any: a quota (which one, its limit, and who is at it),
+ * or a `reason` (an archived channel).
+ */
+export class ForbiddenDetails {
+  @ApiPropertyOptional({ enum: QUOTA_NAMES, description: 'the quota the request is over' }) quota?: string;
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, description: 'that quota' }) limit?: number;
+  @ApiPropertyOptional({ enum: FORBIDDEN_REASONS, description: '`archived`: the channel is archived, read-only for good' }) reason?: string;
 
   @ApiPropertyOptional({ type: [String], description: 'channels_per_user: the listed members who are at it' })
   usernames?: string[];
 }
 
-/** `details` of a `not_found` that names what is missing (members of a new channel). */
+/** `details` of a `not_found` that names what is missing (members of a new channel): by username, or by external id (server API). */
 export class NotFoundDetails {
-  @ApiProperty({ type: [String], example: ['carol'], description: 'the usernames that do not exist' })
-  usernames!: string[];
+  @ApiPropertyOptional({ type: [String], example: ['carol'], description: 'the usernames that do not exist' })
+  usernames?: string[];
+
+  @ApiPropertyOptional({ type: [String], example: ['auth0|5f1e2d'], description: 'server API: the external ids of no (active) user' })
+  externalIds?: string[];
 }
 
 /** `details` of an `unavailable` readiness answer. */
@@ -55,7 +65,7 @@ export class UnavailableDetails {
 export const HTTP_ERRORS = {
   400: { code: 'invalid_payload', schema: 'InvalidPayloadError', details: InvalidPayloadDetails },
   401: { code: 'unauthorized', schema: 'UnauthorizedError' },
-  403: { code: 'forbidden', schema: 'ForbiddenError', details: QuotaDetails },
+  403: { code: 'forbidden', schema: 'ForbiddenError', details: ForbiddenDetails },
   404: { code: 'not_found', schema: 'NotFoundError', details: NotFoundDetails },
   409: { code: 'conflict', schema: 'ConflictError' },
   413: { code: 'too_large', schema: 'TooLargeError' },

@@ -46,8 +46,9 @@ export function createOpenApiDocument(app: INestApplication, config: AppConfig):
           "refused by Node's HTTP server itself with a bodiless 431.",
       )
       .setVersion('1')
-      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'an `accessToken` from register, login or refresh' })
+      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'an `accessToken` from register, login or refresh, one minted by the server API, or a token the product signed (RS256/ES256, when AUTH_JWKS_URL or AUTH_PUBLIC_KEY is set)' })
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN' }, 'metrics')
+      .addApiKey({ type: 'apiKey', in: 'header', name: 'Authorization', description: 'the server API (`/admin`): `Authorization: ApiKey <key>` with one of PARLEY_API_KEYS' }, 'apiKey')
       .build(),
     { extraModels: Object.values(ERROR_RESPONSE_TYPES) },
   );

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -169,6 +169,77 @@ export class EnvironmentVariables {
   @IsOptional() @IsString()
   @Matches(/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/, { message: 'PUBLIC_URL must be an http:// or https:// URL without query or fragment, such as https://chat.example.com' })
   PUBLIC_URL?: string;
+
+  /** Webhooks (docs/webhooks.md): where committed events are POSTed; unset: none, and no outbox rows. */
+  @IsOptional() @IsString()
+  @Matches(/^https?:\/\/[^/?#\s]+(\/[^#\s]*)?$/, { message: 'WEBHOOK_URL must be an http:// or https:// URL, such as https://api.example.com/parley-events' })
+  WEBHOOK_URL?: string;
+
+  /** The HMAC key of X-Parley-Signature; required with WEBHOOK_URL. */
+  @IsOptional() @IsString() @MinLength(16, { message: 'WEBHOOK_SECRET must be at least 16 characters' })
+  WEBHOOK_SECRET?: string;
+
+  /** One delivery attempt may take this long before it counts as failed. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(60000)
+  WEBHOOK_TIMEOUT_MS: number = 10000;
+
+  /** Retries wait WEBHOOK_RETRY_MIN_MS, then twice as long each time (with jitter), up to WEBHOOK_RETRY_MAX_MS. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10)
+  WEBHOOK_RETRY_MIN_MS: number = 1000;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10)
+  WEBHOOK_RETRY_MAX_MS: number = 900000;
+
+  /** An event still undelivered this long after it happened is dropped (logged and counted). */
+  @IsOptional() @IsString()
+  @Matches(/^\d+(ms|s|m|h|d)?$/, { message: 'WEBHOOK_RETRY_FOR must be a duration such as 1d or 12h' })
+  WEBHOOK_RETRY_FOR: string = '1d';
+
+  /** Deliveries in flight at once per instance (each to a different channel). */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(100)
+  WEBHOOK_CONCURRENCY: number = 8;
+
+  /** How often an idle instance looks for events other instances committed. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(20)
+  WEBHOOK_POLL_MS: number = 1000;
+
+  /** notification.needed: at most one per user and channel in this time. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  NOTIFICATION_INTERVAL_MS: number = 60000;
+
+  /** Keys of the server API (`Authorization: ApiKey <key>` on /admin): comma-separated; unset: /admin is closed. */
+  @IsOptional() @IsString()
+  @Matches(/^\s*[A-Za-z0-9_.~+/=-]{24,256}\s*(,\s*[A-Za-z0-9_.~+/=-]{24,256}\s*)*$/, {
+    message: 'PARLEY_API_KEYS must be comma-separated keys of 24 to 256 letters, digits or _ . ~ + / = -',
+  })
+  PARLEY_API_KEYS?: string;
+
+  /** Product-issued tokens: the product's JWKS (keys by `kid`, fetched again on an unknown one). */
+  @IsOptional() @IsString() @Matches(/^https?:\/\/[^\s]+$/, { message: 'AUTH_JWKS_URL must be an http:// or https:// URL' })
+  AUTH_JWKS_URL?: string;
+
+  /** Product-issued tokens: one PEM public key (RSA or EC) instead of a JWKS. */
+  @IsOptional() @IsString()
+  AUTH_PUBLIC_KEY?: string;
+
+  @IsOptional() @IsString() @MinLength(1)
+  AUTH_ISSUER?: string;
+
+  @IsOptional() @IsString() @MinLength(1)
+  AUTH_AUDIENCE?: string;
+}
+
+/** WEBHOOK_*, resolved; null on AppConfig when WEBHOOK_URL is unset. */
+export interface WebhookConfig {
+  url: string;
+  secret: string;
+  timeoutMs: number;
+  retryMinMs: number;
+  retryMaxMs: number;
+  retryForMs: number;
+  concurrency: number;
+  pollMs: number;
+  notificationIntervalMs: number;
 }
 
 export type DatabaseTarget =
@@ -213,6 +284,10 @@ export class AppConfig {
     readonly redisPrefix: string,
     /** PUBLIC_URL; null: the documents name the address they were asked at. */
     readonly publicUrl: PublicOrigin | null = null,
+    /** null: WEBHOOK_URL unset, no webhooks (and nothing written to the outbox). */
+    readonly webhooks: WebhookConfig | null = null,
+    /** The server API's keys and the product's token issuer (docs/embedding.md). */
+    readonly embed: EmbedConfig = { apiKeyHashes: [], externalAuth: null },
   ) {}
 }
 
@@ -264,7 +339,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value;
   }
-  for (const key of ['REDIS_URL', 'JWT_SECRET', 'ALLOWED_ORIGINS', 'DOCS_ENABLED', 'HOST', 'METRICS_TOKEN', 'PUBLIC_URL']) {
+  for (const key of ['REDIS_URL', 'JWT_SECRET', 'ALLOWED_ORIGINS', 'DOCS_ENABLED', 'HOST', 'METRICS_TOKEN', 'PUBLIC_URL', 'WEBHOOK_URL', 'WEBHOOK_SECRET', ...EMBED_VARS]) {
     if (env[key]) raw[key] = env[key] as string;
   }
   const vars = plainToInstance(EnvironmentVariables, raw);
@@ -279,6 +354,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     // others cannot read. A shared SQLite file on one machine works; PostgreSQL is the way.
     throw new ConfigError('Invalid configuration:\n  REDIS_URL: several instances cannot share an in-memory SQLite database; use PostgreSQL (or one SQLite file on one machine)');
   }
+  if (vars.WEBHOOK_URL && !vars.WEBHOOK_SECRET) throw new ConfigError('Invalid configuration:\n  WEBHOOK_SECRET: required with WEBHOOK_URL (receivers verify X-Parley-Signature with it)');
+  // A secret without a URL is most likely a misspelt URL variable: say so rather than send nothing.
+  if (vars.WEBHOOK_SECRET && !vars.WEBHOOK_URL) throw new ConfigError('Invalid configuration:\n  WEBHOOK_URL: required with WEBHOOK_SECRET');
   const generated = !vars.JWT_SECRET;
   const origins = vars.ALLOWED_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean);
   return new AppConfig(
@@ -330,7 +408,66 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     vars.REDIS_PREFIX,
     vars.PUBLIC_URL ? readPublicUrl(vars.PUBLIC_URL) : null,
+    vars.WEBHOOK_URL
+      ? {
+          url: vars.WEBHOOK_URL,
+          secret: vars.WEBHOOK_SECRET!,
+          timeoutMs: vars.WEBHOOK_TIMEOUT_MS,
+          retryMinMs: vars.WEBHOOK_RETRY_MIN_MS,
+          retryMaxMs: Math.max(vars.WEBHOOK_RETRY_MIN_MS, vars.WEBHOOK_RETRY_MAX_MS),
+          // parseDuration floors at 1 s; a bare `ms` duration is kept as given (tests use short ones).
+          retryForMs: /ms$/.test(vars.WEBHOOK_RETRY_FOR) ? Number(vars.WEBHOOK_RETRY_FOR.slice(0, -2)) : parseDuration(vars.WEBHOOK_RETRY_FOR) * 1000,
+          concurrency: vars.WEBHOOK_CONCURRENCY,
+          pollMs: vars.WEBHOOK_POLL_MS,
+          notificationIntervalMs: vars.NOTIFICATION_INTERVAL_MS,
+        }
+      : null,
+    readEmbedConfig(vars),
   );
+}
+
+const EMBED_VARS = ['PARLEY_API_KEYS', 'AUTH_JWKS_URL', 'AUTH_PUBLIC_KEY', 'AUTH_ISSUER', 'AUTH_AUDIENCE'];
+
+/** Where product-issued tokens are checked: a JWKS URL or one public key, with issuer and audience. */
+export interface ExternalAuthConfig {
+  jwksUrl: URL | null;
+  publicKey: KeyObject | null;
+  issuer: string;
+  audience: string;
+}
+
+export interface EmbedConfig {
+  /** SHA-256 of each PARLEY_API_KEYS key: the keys themselves are not kept in memory. */
+  apiKeyHashes: Buffer[];
+  externalAuth: ExternalAuthConfig | null;
+}
+
+export const sha256Buffer = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+
+function readEmbedConfig(vars: EnvironmentVariables): EmbedConfig {
+  const problems: string[] = [];
+  const apiKeyHashes = (vars.PARLEY_API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean).map(sha256Buffer);
+  let externalAuth: ExternalAuthConfig | null = null;
+  const wantsExternal = vars.AUTH_JWKS_URL || vars.AUTH_PUBLIC_KEY;
+  if (vars.AUTH_JWKS_URL && vars.AUTH_PUBLIC_KEY) problems.push('AUTH_PUBLIC_KEY: set AUTH_JWKS_URL or AUTH_PUBLIC_KEY, not both');
+  if (wantsExternal && !vars.AUTH_ISSUER) problems.push('AUTH_ISSUER: required with AUTH_JWKS_URL or AUTH_PUBLIC_KEY (the `iss` product tokens must carry)');
+  if (wantsExternal && !vars.AUTH_AUDIENCE) problems.push('AUTH_AUDIENCE: required with AUTH_JWKS_URL or AUTH_PUBLIC_KEY (the `aud` product tokens must carry)');
+  if (!wantsExternal && (vars.AUTH_ISSUER || vars.AUTH_AUDIENCE)) problems.push('AUTH_ISSUER: only meaningful with AUTH_JWKS_URL or AUTH_PUBLIC_KEY');
+  let publicKey: KeyObject | null = null;
+  if (vars.AUTH_PUBLIC_KEY) {
+    try {
+      // Environments often carry PEMs on one line with literal \n.
+      publicKey = createPublicKey(vars.AUTH_PUBLIC_KEY.replace(/\\n/g, '\n'));
+      if (publicKey.asymmetricKeyType !== 'rsa' && publicKey.asymmetricKeyType !== 'ec') problems.push('AUTH_PUBLIC_KEY: must be an RSA or EC public key');
+    } catch {
+      problems.push('AUTH_PUBLIC_KEY: not a PEM public key');
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  if (wantsExternal) {
+    externalAuth = { jwksUrl: vars.AUTH_JWKS_URL ? new URL(vars.AUTH_JWKS_URL) : null, publicKey, issuer: vars.AUTH_ISSUER!, audience: vars.AUTH_AUDIENCE! };
+  }
+  return { apiKeyHashes, externalAuth };
 }
 
 /** What one user (or address) may hold; 0: no limit. */

@@ -12,8 +12,9 @@ import { Message } from '../messages/message.entity.js';
 import { Block } from '../users/block.entity.js';
 import { User } from '../users/user.entity.js';
 import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.js';
+import { AuditEntry } from '../audit/audit-entry.entity.js';
 
-export const ENTITIES = [User, Channel, Membership, Message, Reaction, MessageMention, Session, WsTicket, Block];
+export const ENTITIES = [User, Channel, Membership, Message, Reaction, MessageMention, Session, WsTicket, Block, AuditEntry];
 
 /**
  * One place that turns DATABASE_URL into TypeORM options. Entities and migrations are listed as

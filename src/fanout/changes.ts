@@ -1,4 +1,6 @@
+import type { ChannelVisibility } from '../channels/channel.entity.js';
 import type { MemberState } from '../channels/channel-state.store.js';
+import type { MemberRole } from '../channels/membership.entity.js';
 import type { PresenceStatus } from '../channels/conversation.mapper.js';
 import type { MessageView } from '../messages/message.mapper.js';
 import type { UserRef } from '../users/user.mapper.js';
@@ -22,8 +24,10 @@ export interface ChangeMap {
    */
   'messages.updated': { messages: MessageView[]; origin?: Record<number, ChangeOrigin> };
   'read.moved': { channelId: string; userId: string; seq: number; origin?: string };
-  'member.joined': { channelId: string; member: MemberState; origin?: string };
-  'member.left': { channelId: string; user: UserRef; origin?: string };
+  /** `by`: who added them, when it was not themselves (an invitation). */
+  'member.joined': { channelId: string; member: MemberState; by?: UserRef; origin?: string };
+  /** `by`: who removed them, when they did not leave by themselves. */
+  'member.left': { channelId: string; user: UserRef; by?: UserRef; origin?: string };
   /** A conversation appeared in these users' lists (a new DM, a channel created with them). */
   'conversation.created': { channelId: string; userIds: string[]; origin?: string };
   'typing': { channelId: string; user: UserRef };
@@ -43,6 +47,12 @@ export interface ChangeMap {
   'member.accepted': { channelId: string; userId: string; acceptedAt: number; quiet?: boolean; origin?: string };
   /** `blocker` blocked (`blocking`) or unblocked `blocked`. */
   'block.changed': { blocker: UserRef; blocked: UserRef; blocking: boolean };
+  /** A channel's administered fields after a rename, topic or visibility change, or its archive: all of them, as committed. */
+  'channel.updated': { channelId: string; name: string | null; topic: string | null; visibility: ChannelVisibility; archivedAt: number | null; by: UserRef };
+  /** The owner gave `user` this role in the channel. */
+  'member.role': { channelId: string; user: UserRef; role: MemberRole; by: UserRef };
+  /** A member hid a DM at this head: it leaves their list until a message comes after it. */
+  'member.hidden': { channelId: string; userId: string; hiddenSeq: number };
 }
 
 export interface ChangeOrigin {
@@ -54,7 +64,7 @@ export type ChangeName = keyof ChangeMap;
 
 export const CHANGE_NAMES: ChangeName[] = [
   'messages.created', 'messages.updated', 'read.moved', 'member.joined', 'member.left', 'conversation.created', 'typing', 'presence.changed',
-  'session.ended', 'member.accepted', 'block.changed',
+  'session.ended', 'member.accepted', 'block.changed', 'channel.updated', 'member.role', 'member.hidden',
 ];
 
 /** Where a change comes from: this instance, or another one through the bus. */

@@ -2,7 +2,10 @@ import { Injectable } from '@nestjs/common';
 import type Database from 'better-sqlite3';
 import { DataSource, EntityManager } from 'typeorm';
 import { DatabaseWriter } from '../database/database-writer.js';
+import type { OutboxRow } from '../webhooks/webhook-events.js';
+import { outboxInsertStatements, outboxLockStatement } from '../webhooks/webhook-outbox.js';
 import { MESSAGE_COLUMNS, MessageRow, MessageView, jsonOrNull, rowToMessage } from './message.mapper.js';
+import { SYSTEM_USER_ID } from '../users/system-user.js';
 
 /** The four statements of a send batch, run inside one transaction (see MessageWriter). */
 export interface MessageBatchOps {
@@ -31,6 +34,8 @@ export interface MessageBatchOps {
   clearReactions(messageId: string): Promise<void> | void;
   /** A message's reactions, oldest first. */
   reactionsOf(messageId: string): Promise<{ emoji: string; user_id: string }[]> | { emoji: string; user_id: string }[];
+  /** Webhook events of the batch into the outbox (WebhookOutbox.rows; never called with none). */
+  appendOutbox(rows: OutboxRow[]): Promise<void> | void;
 }
 
 export interface Heads {
@@ -146,33 +151,42 @@ export class MessageStore {
 
   /**
    * Full-text matches among the channels `userId` is a member of (joined in the query), newest
-   * first by id (time-ordered UUIDs), before the cursor id; `limit + 1` rows. Terms are plain
-   * words (letters and digits only, see MessagesService.search), each matched as a prefix.
+   * first, older than the cursor message; `limit + 1` rows. Terms are plain words (letters and
+   * digits only, see MessagesService.search), each matched as a prefix.
    */
   async search(q: { userId: string; terms: string[]; channelId?: string; before?: string; limit: number }): Promise<MessageRow[]> {
-    const conds: string[] = [];
-    const params: unknown[] = [];
+    const params: unknown[] = [q.userId];
+    const conds = ['m.deleted_at IS NULL'];
     let sql: string;
+    let order: string;
     if (this.sqlite) {
-      params.push(q.userId, q.terms.map((t) => `"${t}"*`).join(' '));
+      // Newest first by rowid, the insertion order: FTS5 walks its matches in that order and the
+      // LIMIT stops it early, so a word in half the messages costs no more than a rare one.
+      params.push(q.terms.map((t) => `"${t}"*`).join(' '));
       sql = `SELECT ${MESSAGE_COLUMNS} FROM messages_fts f JOIN messages m ON m.rowid = f.rowid JOIN users u ON u.id = m.sender_id
         JOIN memberships ms ON ms.channel_id = m.channel_id AND ms.user_id = ? WHERE messages_fts MATCH ?`;
+      if (q.before !== undefined) {
+        conds.push('f.rowid < (SELECT rowid FROM messages WHERE id = ?)');
+        params.push(q.before);
+      }
+      order = 'f.rowid DESC';
     } else {
-      params.push(q.userId, q.terms.map((t) => `'${t}':*`).join(' & '));
+      // Newest first by id (time-ordered UUIDs); the GIN index finds the matches, a top-N sort picks the page.
+      params.push(q.terms.map((t) => `'${t}':*`).join(' & '));
       sql = `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
         JOIN memberships ms ON ms.channel_id = m.channel_id AND ms.user_id = ? WHERE m.search @@ to_tsquery('simple', ?)`;
+      if (q.before !== undefined) {
+        conds.push('m.id < ?');
+        params.push(q.before);
+      }
+      order = 'm.id DESC';
     }
-    conds.push('m.deleted_at IS NULL');
     if (q.channelId !== undefined) {
       conds.push('m.channel_id = ?');
       params.push(q.channelId);
     }
-    if (q.before !== undefined) {
-      conds.push('m.id < ?');
-      params.push(q.before);
-    }
     params.push(q.limit + 1);
-    sql += ` AND ${conds.join(' AND ')} ORDER BY m.id DESC LIMIT ?`;
+    sql += ` AND ${conds.join(' AND ')} ORDER BY ${order} LIMIT ?`;
     if (this.sqlite) return this.sqlite.all<MessageRow>(sql, params);
     let n = 0;
     return this.dataSource.query(sql.replace(/\?/g, () => `$${++n}`), params);
@@ -325,6 +339,10 @@ class SqliteOps implements MessageBatchOps {
   advanceMarker(channelId: string, userId: string, seq: number): void {
     this.marker.run(seq, channelId, userId, seq);
   }
+
+  appendOutbox(rows: OutboxRow[]): void {
+    for (const { sql, params } of outboxInsertStatements(rows, 'sqlite')) this.db.prepare(sql).run(params);
+  }
 }
 
 class PostgresOps implements MessageBatchOps {
@@ -442,6 +460,12 @@ class PostgresOps implements MessageBatchOps {
       [seq, channelId, userId],
     );
   }
+
+  async appendOutbox(rows: OutboxRow[]): Promise<void> {
+    const lock = outboxLockStatement(rows);
+    await this.em.queryRunner!.query(lock.sql, lock.params);
+    for (const { sql, params } of outboxInsertStatements(rows, 'postgres')) await this.em.queryRunner!.query(sql, params);
+  }
 }
 
 const INSERT_COLUMNS = ['id', 'channel_id', 'seq', 'rev', 'sender_id', 'text', 'client_msg_id', 'created_at', 'reply_to_seq', 'reply_to', 'mentions'];
@@ -454,7 +478,7 @@ function insertSql(rows: number, placeholder: () => string): string {
 function insertParams(messages: MessageView[], createdAtMs: number): unknown[] {
   const params: unknown[] = [];
   for (const m of messages) {
-    params.push(m.id, m.channelId, m.seq, m.rev, m.sender.id, m.text, m.clientMsgId, createdAtMs);
+    params.push(m.id, m.channelId, m.seq, m.rev, m.sender?.id ?? SYSTEM_USER_ID, m.text, m.clientMsgId, createdAtMs);
     params.push(m.replyTo?.seq ?? null, m.replyTo ? JSON.stringify(m.replyTo) : null, jsonOrNull(m.mentions));
   }
   return params;

@@ -2,6 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
 import { AppError } from '../common/app-error.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
+import { webhookEvents } from '../webhooks/webhook-events.js';
+import { WebhookOutbox } from '../webhooks/webhook-outbox.js';
 import type { UserRef } from '../users/user.mapper.js';
 import type { ChangeOrigin } from '../fanout/changes.js';
 import type { MessageView, ReactionView } from './message.mapper.js';
@@ -16,6 +18,8 @@ export interface SendRequest {
   replyToSeq?: number;
   /** Members named in the text (resolved by the service from the channel's members). */
   mentions?: UserRef[];
+  /** A system message (server API): no membership needed, no read marker moved; `sender` is the system user. */
+  system?: boolean;
 }
 
 export interface SendOutcome {
@@ -89,7 +93,10 @@ export class MessageWriter {
    */
   onCommitted: (created: MessageView[], updated: MessageView[], origin?: Record<number, ChangeOrigin>) => void = () => undefined;
 
-  constructor(private readonly store: MessageStore) {}
+  constructor(
+    private readonly store: MessageStore,
+    private readonly outbox: WebhookOutbox,
+  ) {}
 
   write(req: SendRequest): Promise<SendOutcome> {
     return this.enqueue(req) as Promise<SendOutcome>;
@@ -209,12 +216,12 @@ export class MessageWriter {
     // 2. Membership, from the database: the in-memory check that let the send in may not have
     //    heard yet of a leave on another instance (the bus is a round trip behind the commit).
     //    And the messages that replies answer (a reply to nothing, or to a tombstone, is refused).
-    const members = byChannel.size > 0 ? await ops.findMembers([...byChannel].flatMap(([channelId, idx]) => idx.map((i) => ({ channelId, userId: reqs[i].sender.id })))) : new Set<string>();
+    const members = byChannel.size > 0 ? await ops.findMembers([...byChannel].flatMap(([channelId, idx]) => idx.filter((i) => !reqs[i].system).map((i) => ({ channelId, userId: reqs[i].sender.id })))) : new Set<string>();
     const replies = new Map<number, MessageView>();
     for (const [channelId, idx] of byChannel) {
       const kept: number[] = [];
       for (const i of idx) {
-        if (!members.has(pairKey(channelId, reqs[i].sender.id))) {
+        if (!reqs[i].system && !members.has(pairKey(channelId, reqs[i].sender.id))) {
           outcomes[i] = AppError.forbidden('not a member of this channel');
           continue;
         }
@@ -263,7 +270,8 @@ export class MessageWriter {
           channelId,
           seq: head.headSeq - idx.length + 1 + k,
           rev: head.headRev - idx.length + 1 + k,
-          sender: { id: r.sender.id, username: r.sender.username },
+          kind: r.system ? 'system' : 'user',
+          sender: r.system ? null : { id: r.sender.id, username: r.sender.username },
           text: r.text,
           clientMsgId: r.clientMsgId,
           createdAt,
@@ -282,13 +290,14 @@ export class MessageWriter {
     for (const m of created) if (m.mentions.length > 0) await ops.setMentions(m.channelId, m.seq, m.mentions.map((u) => u.id), false);
 
     // 5. Sending reads up to one's own message: that is what makes unread = head - lastRead exact.
-    const markers = new Map<string, MessageView>();
+    const markers = new Map<string, { channelId: string; userId: string; seq: number }>();
     for (const m of created) {
+      if (!m.sender) continue; // a system message reads nobody's marker forward
       const key = pairKey(m.channelId, m.sender.id);
       const cur = markers.get(key);
-      if (!cur || cur.seq < m.seq) markers.set(key, m);
+      if (!cur || cur.seq < m.seq) markers.set(key, { channelId: m.channelId, userId: m.sender.id, seq: m.seq });
     }
-    for (const m of markers.values()) await ops.advanceMarker(m.channelId, m.sender.id, m.seq);
+    for (const m of markers.values()) await ops.advanceMarker(m.channelId, m.userId, m.seq);
 
     // Repeats inside the batch get the message their first copy created.
     for (const [i, first] of repeats) {
@@ -317,6 +326,12 @@ export class MessageWriter {
       }
     }
     for (const [channelId, rev] of revs) await ops.setHeadRev(channelId, rev);
+
+    // 7. Webhooks (none when WEBHOOK_URL is unset): in this transaction, so none is lost or extra,
+    //    and last, as the outbox's per-channel lock asks; new messages first, then the changes in rev order.
+    const changed = changeIdx.map((i) => outcomes[i]).filter((o): o is ChangeOutcome => !(o instanceof AppError) && (o as ChangeOutcome).changed);
+    const outboxRows = this.outbox.rows([...created.map(webhookEvents.messageCreated), ...changed.map((o) => webhookEvents.messageUpdated(o.message))]);
+    if (outboxRows.length > 0) await ops.appendOutbox(outboxRows);
     return outcomes;
   }
 
@@ -332,7 +347,7 @@ export class MessageWriter {
     if (!current) throw AppError.notFound('message');
     const unchanged = { message: current, changed: false };
     if (r.op === 'delete') {
-      if (current.sender.id !== r.actor.id && role !== 'owner' && role !== 'admin') {
+      if (current.sender?.id !== r.actor.id && role !== 'owner' && role !== 'admin') {
         throw AppError.forbidden("only the sender or the channel's owner or admins can delete a message");
       }
       if (current.deleted) return unchanged;
@@ -346,7 +361,7 @@ export class MessageWriter {
     }
     if (current.deleted) throw new AppError('conflict', 'the message was deleted');
     if (r.op === 'edit') {
-      if (current.sender.id !== r.actor.id) throw AppError.forbidden('only the sender can edit a message');
+      if (current.sender?.id !== r.actor.id) throw AppError.forbidden('only the sender can edit a message');
       if (current.text === r.text) return unchanged;
       const message: MessageView = { ...current, rev: nextRev(), text: r.text, editedAt: new Date(now).toISOString(), mentions: r.mentions };
       await ops.update(message, now);

@@ -1,11 +1,13 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { MAX_SEQ } from '../common/int-field.decorator.js';
+import { ApiNullableRef } from '../common/api-nullable.decorator.js';
+import { SYSTEM_USER_ID } from '../users/system-user.js';
 import { UserRef } from '../users/user.mapper.js';
 
 /** A quoted reply's snapshot of the message it answers, taken when the reply was sent. */
 export class ReplyRef {
   @ApiProperty({ type: 'integer', minimum: 1, maximum: MAX_SEQ, example: 41 }) seq!: number;
-  @ApiProperty({ type: UserRef }) sender!: UserRef;
+  @ApiNullableRef(UserRef, { description: 'null for a system message' }) sender!: UserRef | null;
   @ApiProperty({ example: 'lunch at noon?', maxLength: 200, description: 'the first 200 characters of its text, as it was then' }) text!: string;
 }
 
@@ -25,7 +27,8 @@ export class MessageView {
     description: "the channel's revision at this message's last change (creation, edit, delete, reaction): the highest rev wins",
   })
   rev!: number;
-  @ApiProperty({ type: UserRef }) sender!: UserRef;
+  @ApiProperty({ enum: ['user', 'system'], description: '`system`: a notice posted by the server API, shown as such; its sender is null' }) kind!: 'user' | 'system';
+  @ApiNullableRef(UserRef, { description: 'null for a system message' }) sender!: UserRef | null;
   @ApiProperty({ example: 'hello', maxLength: 4000, description: 'empty when the message was deleted' }) text!: string;
   @ApiProperty({ example: 'c-6f1e2d', minLength: 1, maxLength: 64 }) clientMsgId!: string;
   @ApiProperty({ format: 'date-time', example: '2026-11-22T10:00:00.000Z' }) createdAt!: string;
@@ -62,7 +65,9 @@ export function rowToMessage(r: MessageRow): MessageView {
     channelId: r.channel_id,
     seq: Number(r.seq),
     rev: Number(r.rev),
-    sender: { id: r.sender_id, username: r.sender_username },
+    // System messages are stored under the reserved system user; on the wire they name nobody.
+    kind: r.sender_id === SYSTEM_USER_ID ? 'system' : 'user',
+    sender: r.sender_id === SYSTEM_USER_ID ? null : { id: r.sender_id, username: r.sender_username },
     text: r.text,
     clientMsgId: r.client_msg_id,
     createdAt: new Date(Number(r.created_at)).toISOString(),

@@ -150,10 +150,18 @@ export class HttpRateLimiter {
   }
 
   private async checkLoginBackoff(req: LimitedRequest): Promise<void> {
+    await this.checkBackoff(req.ip ?? req.socket?.remoteAddress ?? null, targetUsername(req), 'too many failed logins in a row');
+  }
+
+  /**
+   * The growing delays of loginFailed, for any credential: refuses (429) while `account` from
+   * `ip` must wait. The server API's keys use it with a fixed account name.
+   */
+  async checkBackoff(ip: string | null, account: string, says: string): Promise<void> {
     if (!this.loginBackoff) return;
-    const res = await this.loginBackoff.get(`${clientIp(req)}|${targetUsername(req)}`).catch(() => null);
+    const res = await this.loginBackoff.get(loginKey(ip, account)).catch(() => null);
     if (res && res.consumedPoints > 1 && res.msBeforeNext > 0) {
-      throw RateLimitedError.create(`too many failed logins in a row; retry in ${Math.ceil(res.msBeforeNext / 1000)} s`, res.msBeforeNext);
+      throw RateLimitedError.create(`${says}; retry in ${Math.ceil(res.msBeforeNext / 1000)} s`, res.msBeforeNext);
     }
   }
 

@@ -1,6 +1,6 @@
 import { CHANNEL_NAME_PATTERN } from '../channels/dto/channel.dto.js';
 import { ERROR_CODES } from '../common/app-error.js';
-import { QUOTA_NAMES } from '../common/error-response.dto.js';
+import { FORBIDDEN_REASONS, QUOTA_NAMES } from '../common/error-response.dto.js';
 import type { PublicOrigin } from '../common/public-origin.js';
 import { MAX_SEQ } from '../common/int-field.decorator.js';
 import { VISIBLE } from '../common/text-hygiene.js';
@@ -70,13 +70,14 @@ const schemas: Record<string, Schema> = {
       channelId: uuid(),
       seq: seq(1, { description: 'per-channel, 1, 2, 3, ... with no gaps; never changes' }),
       rev: int({ minimum: 1, description: "v1.1: the channel's revision at this message's last change (creation, edit, delete, reaction); the highest rev of a message is its current state" }),
-      sender: ref('UserRef'),
+      kind: str({ enum: ['user', 'system'], description: '`system`: a notice posted by the server API (show it as such); its sender is null' }),
+      sender: { oneOf: [ref('UserRef'), { type: 'null' }], description: 'null for a system message; fetch profiles with GET /users/{id}' },
       text: str({ maxLength: MAX_TEXT_LENGTH, description: 'empty for a deleted message' }),
       clientMsgId,
       createdAt: str({ format: 'date-time' }),
       editedAt: str({ format: 'date-time', description: 'v1.1: when the text was last edited' }),
       deleted: bool({ description: 'v1.1: a tombstone (text empty, no reactions, mentions or reply); the seq stays' }),
-      replyTo: obj({ seq: seq(1), sender: ref('UserRef'), text: str({ maxLength: 200 }) }, ['seq', 'sender', 'text'], { description: 'v1.1: the answered message as it was (first 200 characters)' }),
+      replyTo: obj({ seq: seq(1), sender: { oneOf: [ref('UserRef'), { type: 'null' }] }, text: str({ maxLength: 200 }) }, ['seq', 'sender', 'text'], { description: 'v1.1: the answered message as it was (first 200 characters)' }),
       mentions: { type: 'array', items: ref('UserRef'), description: 'v1.1: members named as @username' },
       reactions: {
         type: 'array',
@@ -84,7 +85,7 @@ const schemas: Record<string, Schema> = {
         items: obj({ emoji: str(), count: int({ minimum: 1 }), userIds: { type: 'array', items: uuid(), maxItems: 50 } }, ['emoji', 'count', 'userIds']),
       },
     },
-    ['id', 'channelId', 'seq', 'rev', 'sender', 'text', 'clientMsgId', 'createdAt', 'deleted', 'mentions', 'reactions'],
+    ['id', 'channelId', 'seq', 'rev', 'kind', 'sender', 'text', 'clientMsgId', 'createdAt', 'deleted', 'mentions', 'reactions'],
   ),
   Peer: obj(
     {
@@ -110,8 +111,10 @@ const schemas: Record<string, Schema> = {
         type: 'boolean',
         description: 'false while this is a request you have not accepted (a DM someone opened with you, a channel someone added you to); post in it, read a channel, or POST /channels/{id}/accept',
       },
+      topic: { type: ['string', 'null'], maxLength: 250, description: "the channel's topic; null when none, and for DMs" },
+      archived: bool({ description: 'true once the owner archived the channel: read-only (sends, joins, edits and changes answer forbidden, details.reason archived)' }),
     },
-    ['channelId', 'kind', 'name', 'lastMessage', 'headSeq', 'headRev', 'lastReadSeq', 'unreadCount', 'mentionCount', 'accepted'],
+    ['channelId', 'kind', 'name', 'lastMessage', 'headSeq', 'headRev', 'lastReadSeq', 'unreadCount', 'mentionCount', 'accepted', 'topic', 'archived'],
   ),
 };
 
@@ -229,10 +232,28 @@ const serverEvents: Record<ServerEvent, { summary: string; data: Schema }> = {
     ),
   },
   typing: { summary: 'Another member is typing.', data: obj({ channelId: uuid(), user: ref('UserRef') }, ['channelId', 'user']) },
-  'member.joined': { summary: 'Someone joined a channel you are in.', data: obj({ channelId: uuid(), user: ref('UserRef') }, ['channelId', 'user']) },
-  'member.left': { summary: 'Someone left a channel you are in.', data: obj({ channelId: uuid(), user: ref('UserRef') }, ['channelId', 'user']) },
+  'member.joined': {
+    summary: 'Someone joined a channel you are in; `by` when someone else added them (an invitation).',
+    data: obj({ channelId: uuid(), user: ref('UserRef'), by: { ...ref('UserRef'), description: 'who added them, when not themselves' } }, ['channelId', 'user']),
+  },
+  'member.left': {
+    summary: 'Someone left a channel you are in; `by` when an owner or admin removed them.',
+    data: obj({ channelId: uuid(), user: ref('UserRef'), by: { ...ref('UserRef'), description: 'who removed them, when not themselves' } }, ['channelId', 'user']),
+  },
+  'channel.updated': {
+    summary: 'An owner or admin renamed the channel, changed its topic or visibility, or the owner archived it: the conversation as you see it now, to every member connection.',
+    data: obj({ conversation: ref('Conversation'), by: { ...ref('UserRef'), description: 'who changed it' } }, ['conversation', 'by']),
+  },
+  'member.updated': {
+    summary: "The owner changed a member's role; to every member connection.",
+    data: obj({ channelId: uuid(), user: ref('UserRef'), role: str({ enum: ['owner', 'admin', 'member'] }), by: ref('UserRef') }, ['channelId', 'user', 'role', 'by']),
+  },
+  'conversation.hidden': {
+    summary: 'You hid this DM (POST /channels/{id}/hide), on any connection: drop it from the list; its next message brings it back.',
+    data: obj({ channelId: uuid() }, ['channelId']),
+  },
   'channel.joined': { summary: 'Answer to channel.join.', data: obj({ conversation: ref('Conversation'), ...echoedRef }, ['conversation']) },
-  'channel.left': { summary: 'Answer to channel.leave (also sent to your other connections).', data: obj({ channelId: uuid(), ...echoedRef }, ['channelId']) },
+  'channel.left': { summary: 'Answer to channel.leave (also sent to your other connections); also to every connection of a member who was removed: access ends at once.', data: obj({ channelId: uuid(), ...echoedRef }, ['channelId']) },
   'sync.result': {
     summary:
       'Messages after the given seq, ascending, in their current state; with a rev (v1.1) also changes: the current state of the messages at or ' +
@@ -272,6 +293,7 @@ const serverEvents: Record<ServerEvent, { summary: string; data: Schema }> = {
             usernames: { type: 'array', items: str(), description: 'not_found: the usernames that do not exist; a channels_per_user quota: the members at it' },
             quota: str({ enum: [...QUOTA_NAMES], description: 'a quota the frame is over (forbidden, or invalid_payload for members_per_request)' }),
             limit: int({ minimum: 1, description: 'that quota' }),
+            reason: str({ enum: [...FORBIDDEN_REASONS], description: 'forbidden: `archived` when the channel is archived (read-only)' }),
           },
           [],
         ),
@@ -362,7 +384,7 @@ export function asyncApiDocument(origin: PublicOrigin | null): Record<string, un
     components: {
       schemas,
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: '`Authorization: Bearer <accessToken>`' },
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: '`Authorization: Bearer <accessToken>`: Parley\'s own (login, refresh, minted by the server API) or, when configured, one the product signed (RS256/ES256)' },
         token: { type: 'httpApiKey', in: 'query', name: 'token', description: 'the access token in the URL (`?token=`)' },
         ticket: { type: 'httpApiKey', in: 'query', name: 'ticket', description: 'a single-use ticket of a few seconds (`POST /auth/ws-ticket`)' },
       },

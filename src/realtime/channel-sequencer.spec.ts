@@ -22,7 +22,7 @@ describe('ChannelSequencer', () => {
   let state: ChannelState;
 
   const msg = (seq: number): MessageView => ({
-    id: `m${seq}`, channelId: 'c1', seq, rev: ++rev, sender: { id: 'u1', username: 'u1' }, text: `t${seq}`, clientMsgId: `k${seq}`,
+    id: `m${seq}`, channelId: 'c1', seq, rev: ++rev, kind: 'user', sender: { id: 'u1', username: 'u1' }, text: `t${seq}`, clientMsgId: `k${seq}`,
     createdAt: new Date(0).toISOString(), deleted: false, mentions: [], reactions: [],
   });
   /** New messages, committed: deliveries of them as message.new. */
@@ -39,7 +39,7 @@ describe('ChannelSequencer', () => {
     return { message: m, isNew: false };
   };
   const toRow = (m: MessageView): MessageRow => ({
-    id: m.id, channel_id: m.channelId, seq: m.seq, rev: m.rev, sender_id: m.sender.id, sender_username: m.sender.username, text: m.text,
+    id: m.id, channel_id: m.channelId, seq: m.seq, rev: m.rev, sender_id: m.sender!.id, sender_username: m.sender!.username, text: m.text,
     client_msg_id: m.clientMsgId, created_at: 0, edited_at: null, deleted_at: null, reply_to: null, mentions: null, reactions: null,
   });
   const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -14,7 +14,7 @@ describe('FanoutService.conversationFrames', () => {
     const state: ChannelState = {
       id: 'c1', kind: 'channel', name: 'gen"eral', visibility: 'public', createdAt: 0, headSeq: 7, headRev: 9,
       lastMessage: {
-        id: 'm', channelId: 'c1', seq: 7, rev: 9, sender: { id: 'a', username: 'a' }, text: 'he said "hi"\n', clientMsgId: 'k', createdAt: '2026-01-01T00:00:00.000Z',
+        id: 'm', channelId: 'c1', seq: 7, rev: 9, kind: 'user', sender: { id: 'a', username: 'a' }, text: 'he said "hi"\n', clientMsgId: 'k', createdAt: '2026-01-01T00:00:00.000Z',
         deleted: false, mentions: [{ id: 'b', username: 'b' }], reactions: [],
       },
       members: new Map([member('a', 7), member('b', 3), member('c', 0, null)]),

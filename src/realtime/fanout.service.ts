@@ -75,19 +75,34 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       const channel = this.store.peek(channelId);
       if (channel) this.registry.toUsers([userId], this.conversationFrame(channel, userId), { exceptConnectionId: origin });
     });
-    this.bus.on('member.joined', ({ channelId, member, origin }) => {
+    this.bus.on('member.joined', ({ channelId, member, by, origin }) => {
       this.withChannel(channelId, [member.userId], (channel) => {
         const user = { id: member.userId, username: member.username };
         const others = [...channel.members.keys()].filter((id) => id !== user.id);
-        this.registry.toUsers(others, frame('member.joined', { channelId, user }));
+        this.registry.toUsers(others, frame('member.joined', by ? { channelId, user, by } : { channelId, user }));
         // The joiner's other devices learn of the new conversation.
         this.registry.toUsers([user.id], this.conversationFrame(channel, user.id), { exceptConnectionId: origin });
       });
     });
-    this.bus.on('member.left', ({ channelId, user, origin }) => {
-      this.registry.toUsers([user.id], frame('channel.left', { channelId }), { exceptConnectionId: origin });
+    this.bus.on('member.left', ({ channelId, user, by, origin }) => {
+      // Removed by someone else: every connection of theirs (origin is the remover's, if any).
+      this.registry.toUsers([user.id], frame('channel.left', { channelId }), { exceptConnectionId: by ? undefined : origin });
       const channel = this.store.peek(channelId);
-      if (channel) this.registry.toUsers(channel.members.keys(), frame('member.left', { channelId, user }));
+      if (channel) this.registry.toUsers(channel.members.keys(), frame('member.left', by ? { channelId, user, by } : { channelId, user }));
+    });
+    this.bus.on('channel.updated', ({ channelId, by }) => {
+      const channel = this.store.peek(channelId);
+      if (!channel) return;
+      for (const userId of channel.members.keys()) {
+        this.registry.toUsers([userId], frame('channel.updated', { conversation: this.channels.conversationFor(channel, userId), by }));
+      }
+    });
+    this.bus.on('member.role', ({ channelId, user, role, by }) => {
+      const channel = this.store.peek(channelId);
+      if (channel) this.registry.toUsers(channel.members.keys(), frame('member.updated', { channelId, user, role, by }));
+    });
+    this.bus.on('member.hidden', ({ channelId, userId }) => {
+      this.registry.toUsers([userId], frame('conversation.hidden', { channelId }));
     });
     this.bus.on('conversation.created', ({ channelId, userIds, origin }) => {
       this.withChannel(channelId, userIds, (channel) => {
@@ -262,6 +277,8 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       headSeq: channel.headSeq,
       headRev: channel.headRev,
       name: channel.name ?? '',
+      topic: channel.topic ?? null,
+      archived: (channel.archivedAt ?? null) !== null,
     });
     const head = `{"event":"conversation.update","data":{"conversation":${shared.slice(0, -1)},"lastReadSeq":`;
     return (userId) => {

@@ -1,4 +1,5 @@
 import type { ConversationView, PresenceStatus } from '../channels/conversation.mapper.js';
+import type { MemberRole } from '../channels/membership.entity.js';
 import type { ErrorCode } from '../common/app-error.js';
 import type { MessageView } from '../messages/message.mapper.js';
 import type { UserRef } from '../users/user.mapper.js';
@@ -16,8 +17,12 @@ export interface ServerEventMap {
   'conversation.update': { conversation: ConversationView; ref?: string };
   'presence.update': { user: UserRef; status: PresenceStatus; lastSeenAt: string | null };
   typing: { channelId: string; user: UserRef };
-  'member.joined': { channelId: string; user: UserRef };
-  'member.left': { channelId: string; user: UserRef };
+  /** `by`: who added or removed them, when it was not themselves. */
+  'member.joined': { channelId: string; user: UserRef; by?: UserRef };
+  'member.left': { channelId: string; user: UserRef; by?: UserRef };
+  'channel.updated': { conversation: ConversationView; by: UserRef };
+  'member.updated': { channelId: string; user: UserRef; role: MemberRole; by: UserRef };
+  'conversation.hidden': { channelId: string };
   'channel.joined': { conversation: ConversationView; ref?: string };
   'channel.left': { channelId: string; ref?: string };
   'sync.result': { channelId: string; messages: MessageView[]; changes?: MessageView[]; headSeq: number; headRev?: number; hasMore: boolean; ref?: string };
@@ -30,7 +35,7 @@ export type ServerEvent = keyof ServerEventMap;
 
 export const SERVER_EVENTS: ServerEvent[] = [
   'session.ready', 'message.ack', 'message.new', 'message.updated', 'conversation.update', 'presence.update', 'typing',
-  'member.joined', 'member.left', 'channel.joined', 'channel.left', 'sync.result', 'history.result', 'pong', 'error',
+  'member.joined', 'member.left', 'channel.updated', 'member.updated', 'conversation.hidden', 'channel.joined', 'channel.left', 'sync.result', 'history.result', 'pong', 'error',
 ];
 
 /** A handler's reply: the adapter serializes it and sends it to the asking connection. */

@@ -110,6 +110,15 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
       }, refuse);
       return;
     }
+    if (this.auth.isProductToken(token)) {
+      // A product's token: its signature is checked against the product's keys (maybe fetched
+      // first), and its user and session may be made on first use: asynchronous, like a ticket.
+      this.auth.verifyToken(token).then((session) => {
+        if (this.shuttingDown) return done(false, 503, 'Server shutting down');
+        admit(session);
+      }, refuse);
+      return;
+    }
     try {
       // Bearer and ?token= are decided here and now, from the token and memory alone. When
       // memory cannot vouch for the session (see RevokedSessions), start() asks the database.

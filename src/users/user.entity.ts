@@ -23,4 +23,23 @@ export class User {
 
   @Column({ name: 'last_seen_at', type: 'bigint', nullable: true, transformer: epochMs })
   lastSeenAt!: number | null;
+
+  /** What clients show instead of the username when set. */
+  @Column({ name: 'display_name', type: 'varchar', length: 64, nullable: true })
+  displayName!: string | null;
+
+  @Column({ name: 'avatar_url', type: 'varchar', length: 2048, nullable: true })
+  avatarUrl!: string | null;
+
+  /** The product's JSON object (at most 4 KB serialized), stored as its text; null: {}. */
+  @Column({ type: 'text', nullable: true })
+  metadata!: string | null;
+
+  /** The product's id of this user (`sub` of its tokens, the key of the server API); unique. */
+  @Column({ name: 'external_id', type: 'varchar', length: 128, nullable: true, unique: true })
+  externalId!: string | null;
+
+  /** Set by the server API: the user's tokens are refused and their sockets closed, everywhere. */
+  @Column({ name: 'deactivated_at', type: 'bigint', nullable: true, transformer: epochMs })
+  deactivatedAt!: number | null;
 }

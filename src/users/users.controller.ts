@@ -1,4 +1,4 @@
-import { applyDecorators, Controller, Delete, Get, HttpCode, Post, Query } from '@nestjs/common';
+import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Patch, Post, Query } from '@nestjs/common';
 import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Authenticated, CurrentUser } from '../auth/authenticated.decorator.js';
 import type { AuthUser } from '../auth/auth.service.js';
@@ -7,7 +7,8 @@ import { UuidParam } from '../common/uuid-param.decorator.js';
 import { BlocksService } from './blocks.service.js';
 import { BlockView } from './dto/block.dto.js';
 import { UserSearchQueryDto } from './dto/user-search.dto.js';
-import { toUserProfile, toUserRef, UserProfile, UserRef } from './user.mapper.js';
+import { UpdateProfileDto } from './dto/profile.dto.js';
+import { PublicProfile, toPublicProfile, toUserProfile, toUserRef, UserProfile, UserRef } from './user.mapper.js';
 import { UsersService } from './users.service.js';
 
 /** What POST and DELETE /users/:id/block answer besides success. */
@@ -33,6 +34,17 @@ export class UsersController {
     return toUserProfile(await this.users.getCaller(user.id));
   }
 
+  @Patch('me')
+  @ApiOperation({
+    summary: "Change the caller's profile",
+    description: 'Only the fields given change; `null` clears `displayName` or `avatarUrl`; `metadata` replaces the stored object (`{}` clears it).',
+  })
+  @ApiOkResponse({ type: UserProfile })
+  @ApiError(400, 'a field is invalid: displayName without a visible character or over 64 characters, avatarUrl not an http(s) URL, metadata not an object or over 4 KB')
+  async updateMe(@CurrentUser() user: AuthUser, @Body() dto: UpdateProfileDto): Promise<UserProfile> {
+    return toUserProfile(await this.users.updateProfile(user.id, dto));
+  }
+
   @Get('me/blocks')
   @ApiOperation({ summary: 'The users the caller blocked, most recent first' })
   @ApiOkResponse({ type: BlockView, isArray: true })
@@ -46,6 +58,18 @@ export class UsersController {
   @ApiError(400)
   async search(@CurrentUser() user: AuthUser, @Query() q: UserSearchQueryDto): Promise<UserRef[]> {
     return (await this.users.search(q.query ?? '', user.id, q.limit)).map(toUserRef);
+  }
+
+  @Get(':id')
+  @ApiOperation({
+    summary: "A user's profile",
+    description: 'Messages carry only `sender` {id, username}: clients fetch the profile of each sender they have not seen (and cache it) to show display names and avatars.',
+  })
+  @ApiOkResponse({ type: PublicProfile })
+  @ApiError(400, 'the id is not a UUID')
+  @ApiError(404, 'no such user')
+  async profile(@UuidParam() id: string): Promise<PublicProfile> {
+    return toPublicProfile(await this.users.getProfile(id));
   }
 
   @Post(':id/block')

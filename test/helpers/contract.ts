@@ -118,7 +118,8 @@ export class OpenApiContract {
     // Literal segments win over parameters (`/users/me` before `/users/{id}`).
     const templates = Object.keys(paths).sort((a, b) => (a.match(/\{/g)?.length ?? 0) - (b.match(/\{/g)?.length ?? 0));
     for (const template of templates) {
-      const pattern = new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{[^}]+\\?\}/g, '[^/]+')}$`);
+      // `/?`: Express routes are not strict, so `/users/` is answered by GET /users (found by the fuzz suite: GET /users/{id} with an empty id).
+      const pattern = new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{[^}]+\\?\}/g, '[^/]+')}/?$`);
       for (const [method, op] of Object.entries(paths[template])) {
         if (op && typeof op === 'object' && 'responses' in op) this.routes.push({ method, pattern, template, op });
       }

@@ -1,26 +1,12 @@
-import { DataSource, type DataSourceOptions } from 'typeorm';
-import { DATABASES, freshDatabaseUrl, testEnv } from '../../../test/helpers/test-app.js';
-import { loadConfig } from '../../config/app-config.js';
-import { dataSourceOptions } from '../data-source-options.js';
-import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from './index.js';
+import { migrationKit } from '../../../test/helpers/migrations.js';
+import { DATABASES } from '../../../test/helpers/test-app.js';
 
 /** The MessagesChange migration (protocol v1.1) on a database holding messages from before it. */
 describe.each(DATABASES)('MessagesChange migration on %s', (db) => {
   it('gives existing messages rev = seq and channels head_rev = head_seq, loses nothing, and indexes the old texts for search', async () => {
-    const fresh = freshDatabaseUrl(db);
-    const target = loadConfig(testEnv(fresh.url)).database;
-    const all = target.type === 'sqlite' ? SQLITE_MIGRATIONS : POSTGRES_MIGRATIONS;
-    const last = all.findIndex((m) => m.name.startsWith('MessagesChange'));
-    const options = dataSourceOptions(target, { migrationsRun: false });
-    const open = async (migrations: Function[]) => {
-      const ds = new DataSource({ ...options, migrations } as DataSourceOptions);
-      await ds.initialize();
-      if (target.type === 'postgres' && target.schema) await ds.query(`CREATE SCHEMA IF NOT EXISTS "${target.schema}"`);
-      await ds.runMigrations({ transaction: 'all' });
-      return ds;
-    };
+    const { target, all, before: upTo, open, cleanup } = migrationKit(db);
     try {
-      const before = await open(all.slice(0, last));
+      const before = await open(upTo('MessagesChange'));
       await before.query(`INSERT INTO users (id, username, username_key, password_hash, created_at) VALUES ('u1', 'ann', 'ann', 'x', 1)`);
       await before.query(`INSERT INTO channels (id, kind, name, name_key, visibility, head_seq, created_at) VALUES ('c1', 'channel', 'Hall', 'hall', 'public', 3, 1), ('c2', 'channel', 'Empty', 'empty', 'public', 0, 1)`);
       await before.query(`INSERT INTO memberships (channel_id, user_id, role, last_read_seq, joined_at, accepted_at) VALUES ('c1', 'u1', 'owner', 1, 1, 1)`);
@@ -55,7 +41,7 @@ describe.each(DATABASES)('MessagesChange migration on %s', (db) => {
         await after.destroy();
       }
     } finally {
-      await fresh.cleanup();
+      await cleanup();
     }
   });
 });

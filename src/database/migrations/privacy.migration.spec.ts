@@ -1,23 +1,10 @@
-import { DataSource, type DataSourceOptions } from 'typeorm';
-import { DATABASES, freshDatabaseUrl, testEnv } from '../../../test/helpers/test-app.js';
-import { loadConfig } from '../../config/app-config.js';
-import { dataSourceOptions } from '../data-source-options.js';
-import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from './index.js';
+import { migrationKit } from '../../../test/helpers/migrations.js';
+import { DATABASES } from '../../../test/helpers/test-app.js';
 
 /** The Privacy migration on a database that has data from before it. */
 describe.each(DATABASES)('Privacy migration on %s', (db) => {
   it('keeps every existing membership accepted and frees private channel names', async () => {
-    const fresh = freshDatabaseUrl(db);
-    const target = loadConfig(testEnv(fresh.url)).database;
-    const all = target.type === 'sqlite' ? SQLITE_MIGRATIONS : POSTGRES_MIGRATIONS;
-    const options = dataSourceOptions(target, { migrationsRun: false });
-    const open = async (migrations: Function[]) => {
-      const ds = new DataSource({ ...options, migrations } as DataSourceOptions);
-      await ds.initialize();
-      if (target.type === 'postgres' && target.schema) await ds.query(`CREATE SCHEMA IF NOT EXISTS "${target.schema}"`);
-      await ds.runMigrations({ transaction: 'all' });
-      return ds;
-    };
+    const { all, open, cleanup } = migrationKit(db);
     try {
       const before = await open(all.slice(0, 1));
       await before.query(`INSERT INTO users (id, username, username_key, password_hash, created_at) VALUES ('u1', 'ann', 'ann', 'x', 1)`);
@@ -35,7 +22,7 @@ describe.each(DATABASES)('Privacy migration on %s', (db) => {
         await after.destroy();
       }
     } finally {
-      await fresh.cleanup();
+      await cleanup();
     }
   });
 });
