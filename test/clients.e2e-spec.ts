@@ -378,7 +378,7 @@ if (!ON_POSTGRES) process.stderr.write('clients.e2e-spec.ts: the two-instance SD
         expect(a.seqs(channelId)).toEqual(seqs(100));
         expect(b.seqs(channelId)).toEqual(seqs(100));
         // Sending moves one's marker: unread = what came after one's own last message.
-        const lastOwn = (u: { id: string }) => Math.max(...sent.filter((m) => m.sender.id === u.id).map((m) => m.seq));
+        const lastOwn = (u: { id: string }) => Math.max(...sent.filter((m) => m.sender?.id === u.id).map((m) => m.seq));
         const unread = (p: SdkProbe) => p.client.conversation(channelId)?.unreadCount;
         await eventually('exact unread counts', () => unread(a) === 100 - lastOwn(alice) && unread(b) === 100 - lastOwn(bob), 10000);
 

@@ -135,8 +135,11 @@ async function main(): Promise<void> {
     if (m.channelId === current) markRead(m.channelId, m.seq);
   });
   client.on('member', (e) => {
-    if (e.user.id === client.user?.id) return;
-    system(`${e.user.username} ${e.type === 'joined' ? 'joined' : 'left'} ${label(client.conversation(e.channelId))}`);
+    if (e.user.id === client.user?.id && e.type !== 'updated') return;
+    const where = label(client.conversation(e.channelId));
+    const by = e.by ? ` (by ${e.by.username})` : '';
+    if (e.type === 'updated') system(`${e.user.username} is now ${e.role} of ${where}${by}`);
+    else system(`${e.user.username} ${e.type === 'joined' ? 'joined' : 'left'} ${where}${by}`);
   });
   client.on('presence', (p) => system(`${p.user.username} is ${p.status}`));
   client.on('conversation', (c, change) => {

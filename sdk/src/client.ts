@@ -32,11 +32,14 @@ export interface StateChange {
 }
 
 export interface MemberEvent {
-  type: 'joined' | 'left';
+  /** `updated`: their role changed (`role`). */
+  type: 'joined' | 'left' | 'updated';
   channelId: string;
   user: UserRef;
   /** Who did it, when someone else did (servers that send it). */
   by?: UserRef;
+  /** The new role (`updated`). */
+  role?: string;
 }
 
 export interface ParleyEvents {
@@ -532,6 +535,24 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       case 'member.left': {
         const d = data as { channelId: string; user: UserRef; by?: UserRef };
         this.emit('member', { type: f.event === 'member.joined' ? 'joined' : 'left', channelId: d.channelId, user: d.user, ...(d.by ? { by: d.by } : {}) });
+        break;
+      }
+      case 'channel.updated':
+        this.applyConversation((data as ServerEventMap['channel.updated']).conversation, 'update');
+        break;
+      case 'member.updated': {
+        const d = data as ServerEventMap['member.updated'];
+        this.emit('member', { type: 'updated', channelId: d.channelId, user: d.user, role: d.role, by: d.by });
+        break;
+      }
+      case 'conversation.hidden': {
+        // Hidden (a DM): off the list until its next message; still followed, so that message
+        // and its conversation.update bring it back.
+        const c = this.convs.get((data as ServerEventMap['conversation.hidden']).channelId);
+        if (c) {
+          this.convs.delete(c.channelId);
+          this.emit('conversation', c, 'removed');
+        }
         break;
       }
       case 'sync.result':
