@@ -254,6 +254,34 @@ describe('SDK against the built server (SQLite)', () => {
     }
   });
 
+  it('administration through the SDK: channel.updated, member.updated, a removal, a hidden DM that comes back with its next message', async () => {
+    const alice = await signUp(server.baseUrl);
+    const bob = await signUp(server.baseUrl);
+    const channelId = await channel(server.baseUrl, alice.accessToken, [bob.user.username]);
+    const a = await probe({ url: server.baseUrl, token: alice.accessToken });
+    const b = await probe({ url: server.baseUrl, token: bob.accessToken });
+    await Promise.all([a.client.connect(), b.client.connect()]);
+    const members: string[] = [];
+    b.client.on('member', (e) => members.push(`${e.type}:${e.user.username}:${e.role ?? ''}:${e.by?.username ?? ''}`));
+    const renamed = uniqueName('renamed-');
+    expect((await api(server.baseUrl, 'PATCH', `/channels/${channelId}`, { name: renamed }, alice.accessToken)).status).toBe(200);
+    await eventually('bob sees the new name', () => b.client.conversation(channelId)?.name === renamed);
+    expect((await api(server.baseUrl, 'PATCH', `/channels/${channelId}/members/${bob.user.id}`, { role: 'admin' }, alice.accessToken)).status).toBe(200);
+    await eventually('bob sees his new role', () => members.includes(`updated:${bob.user.username}:admin:${alice.user.username}`));
+    expect((await api(server.baseUrl, 'DELETE', `/channels/${channelId}/members/${bob.user.id}`, undefined, alice.accessToken)).status).toBe(204);
+    await eventually('the channel leaves bob\'s list', () => b.client.conversation(channelId) === undefined);
+
+    // A hidden DM leaves the list; its next message brings it back, handed out once.
+    const hello = await a.client.send({ to: bob.user.username, text: 'hello' });
+    await eventually('bob has the DM', () => b.seqs(hello.channelId).length === 1);
+    expect((await api(server.baseUrl, 'POST', `/channels/${hello.channelId}/hide`, undefined, bob.accessToken)).status).toBe(204);
+    await eventually('hidden', () => b.client.conversation(hello.channelId) === undefined);
+    await a.client.send({ channelId: hello.channelId, text: 'still there?' });
+    await eventually('back with the message', () => b.client.conversation(hello.channelId)?.lastMessage?.text === 'still there?');
+    expect(b.texts(hello.channelId)).toEqual(['hello', 'still there?']);
+    expect(a.violations.concat(b.violations)).toEqual([]);
+  });
+
   it('token expiry: the server closes with 1008, getToken refreshes, the session resumes without losing a message', async () => {
     const expiring = serverEnv(db.url, { JWT_TTL: '4s' });
     const short = await ServerProcess.start(expiring);
