@@ -282,6 +282,43 @@ describe('SDK against the built server (SQLite)', () => {
     expect(a.violations.concat(b.violations)).toEqual([]);
   });
 
+  it('resume in small pages while live frames keep coming: every message once, in order, every change in its final state', async () => {
+    const alice = await signUp(server.baseUrl);
+    const bob = await signUp(server.baseUrl);
+    const channelId = await channel(server.baseUrl, alice.accessToken, [bob.user.username]);
+    const proxy = await TcpProxy.start(server.port);
+    try {
+      const a = await probe({ url: proxy.url, token: alice.accessToken, syncPageSize: 5 }, server.baseUrl);
+      const b = await probe({ url: server.baseUrl, token: bob.accessToken });
+      await Promise.all([a.client.connect(), b.client.connect()]);
+      for (let i = 1; i <= 3; i++) await b.client.send({ channelId, text: `p${i}` });
+      await eventually('alice has 3', () => a.seqs(channelId).length === 3);
+      proxy.down = true;
+      proxy.reset();
+      await eventually('alice cut off', () => a.client.state === 'reconnecting');
+      for (let i = 4; i <= 40; i++) await b.client.send({ channelId, text: `p${i}` });
+      for (const seq of [1, 2, 3, 10]) await b.client.edit(channelId, seq, `p${seq} edited`);
+      // Back, while bob keeps sending: live frames arrive ahead of, and between, the pages.
+      const syncsBefore = a.frames.filter((f) => f === 'out sync').length;
+      proxy.down = false;
+      const more: Promise<Message>[] = [];
+      for (let i = 41; i <= 60; i++) {
+        more.push(b.client.send({ channelId, text: `p${i}` }));
+        await sleep(10);
+      }
+      await Promise.all(more);
+      await eventually('alice has 60', () => a.seqs(channelId).length >= 60, 30000);
+      await sleep(500);
+      expect(a.seqs(channelId)).toEqual(seqs(60));
+      expect(a.texts(channelId).slice(3, 60)).toEqual(seqs(60, 4).map((i) => (i === 10 ? 'p10 edited' : `p${i}`)));
+      expect(a.frames.filter((f) => f === 'out sync').length - syncsBefore).toBeGreaterThanOrEqual(8); // 37+ messages, 5 a page
+      // The three edits of messages she had: once each, final text.
+      expect(a.updates.map((u) => [u.seq, u.text]).sort()).toEqual([[1, 'p1 edited'], [2, 'p2 edited'], [3, 'p3 edited']]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('token expiry: the server closes with 1008, getToken refreshes, the session resumes without losing a message', async () => {
     const expiring = serverEnv(db.url, { JWT_TTL: '4s' });
     const short = await ServerProcess.start(expiring);

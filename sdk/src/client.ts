@@ -80,6 +80,8 @@ export interface ParleyClientOptions {
   backoff?: { baseMs?: number; maxMs?: number };
   /** A connection that has not shown `session.ready` within this is dropped and retried (ms). */
   connectTimeoutMs?: number;
+  /** Messages (and changes) per `sync` page, 1 to 200 (default: the server's, 200). */
+  syncPageSize?: number;
   /** Every frame in and out, for debugging and contract tests. */
   onFrame?: (direction: 'in' | 'out', event: string, data: unknown) => void;
 }
@@ -708,7 +710,8 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     const channels: ClientEventMap['sync']['channels'] = {};
     let n = 0;
     const flush = () => {
-      if (n > 0) this.sendFrame('sync', { channels: { ...channels }, ref: `s${++this.refCounter}` });
+      const limit = this.opts.syncPageSize;
+      if (n > 0) this.sendFrame('sync', { channels: { ...channels }, ref: `s${++this.refCounter}`, ...(limit ? { limit } : {}) });
       for (const k of Object.keys(channels)) delete channels[k];
       n = 0;
     };

@@ -13,6 +13,8 @@ export class SdkProbe {
   readonly updates: Message[] = [];
   readonly states: { state: string; closeCode?: number; error?: string }[] = [];
   readonly violations: string[] = [];
+  /** Every frame's direction and event, in order. */
+  readonly frames: string[] = [];
 
   private constructor(readonly client: ParleyClient) {
     client.on('message', (m) => {
@@ -33,6 +35,7 @@ export class SdkProbe {
       ...options,
       WebSocket: WebSocket as unknown as WebSocketConstructor,
       onFrame: (direction, event, data) => {
+        probe?.frames.push(`${direction} ${event}`);
         const frame = { event, data };
         const problem = direction === 'in' ? contract?.checkServerFrame(frame) : contract && !contract.allowsClientFrame(frame) ? `client frame off the document: ${JSON.stringify(frame).slice(0, 300)}` : null;
         if (problem) {
