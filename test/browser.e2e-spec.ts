@@ -197,4 +197,59 @@ const T = 20000; // generous: a loaded 2-core machine
     expect(await log(alice).getByText('Sending…').count()).toBe(0);
     expect(errors).toEqual([]);
   }, 240000);
+
+  /** Presses Tab until the focused control is the one named `name` (keyboard reachability). */
+  async function tabTo(p: Page, name: RegExp, max = 40): Promise<void> {
+    for (let i = 0; i < max; i++) {
+      await p.keyboard.press('Tab');
+      const focused = (await p.evaluate(`(() => { const e = document.activeElement; return e ? (e.getAttribute('aria-label') || (e.labels && e.labels[0] && e.labels[0].textContent) || e.textContent || '').trim() : ''; })()`)) as string;
+      if (name.test(focused)) return;
+    }
+    throw new Error(`${name} not reached with the Tab key`);
+  }
+
+  /** Every button, input and textarea has a name a screen reader announces. */
+  async function unlabelled(p: Page): Promise<string[]> {
+    return (await p.evaluate(`[...document.querySelectorAll('button, input, textarea')].filter((e) => !(e.getAttribute('aria-label') || (e.labels && e.labels.length && e.labels[0].textContent.trim()) || e.textContent.trim())).map((e) => e.outerHTML.slice(0, 80))`)) as string[];
+  }
+
+  it('keyboard only, with a label on every control: log in, find a user, message them, reply and cancel with Escape', async () => {
+    const suffix = Math.random().toString(36).slice(2, 6);
+    const { register } = await import('../sdk/src/index.js');
+    const dana = await register(server.baseUrl, { username: `dana_${suffix}`, password: PASSWORD });
+    const erin = await register(server.baseUrl, { username: `erin_${suffix}`, password: PASSWORD });
+    const p = await page({ width: 390, height: 780 }, true);
+    expect(await unlabelled(p)).toEqual([]);
+    await tabTo(p, /^Username$/);
+    await p.keyboard.type(dana.user.username);
+    await p.keyboard.press('Tab');
+    await p.keyboard.type(PASSWORD);
+    await p.keyboard.press('Enter'); // the form's default action: Log in
+    await p.getByText(`Signed in as ${dana.user.username}`).waitFor();
+    expect(await unlabelled(p)).toEqual([]);
+
+    await tabTo(p, /^Find a user$/);
+    await p.keyboard.type(`erin_${suffix}`);
+    await p.getByRole('button', { name: `Message ${erin.user.username}` }).waitFor();
+    await tabTo(p, new RegExp(`^Message ${erin.user.username}$`));
+    await p.keyboard.press('Enter');
+    await p.getByRole('heading', { name: erin.user.username }).waitFor();
+    await tabTo(p, /^Message$/);
+    await p.keyboard.type('typed from the keyboard');
+    await p.keyboard.press('Enter');
+    await log(p).getByText('typed from the keyboard').waitFor();
+    await log(p).locator('li.message:not(.outgoing)', { hasText: 'typed from the keyboard' }).waitFor();
+    expect(await unlabelled(p)).toEqual([]);
+
+    await tabTo(p, /^Reply to /);
+    await p.keyboard.press('Enter'); // focus moves to the composer
+    await p.getByRole('button', { name: 'Cancel reply' }).waitFor();
+    expect(await p.evaluate('document.activeElement.id')).toBe('composer');
+    await p.keyboard.press('Escape');
+    await eventually('the reply is cancelled', async () => (await p.getByRole('button', { name: 'Cancel reply' }).count()) === 0, T);
+    await tabTo(p, /^Back to conversations$/);
+    await p.keyboard.press('Enter');
+    await p.getByRole('button', { name: new RegExp(`^${erin.user.username}`) }).waitFor();
+    expect(errors).toEqual([]);
+  }, 120000);
 });

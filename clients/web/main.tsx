@@ -447,7 +447,7 @@ function Outgoing({ o }: { o: OutgoingMessage }) {
 let composerText: ((t: string) => void) | null = null;
 function focusComposer(text?: string) {
   if (text !== undefined) composerText?.(text);
-  requestAnimationFrame(() => document.getElementById('composer')?.focus());
+  document.getElementById('composer')?.focus(); // always there while a conversation is open
 }
 
 function Composer({ channel }: { channel: ChatConversation }) {
@@ -468,6 +468,14 @@ function Composer({ channel }: { channel: ChatConversation }) {
     s.replyTo = s.editing = null;
     s.changed();
   };
+  // Escape cancels a reply or an edit wherever the focus is.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape' && (s.replyTo || s.editing)) cancel();
+    };
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  });
   const submit = () => {
     const body = text.trim();
     if (!body) return;
@@ -525,7 +533,7 @@ function Composer({ channel }: { channel: ChatConversation }) {
             if (e.key === 'Enter' && !e.shiftKey) {
               e.preventDefault();
               submit();
-            } else if (e.key === 'Escape') cancel();
+            }
           }}
         />
         <button type="submit">{editing ? 'Save' : 'Send'}</button>
