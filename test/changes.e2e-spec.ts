@@ -305,6 +305,19 @@ describe.each(DATABASES)('messages that change on %s', (db) => {
       expect((await search(a, { q: word, channelId: priv }).expect(404)).body.code).toBe('not_found');
     });
 
+    it('finds a message sent a moment ago, in its edited state, even before the background indexing ran', async () => {
+      const a = await user();
+      const channelId = await createChannel(t, a);
+      const w = `fresh${Math.random().toString(36).slice(2, 8)}`;
+      await send(a, channelId, `old${w} words`);
+      await edit(a, channelId, 1, `new${w} words`).expect(200);
+      expect((await search(a, { q: `old${w}` }).expect(200)).body.hits).toEqual([]);
+      expect((await search(a, { q: `new${w}` }).expect(200)).body.hits.map((h: any) => h.message.seq)).toEqual([1]);
+      await edit(a, channelId, 1, `third${w}`).expect(200); // indexed now: the trigger keeps it in step
+      expect((await search(a, { q: `new${w}` }).expect(200)).body.hits).toEqual([]);
+      expect((await search(a, { q: `third${w}` }).expect(200)).body.hits).toHaveLength(1);
+    });
+
     it('refuses queries without a word and bad cursors (400); punctuation and injection attempts never fail', async () => {
       const a = await user();
       const channelId = await createChannel(t, a);

@@ -155,6 +155,7 @@ export class MessagesService implements OnModuleInit {
       throw new AppError('invalid_payload', 'q must contain a word (letters or digits)', { fields: { q: ['q must contain a word (letters or digits)'] } });
     }
     if (q.channelId !== undefined) await this.channels.requireMember(q.channelId, caller.id);
+    await this.messageStore.indexPending(); // every message stored before the search is found
     const rows = await this.messageStore.search({ userId: caller.id, terms, channelId: q.channelId, before: q.before?.toLowerCase(), limit: q.limit });
     const hits = rows.slice(0, q.limit).map((r) => ({ message: rowToMessage(r) }));
     const nextCursor = rows.length > q.limit ? hits[hits.length - 1].message.id : null;
@@ -201,6 +202,7 @@ export class MessagesService implements OnModuleInit {
     if (created.length > 0) {
       this.metrics.messagesSent.inc(created.length);
       this.bus.publish('messages.created', { messages: created });
+      this.messageStore.scheduleIndexing();
     }
     if (updated.length > 0) this.bus.publish('messages.updated', { messages: updated, origin });
   }

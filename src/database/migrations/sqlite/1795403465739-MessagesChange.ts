@@ -5,7 +5,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 // replies, mentions (a row per mentioned user, for mentionCount; the rendered list rides on the
 // message), reactions (a row per user and emoji; the rendered summary rides on the message), and
 // the full-text index: an FTS5 table over messages' own text (external content, so the text is
-// stored once), kept in step by triggers. The FTS rows are keyed by the messages' rowid, which a
+// stored once), filled in batches by SearchIndex (MessageStore.indexPending) and kept in step with
+// edits and deletes by triggers. The FTS rows are keyed by the messages' rowid, which a
 // VACUUM may renumber on a table without an INTEGER PRIMARY KEY: after a VACUUM run
 // `INSERT INTO messages_fts(messages_fts) VALUES('rebuild')` (docs/deployment.md says so).
 export class MessagesChange1795403465739 implements MigrationInterface {
@@ -26,14 +27,28 @@ export class MessagesChange1795403465739 implements MigrationInterface {
     await queryRunner.query(`CREATE TABLE "reactions" ("message_id" varchar(36) NOT NULL, "user_id" varchar(36) NOT NULL, "emoji" varchar(64) NOT NULL, "created_at" bigint NOT NULL, PRIMARY KEY ("message_id", "user_id", "emoji"), CONSTRAINT "fk_reactions_message" FOREIGN KEY ("message_id") REFERENCES "messages" ("id") ON DELETE CASCADE, CONSTRAINT "fk_reactions_user" FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE)`);
     await queryRunner.query(`CREATE INDEX "idx_reactions_user" ON "reactions" ("user_id")`);
     await queryRunner.query(`CREATE VIRTUAL TABLE "messages_fts" USING fts5(text, content='messages', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2')`);
-    await queryRunner.query(`CREATE TRIGGER "messages_fts_insert" AFTER INSERT ON "messages" BEGIN INSERT INTO messages_fts(rowid, text) VALUES (new.rowid, new.text); END`);
-    await queryRunner.query(`CREATE TRIGGER "messages_fts_delete" AFTER DELETE ON "messages" BEGIN INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.rowid, old.text); END`);
-    await queryRunner.query(`CREATE TRIGGER "messages_fts_update" AFTER UPDATE OF "text" ON "messages" BEGIN INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.rowid, old.text); INSERT INTO messages_fts(rowid, text) VALUES (new.rowid, new.text); END`);
-    await queryRunner.query(`INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')`);
+    // New messages are indexed in batches by SearchIndex (off the send path: one FTS insert per
+    // message in every small commit cost a third of a lone sender's throughput), up to
+    // `indexed_rowid`. Changes of indexed rows are kept in step here, by triggers; a row above
+    // the mark is indexed later in its state of then. A delete of the newest rows lowers the mark
+    // to the newest row left, so a rowid SQLite hands out again is indexed again.
+    await queryRunner.query(`CREATE TABLE "messages_fts_state" ("id" integer PRIMARY KEY CHECK ("id" = 1), "indexed_rowid" integer NOT NULL)`);
+    await queryRunner.query(`INSERT INTO messages_fts(rowid, text) SELECT rowid, text FROM messages`);
+    await queryRunner.query(`INSERT INTO "messages_fts_state" ("id", "indexed_rowid") SELECT 1, coalesce(max(rowid), 0) FROM messages`);
+    const indexed = `(SELECT indexed_rowid FROM messages_fts_state WHERE id = 1)`;
+    await queryRunner.query(`CREATE TRIGGER "messages_fts_delete" AFTER DELETE ON "messages" WHEN old.rowid <= ${indexed} BEGIN
+      INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+      UPDATE messages_fts_state SET indexed_rowid = (SELECT coalesce(max(rowid), 0) FROM messages) WHERE id = 1 AND indexed_rowid > (SELECT coalesce(max(rowid), 0) FROM messages);
+    END`);
+    await queryRunner.query(`CREATE TRIGGER "messages_fts_update" AFTER UPDATE OF "text" ON "messages" WHEN old.rowid <= ${indexed} BEGIN
+      INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+      INSERT INTO messages_fts(rowid, text) VALUES (new.rowid, new.text);
+    END`);
   }
 
   public async down(queryRunner: QueryRunner): Promise<void> {
-    for (const t of ['messages_fts_update', 'messages_fts_delete', 'messages_fts_insert']) await queryRunner.query(`DROP TRIGGER "${t}"`);
+    for (const t of ['messages_fts_update', 'messages_fts_delete']) await queryRunner.query(`DROP TRIGGER "${t}"`);
+    await queryRunner.query(`DROP TABLE "messages_fts_state"`);
     await queryRunner.query(`DROP TABLE "messages_fts"`);
     await queryRunner.query(`DROP TABLE "reactions"`);
     await queryRunner.query(`DROP TABLE "message_mentions"`);
