@@ -58,7 +58,7 @@ const INSERT_CHUNK = 100;
  */
 /** Messages per indexing transaction, and how long after a send the indexing runs. */
 const INDEX_BATCH = 5000;
-const INDEX_DELAY_MS = 200;
+const INDEX_DELAY_MS = 1000;
 
 @Injectable()
 export class MessageStore implements OnApplicationBootstrap {
