@@ -1,7 +1,7 @@
 // Scenario: message search (protocol v1.1) on 100,000 messages. GET /search/messages for a
 // handful of query kinds, one client at a time (latency), then 8 at a time (throughput).
-// The messages go straight into SQLite through the FTS triggers Parley's migration made (the
-// index is built exactly as Parley's own inserts build it), then Parley serves the searches.
+// The messages go straight into SQLite; Parley indexes them when it starts (the batches it
+// writes a second after sends, see MessageStore.indexPending), then serves the searches.
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { startTarget } from '../lib/targets.mjs';
