@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
 import { createChannel, DATABASES, registerUser, suiteApp, TestApp, TestUser } from './helpers/test-app.js';
 import { TestClient } from './helpers/ws-client.js';
 
@@ -131,6 +132,19 @@ describe.each(DATABASES)('messages that change on %s', (db) => {
         expect(res.body).toMatchObject({ code: 'forbidden', details: { reason: 'archived' } });
       }
       expect((await history(c, channelId))[1]).toMatchObject({ text: 'two', rev: 2, reactions: [] });
+    });
+
+    it("the writer refuses sends and changes to a channel archived behind memory's back (another instance's archive, a bus round trip ago)", async () => {
+      const [a, b] = [await user(), await user()];
+      const channelId = await createChannel(t, a, [b]);
+      await send(a, channelId, 'before');
+      // What another instance's archive looks like here until its bus change arrives: the row says archived, memory does not.
+      await t.app.get(DataSource).query(`UPDATE channels SET archived_at = 1 WHERE id = ${db === 'postgres' ? '$1' : '?'}`, [channelId]);
+      const sent = await t.http().post(`/channels/${channelId}/messages`).set(b.auth).send({ text: 'after', clientMsgId: randomUUID() }).expect(403);
+      expect(sent.body).toMatchObject({ code: 'forbidden', details: { reason: 'archived' } });
+      expect((await edit(a, channelId, 1, 'changed').expect(403)).body.details).toEqual({ reason: 'archived' });
+      expect((await react(b, channelId, 1, '👍').expect(403)).body.details).toEqual({ reason: 'archived' });
+      expect((await history(a, channelId)).map((m) => [m.seq, m.text, m.rev])).toEqual([[1, 'before', 1]]);
     });
 
     it('deleted messages leave the unread count, and a deleted last message is a tombstone preview', async () => {

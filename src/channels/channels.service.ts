@@ -383,7 +383,7 @@ export function webhookChannel(c: Channel): WebhookChannel {
 
 /** An archived channel is read-only: the one refusal every write path shares (HTTP and WebSocket alike). */
 export function assertNotArchived(state: ChannelState): void {
-  if ((state.archivedAt ?? null) !== null) throw new AppError('forbidden', 'this channel is archived (read-only)', { reason: 'archived' });
+  if ((state.archivedAt ?? null) !== null) throw AppError.archived();
 }
 
 /** A DM this member hid, with no message since (see Membership.hiddenSeq). */

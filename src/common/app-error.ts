@@ -65,6 +65,11 @@ export class AppError extends Error {
   static forbidden(message: string): AppError {
     return new AppError('forbidden', message);
   }
+
+  /** A write to an archived (read-only) channel: one refusal for every path. */
+  static archived(): AppError {
+    return new AppError('forbidden', 'this channel is archived (read-only)', { reason: 'archived' });
+  }
 }
 
 /**

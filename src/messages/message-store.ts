@@ -13,7 +13,7 @@ export interface MessageBatchOps {
   findExisting(pairs: { senderId: string; clientMsgId: string }[]): Promise<Map<string, MessageView>> | Map<string, MessageView>;
   /** Which of these (channelId, userId) pairs are memberships, keyed `${channelId}\u0000${userId}`. */
   findMembers(pairs: { channelId: string; userId: string }[]): Promise<Set<string>> | Set<string>;
-  /** Adds n to the channel's head_seq and head_rev and returns the new heads (null: no such channel). */
+  /** Adds n to the channel's head_seq and head_rev and returns the new heads (null: no such channel, or archived). */
   bumpHead(channelId: string, n: number): Promise<Heads | null> | Heads | null;
   /** Locks the channel's row (PostgreSQL; SQLite's writer is alone anyway) and reads its heads. */
   lockChannel(channelId: string): Promise<Heads | null> | Heads | null;
@@ -41,6 +41,8 @@ export interface MessageBatchOps {
 export interface Heads {
   headSeq: number;
   headRev: number;
+  /** lockChannel only: the channel is archived (read-only). */
+  archived?: boolean;
 }
 
 export const pairKey = (senderId: string, clientMsgId: string) => `${senderId}\u0000${clientMsgId}`;
@@ -276,8 +278,8 @@ class SqliteOps implements MessageBatchOps {
     this.lookup = db.prepare(
       `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.sender_id = ? AND m.client_msg_id = ?`,
     );
-    this.bump = db.prepare('UPDATE channels SET head_seq = head_seq + ?, head_rev = head_rev + ? WHERE id = ? RETURNING head_seq, head_rev');
-    this.heads = db.prepare('SELECT head_seq, head_rev FROM channels WHERE id = ?');
+    this.bump = db.prepare('UPDATE channels SET head_seq = head_seq + ?, head_rev = head_rev + ? WHERE id = ? AND archived_at IS NULL RETURNING head_seq, head_rev');
+    this.heads = db.prepare('SELECT head_seq, head_rev, archived_at FROM channels WHERE id = ?');
     this.headRev = db.prepare('UPDATE channels SET head_rev = ? WHERE id = ?');
     this.one = db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.channel_id = ? AND m.seq = ?`);
     this.role = db.prepare('SELECT role FROM memberships WHERE channel_id = ? AND user_id = ?');
@@ -336,8 +338,8 @@ class SqliteOps implements MessageBatchOps {
   }
 
   lockChannel(channelId: string): Heads | null {
-    const row = this.heads.get(channelId) as { head_seq: number; head_rev: number } | undefined;
-    return row ? { headSeq: row.head_seq, headRev: row.head_rev } : null;
+    const row = this.heads.get(channelId) as { head_seq: number; head_rev: number; archived_at: number | null } | undefined;
+    return row ? { headSeq: row.head_seq, headRev: row.head_rev, archived: row.archived_at !== null } : null;
   }
 
   setHeadRev(channelId: string, rev: number): void {
@@ -440,15 +442,18 @@ class PostgresOps implements MessageBatchOps {
 
   async bumpHead(channelId: string, n: number): Promise<Heads | null> {
     const rows = await this.rows<{ head_seq: number; head_rev: number }>(
-      'UPDATE channels SET head_seq = head_seq + $1, head_rev = head_rev + $1 WHERE id = $2 RETURNING head_seq, head_rev',
+      'UPDATE channels SET head_seq = head_seq + $1, head_rev = head_rev + $1 WHERE id = $2 AND archived_at IS NULL RETURNING head_seq, head_rev',
       [n, channelId],
     );
     return rows.length ? { headSeq: Number(rows[0].head_seq), headRev: Number(rows[0].head_rev) } : null;
   }
 
   async lockChannel(channelId: string): Promise<Heads | null> {
-    const rows = await this.rows<{ head_seq: number; head_rev: number }>('SELECT head_seq, head_rev FROM channels WHERE id = $1 FOR UPDATE', [channelId]);
-    return rows.length ? { headSeq: Number(rows[0].head_seq), headRev: Number(rows[0].head_rev) } : null;
+    const rows = await this.rows<{ head_seq: number; head_rev: number; archived_at: string | null }>(
+      'SELECT head_seq, head_rev, archived_at FROM channels WHERE id = $1 FOR UPDATE',
+      [channelId],
+    );
+    return rows.length ? { headSeq: Number(rows[0].head_seq), headRev: Number(rows[0].head_rev), archived: rows[0].archived_at !== null } : null;
   }
 
   async setHeadRev(channelId: string, rev: number): Promise<void> {

@@ -259,7 +259,9 @@ export class MessageWriter {
         continue;
       }
       const head = await ops.bumpHead(channelId, idx.length);
-      if (head === null) throw AppError.notFound('channel');
+      // No row: gone, or archived since the in-memory check let these sends in (another
+      // instance's archive, a bus round trip ago). The batch splits down to these sends.
+      if (head === null) throw (await ops.lockChannel(channelId)) ? AppError.archived() : AppError.notFound('channel');
       heads.set(channelId, head);
       idx.forEach((i, k) => {
         const r = reqs[i];
@@ -310,8 +312,8 @@ export class MessageWriter {
     for (const i of changeIdx) {
       const r = all[i] as ChangeRequest;
       const head = heads.get(r.channelId);
-      if (!head) {
-        outcomes[i] = AppError.notFound('channel');
+      if (!head || head.archived) {
+        outcomes[i] = head ? AppError.archived() : AppError.notFound('channel');
         continue;
       }
       try {
