@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Parley benchmark harness. Usage: node bench/run.mjs [--quick] [--only fanout,ingest,connections,history,inbound,cluster,search]
+// Parley benchmark harness. Usage: node bench/run.mjs [--quick] [--repeats N] [--only fanout,ingest,connections,history,inbound,cluster,search,window]
 //                                                     [--servers parley,ws,sio] [--keep]
 // See bench/README.md. Results: bench/results/<scenario>.json and bench/results/summary.json.
 import { spawnSync } from 'node:child_process';
@@ -17,14 +17,15 @@ import * as historyS from './scenarios/history.mjs';
 import * as inboundS from './scenarios/inbound.mjs';
 import * as clusterS from './scenarios/cluster.mjs';
 import * as searchS from './scenarios/search.mjs';
+import * as windowS from './scenarios/window.mjs';
 
-const SCENARIOS = { fanout: fanoutS, ingest: ingestS, connections: connectionsS, history: historyS, inbound: inboundS, cluster: clusterS, search: searchS };
+const SCENARIOS = { fanout: fanoutS, window: windowS, ingest: ingestS, connections: connectionsS, history: historyS, inbound: inboundS, cluster: clusterS, search: searchS };
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
 const opt = (name) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : (argv.find((a) => a.startsWith(`--${name}=`)) || '').split('=')[1]; };
 if (flag('help') || flag('h')) {
-  console.log('node bench/run.mjs [--quick] [--only fanout,ingest,connections,history,inbound,cluster,search] [--servers parley,ws,sio] [--keep]');
+  console.log('node bench/run.mjs [--quick] [--repeats N] [--only fanout,ingest,connections,history,inbound,cluster,search,window] [--servers parley,ws,sio] [--keep]');
   console.log('cluster: PostgreSQL from BENCH_PG_URL (else DATABASE_URL if postgres://, else postgres://postgres@127.0.0.1:5432/test), schema bench_cluster; its own redis-server (or BENCH_REDIS_URL)');
   process.exit(0);
 }
@@ -41,6 +42,8 @@ if (soft < Math.min(hard, 20_000) && !process.env.BENCH_ULIMIT_RAISED) {
 }
 
 const quick = flag('quick');
+// Fan-out rungs and window runs are repeated (median and spread): 3 by default, 1 with --quick.
+const repeats = Math.max(1, Math.min(9, Number(opt('repeats')) || (quick ? 1 : 3)));
 const only = (opt('only') || Object.keys(SCENARIOS).join(',')).split(',').filter(Boolean);
 for (const s of only) if (!SCENARIOS[s]) { console.error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(', ')}`); process.exit(2); }
 let kinds = (opt('servers') || 'parley,ws,sio').split(',').filter(Boolean);
@@ -54,7 +57,7 @@ mkdirSync(logDir, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), 'parley-bench-'));
 
 const ctx = {
-  quick, log, logDir, kinds, fdLimit: Math.min(soft, hard), keep: flag('keep'),
+  quick, repeats, log, logDir, kinds, fdLimit: Math.min(soft, hard), keep: flag('keep'),
   dbFile: join(work, 'bench.sqlite'),
   users: {
     fan: makeUsers('fan', 1000), // fan-out channel members
@@ -62,11 +65,12 @@ const ctx = {
     idle: makeUsers('idle', 1000), // idle connections (no shared channels: no presence fan-out)
     hist: makeUsers('hist', 1), // owner of the history channel
     inb: makeUsers('inb', 1), // alone in a channel: inbound cost
+    win: makeUsers('win', 500), // window scenario channel members
   },
   notes: [],
 };
 
-const summary = { startedAt: new Date().toISOString(), machine: { ...machineInfo(), fdLimit: ctx.fdLimit }, quick, scenarios: {}, ratios: {}, notes: ctx.notes };
+const summary = { startedAt: new Date().toISOString(), machine: { ...machineInfo(), fdLimit: ctx.fdLimit }, quick, repeats, scenarios: {}, ratios: {}, notes: ctx.notes };
 try {
   log(`machine: ${JSON.stringify(summary.machine)}`);
   if (kinds.includes('parley')) {
@@ -129,6 +133,9 @@ function goals(s) {
   const at = f?.parley?.fixed?.find((x) => x.target === 100_000);
   add('p50 <= 5 ms at 100k deliv/s', at ? `${at.p50} ms` : null, at?.p50 <= 5);
   add('p99 <= 50 ms at 100k deliv/s', at ? `${at.p99} ms` : null, at?.p99 <= 50);
+  const w = s.window?.servers;
+  const wp = w?.parley?.msgsPerSec, ww = w?.ws?.msgsPerSec;
+  add('Window: Parley >= 0.9x ws-ref throughput', wp && ww ? `${ratio(wp, ww)}x (${wp} vs ${ww} msgs/s)` : null, wp / ww >= 0.9);
   const c = s.connections?.servers;
   const big = (v) => v?.levels?.at(-1);
   const ph = big(c?.parley)?.heapPerConn, wh = big(c?.ws)?.heapPerConn;
