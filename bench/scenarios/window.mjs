@@ -49,7 +49,7 @@ async function runOne(ctx, kind) {
     const runs = [];
     for (let i = 0; i < ctx.repeats; i++) {
       const x = await pass({ t, sender, all, channelId, durationMs });
-      ctx.log(`  ${kind}: ${x.msgsPerSec} msgs/s, ${x.deliveriesPerSec} deliv/s, ack p50/p99 ${x.ackP50}/${x.ackP99} ms, e2e p50/p99 ${x.p50}/${x.p99} ms, srv ${x.serverCpuCores} cores, client ${x.clientCpu.join('/')}${x.noisy ? ' NOISY' : ''}`);
+      ctx.log(`  ${kind}: ${x.msgsPerSec} msgs/s, ${x.deliveriesPerSec} deliv/s, ack p50/p99 ${x.ackP50}/${x.ackP99} ms, e2e p50/p99 ${x.p50}/${x.p99} ms, srv ${x.serverCpuCores} cores, client ${x.clientCpu.join('/')}${x.clientBound ? ' CLIENT-BOUND' : ''}${x.noisy ? ' NOISY' : ''}`);
       runs.push(x);
     }
     // The run with the median throughput stands for the others; throughput and
@@ -59,6 +59,8 @@ async function runOne(ctx, kind) {
     for (const k of ['msgsPerSec', 'deliveriesPerSec', 'ackP50', 'ackP99', 'p50', 'p99', 'serverCpuCores', 'serverCpuUsPerMsg', 'serverEldP99Ms']) res[k] = median(runs.map((x) => x[k]));
     res.msgsPerSecMin = sorted[0].msgsPerSec;
     res.msgsPerSecMax = sorted.at(-1).msgsPerSec;
+    res.clientBound = runs.filter((x) => x.clientBound).length * 2 > runs.length;
+    res.noisy = runs.filter((x) => x.noisy).length * 2 > runs.length;
     res.runs = runs;
     return res;
   } finally {
@@ -101,6 +103,9 @@ async function pass({ t, sender, all, channelId, durationMs }) {
     serverCpuCores: round2(cpuS / wallS), serverCpuUsPerMsg: ss.acks ? Math.round((cpuS * 1e6) / ss.acks) : null,
     serverEldP99Ms: st.eld.p99, clientCpu, closed: { ...ss.closed, ...rs.closed },
   };
+  // Same rule as fan-out: a client process near a full core, or the client
+  // processes taking a whole core between them, make the figure a lower bound.
+  x.clientBound = clientCpu.some((c) => c >= 0.9) || clientCpu.reduce((a, b) => a + b, 0) >= 1.0;
   x.otherCores = round2(machine.busyCores - x.serverCpuCores - clientCpu.reduce((a, b) => a + b, 0));
   x.noisy = x.otherCores > 0.3 || machine.stealCores > 0.2;
   return x;
@@ -115,6 +120,7 @@ export function report(r, { table, ratio, LABEL }) {
     'deliv/s': v.deliveriesPerSec, 'frames/msg': v.deliveriesPerMsg, 'ack p50 ms': v.ackP50, 'ack p99 ms': v.ackP99,
     'e2e p50 ms': v.p50, 'e2e p99 ms': v.p99, 'srv cores': v.serverCpuCores, 'srv us/msg': v.serverCpuUsPerMsg,
     'srv EL p99 ms': v.serverEldP99Ms, 'client cores': v.clientCpu.join('+'), errors: v.errors || '', 'other cores': v.otherCores,
+    flags: [v.clientBound && 'client-bound', v.noisy && 'other load'].filter(Boolean).join(', '),
   });
   const p = r.servers.parley?.msgsPerSec, ratios = {};
   for (const ref of ['ws', 'sio']) {
