@@ -136,7 +136,7 @@ function goals(s) {
   const w = s.window?.servers;
   const wp = w?.parley?.msgsPerSec, ww = w?.ws?.msgsPerSec;
   add('Window: Parley >= 0.9x ws-ref throughput', wp && ww ? `${ratio(wp, ww)}x (${wp} vs ${ww} msgs/s)` : null, wp / ww >= 0.9,
-    ['parley', 'ws'].filter((k) => w[k]?.clientBound || w[k]?.noisy).map((k) => `${LABEL[k]} ${w[k].clientBound ? 'client-bound' : 'other load'}`).join(', '));
+    ['parley', 'ws'].filter((k) => w?.[k]?.clientBound || w?.[k]?.noisy).map((k) => `${LABEL[k]} ${w[k].clientBound ? 'client-bound' : 'other load'}`).join(', '));
   const c = s.connections?.servers;
   const big = (v) => v?.levels?.at(-1);
   const ph = big(c?.parley)?.heapPerConn, wh = big(c?.ws)?.heapPerConn;
