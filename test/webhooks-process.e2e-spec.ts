@@ -66,6 +66,8 @@ describe.each(DATABASES)('webhooks across kill -9 on %s', (db) => {
     receiver.decide = () => 204;
     server = await ServerProcess.start(env);
     await eventually('every message.created', () => new Set(receiver.ofType('message.created').map((r) => r.event.id)).size === acked.length, 30000);
+    // The user's and the channels' events are other keys, delivered on their own: wait for them too.
+    await eventually('the user.created and channel.created events', () => receiver.ofType('user.created').length >= 1 && receiver.ofType('channel.created').length >= 2, 30000);
     expect(receiver.ofType('user.created')).toHaveLength(1);
     expect(receiver.ofType('channel.created')).toHaveLength(2);
     for (const channelId of channels) {
