@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { freshDatabaseUrl, DATABASES, registerUser, startApp, startAppOn, suiteApp, TestApp } from './helpers/test-app.js';
-import { REDIS_SERVER_AVAILABLE, startRedis, TestRedis } from './helpers/redis-server.js';
+import { DATABASES, registerUser, startApp, suiteApp, TestApp } from './helpers/test-app.js';
+import { REDIS_SERVER_AVAILABLE } from './helpers/redis-server.js';
+import { twoAppsOnPostgres } from './helpers/two-instances.js';
 import { HandshakeRefused, TestClient } from './helpers/ws-client.js';
 
 /** Profiles, the server API (/admin with PARLEY_API_KEYS), system messages and the audit log. */
@@ -351,19 +352,11 @@ describe('deactivation across instances (PostgreSQL + Redis)', () => {
     it.skip('needs DATABASE_URL=postgres://… and redis-server: skipped', () => undefined);
     return;
   }
-  let redis: TestRedis;
+  const apps = twoAppsOnPostgres({ PARLEY_API_KEYS: KEY });
   let a: TestApp;
   let b: TestApp;
-  beforeAll(async () => {
-    redis = await startRedis();
-    const shared = freshDatabaseUrl('postgres');
-    a = await startAppOn({ url: shared.url, cleanup: async () => undefined }, { REDIS_URL: redis.url, PARLEY_API_KEYS: KEY });
-    b = await startAppOn(shared, { REDIS_URL: redis.url, PARLEY_API_KEYS: KEY });
-  });
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await redis?.stop();
+  beforeAll(() => {
+    ({ a, b } = apps);
   });
 
   it('deactivating on A closes the user\'s sockets on A and B (1008), and both refuse their tokens; system messages reach members on both', async () => {

@@ -2,7 +2,8 @@ import jwt from 'jsonwebtoken';
 import { DataSource } from 'typeorm';
 import { SessionStore } from '../src/auth/session.store.js';
 import { createChannel, DATABASES, freshDatabaseUrl, registerUser, suiteApp, startAppOn, TestApp, TestUser } from './helpers/test-app.js';
-import { REDIS_SERVER_AVAILABLE, startRedis, type TestRedis } from './helpers/redis-server.js';
+import { REDIS_SERVER_AVAILABLE } from './helpers/redis-server.js';
+import { twoAppsOnPostgres } from './helpers/two-instances.js';
 import { HandshakeRefused, TestClient } from './helpers/ws-client.js';
 
 const SECRET = 'test-secret-0123456789abcdef';
@@ -326,20 +327,11 @@ describe('sessions across instances (PostgreSQL + Redis)', () => {
     it.skip('needs DATABASE_URL=postgres://… and redis-server: skipped (two instances need a shared database and Redis)', () => undefined);
     return;
   }
-  let redis: TestRedis;
+  const apps = twoAppsOnPostgres();
   let a: TestApp;
   let b: TestApp;
-
-  beforeAll(async () => {
-    redis = await startRedis();
-    const shared = freshDatabaseUrl('postgres');
-    a = await startAppOn({ url: shared.url, cleanup: async () => undefined }, { REDIS_URL: redis.url });
-    b = await startAppOn(shared, { REDIS_URL: redis.url });
-  });
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await redis?.stop();
+  beforeAll(() => {
+    ({ a, b } = apps);
   });
 
   it("logout on instance A closes the session's socket on instance B with 1008, and B refuses its token", async () => {

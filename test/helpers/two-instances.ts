@@ -5,7 +5,7 @@ import { AppModule } from '../../src/app.module.js';
 import { configureApp } from '../../src/app.setup.js';
 import { loadConfig } from '../../src/config/app-config.js';
 import { startRedis } from './redis-server.js';
-import { type DbKind, freshDatabaseUrl, testEnv } from './test-app.js';
+import { type DbKind, freshDatabaseUrl, startAppOn, type TestApp, testEnv } from './test-app.js';
 import { TestClient } from './ws-client.js';
 
 export interface Instance {
@@ -76,6 +76,38 @@ export function twoInstances(kind: DbKind, env: Record<string, string> = {}) {
       const { client } = await TestClient.connect(url, token);
       clients.push(client);
       return client;
+    },
+  };
+}
+
+/**
+ * Two full TestApps (HTTP + WebSocket, as startAppOn builds them) on one fresh PostgreSQL
+ * database and a redis-server of their own, for suites that drive TestApp helpers on both.
+ * Started in beforeAll, closed in afterAll. Call it inside a describe that is skipped when
+ * PostgreSQL or redis-server is missing.
+ */
+export function twoAppsOnPostgres(env: Record<string, string> = {}) {
+  let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
+  let a: TestApp | undefined;
+  let b: TestApp | undefined;
+  beforeAll(async () => {
+    redis = await startRedis();
+    const shared = freshDatabaseUrl('postgres');
+    // The first leaves the database alone when it closes; the second drops it.
+    a = await startAppOn({ url: shared.url, cleanup: async () => undefined }, { REDIS_URL: redis.url, ...env });
+    b = await startAppOn(shared, { REDIS_URL: redis.url, ...env });
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await redis?.stop();
+  });
+  return {
+    get a(): TestApp {
+      return a!;
+    },
+    get b(): TestApp {
+      return b!;
     },
   };
 }
