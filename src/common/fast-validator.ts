@@ -1,9 +1,13 @@
-import { defaultMetadataStorage } from 'class-transformer/cjs/storage.js';
+import { createRequire } from 'node:module';
+import type { MetadataStorage as TransformerMetadata } from 'class-transformer/types/MetadataStorage.js';
 import {
   getMetadataStorage, isInt, isObject, isString, isUUID, length, matches, max, maxLength, min, minLength, ValidationTypes,
 } from 'class-validator';
 import { TransformationType } from 'class-transformer';
 import { codePointLength, STRING_LENGTH } from './string-field.decorator.js';
+
+/** class-transformer's metadata (what its decorators wrote): the package exports no path to it. */
+const { defaultMetadataStorage } = createRequire(import.meta.url)('class-transformer/cjs/storage.js') as { defaultMetadataStorage: TransformerMetadata };
 
 /**
  * A DTO's decorators compiled once into a plain function: `(plain) => dto | undefined`. It
