@@ -23,6 +23,9 @@ export function codePointLength(s: string): number {
   return n;
 }
 
+/** The name of StringField's length constraint (the fast validator knows it by this name). */
+export const STRING_LENGTH = 'stringLength';
+
 /**
  * A string field of `min` to `max` characters (code points), optionally matching `pattern`, for
  * validation and for OpenAPI (`minLength`, `maxLength`, `pattern`) in one decorator. `each`: every
@@ -36,7 +39,7 @@ export function StringField(opts: { min?: number; max?: number; each?: boolean; 
     IsString({ each }),
     ValidateBy(
       {
-        name: 'stringLength',
+        name: STRING_LENGTH,
         constraints: [min, max],
         validator: {
           validate: (value: unknown) => typeof value === 'string' && codePointLength(value) >= min && codePointLength(value) <= max,

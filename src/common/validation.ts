@@ -1,6 +1,7 @@
 import { ArgumentMetadata, ValidationError, ValidationPipe } from '@nestjs/common';
 import { validateSync, type ValidatorOptions } from 'class-validator';
 import { AppError } from './app-error.js';
+import { fastValidator } from './fast-validator.js';
 import { findRefusedString } from './text-hygiene.js';
 
 /**
@@ -17,28 +18,40 @@ export function validationDetails(errors: ValidationError[], prefix = ''): Recor
   return out;
 }
 
-/**
- * A hand-written check for a DTO on a hot path. It returns the DTO when the payload is plainly
- * valid, and undefined whenever it is unsure: then the decorators decide, and word the errors.
- * It must be at least as strict as the decorators (a property test holds each one to that).
- */
-export type FastParser<T> = (value: unknown) => T | undefined;
-const fastParsers = new Map<Function, FastParser<object>>();
+/** DTOs whose compiled validator (fast-validator.ts) the pipe tries before the decorators' path. */
+const compiledDtos = new Set<Function>();
 
-export function registerFastParser<T extends object>(dto: new () => T, parse: FastParser<T>): void {
-  fastParsers.set(dto, parse);
+export function useCompiledValidator(...dtos: (new () => object)[]): void {
+  for (const dto of dtos) compiledDtos.add(dto);
+}
+
+/**
+ * What the pipe returns for a payload its fast path accepts: the DTO when the payload is free of
+ * refused strings and the compiled validator accepts it, else undefined (the decorators decide).
+ */
+export function fastTransform<T extends object>(dto: new () => T, value: unknown): T | undefined {
+  return findRefusedString(value) ? undefined : fastValidator(dto)(value);
 }
 
 /**
  * ValidationPipe with class-validator's synchronous validator (none of our DTOs has an async
- * rule, and the async one costs a cascade of promises on every inbound frame), and the fast
- * parsers of the DTOs that have one.
+ * rule, and the async one costs a cascade of promises on every inbound frame), and the compiled
+ * validators of the DTOs that use one (`fast: false`: the decorators' path only, for the tests
+ * that hold the compiled validators to it).
  */
 class SyncValidationPipe extends ValidationPipe {
+  constructor(
+    options: ConstructorParameters<typeof ValidationPipe>[0],
+    private readonly fast: boolean,
+  ) {
+    super(options);
+  }
+
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     const refused = findRefusedString(value);
     if (refused) throw invalidPayload({ [refused.path]: [`${refused.path} ${refused.problem}`] });
-    const fast = metadata.metatype && fastParsers.get(metadata.metatype)?.(value);
+    const dto = metadata.metatype;
+    const fast = this.fast && dto && compiledDtos.has(dto) ? fastValidator(dto as new () => object)(value) : undefined;
     return fast ?? super.transform(value, metadata);
   }
 
@@ -48,7 +61,7 @@ class SyncValidationPipe extends ValidationPipe {
 }
 
 /** The one ValidationPipe of the project: whitelist, transform, and AppError on failure. */
-export function createValidationPipe(): ValidationPipe {
+export function createValidationPipe({ fast = true }: { fast?: boolean } = {}): ValidationPipe {
   return new SyncValidationPipe({
     whitelist: true,
     forbidNonWhitelisted: true,
@@ -56,7 +69,7 @@ export function createValidationPipe(): ValidationPipe {
     // Cheaper and clearer: one message per field is plenty for a client to act on.
     stopAtFirstError: true,
     exceptionFactory: (errors) => invalidPayload(validationDetails(errors)),
-  });
+  }, fast);
 }
 
 /** The `invalid_payload` error of a refused payload, naming its first bad field. */

@@ -14,6 +14,14 @@ import { SessionService, connectionOf } from './session.service.js';
 import { WsErrorFilter } from './ws-exception.filter.js';
 
 /**
+ * The hot events: ParleyWsAdapter calls their handlers below directly (fast-routes.ts), with the
+ * DTO's compiled validator, without Nest's per-frame pipe, filter, context and rxjs machinery.
+ * Their payloads that the compiled validator does not accept still go through Nest (the pipe
+ * words the error), and so do all other events.
+ */
+export const HOT_EVENTS = ['message.send', 'read', 'typing', 'ping'] as const;
+
+/**
  * Protocol v1 at /ws. Thin on purpose: each handler takes a validated frame and delegates.
  * Errors (validation included) become `error` frames through WsErrorFilter.
  */

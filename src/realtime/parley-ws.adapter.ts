@@ -7,9 +7,13 @@ import type { RawData, WebSocket } from 'ws';
 import { jsonTooDeep, TOO_DEEP_MESSAGE } from '../common/json-depth.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { MetricsService } from '../metrics/metrics.service.js';
+import { fastTransform } from '../common/validation.js';
+import { ChatGateway, HOT_EVENTS } from './chat.gateway.js';
 import { CLOSE, Connection } from './connection.js';
+import { type FastRoute, fastRoutes } from './fast-routes.js';
 import { frame } from './server-events.js';
 import { connectionOf, SessionService } from './session.service.js';
+import { WsErrorFilter } from './ws-exception.filter.js';
 
 /** Rate-limited frames in a row after which a connection is closed as abusive (1008). */
 const MAX_STRIKES = 100;
@@ -27,13 +31,19 @@ const MAX_STRIKES = 100;
 export class ParleyWsAdapter extends WsAdapter {
   private readonly log = new Logger('ParleyWsAdapter');
 
+  /** The hot events' handlers, called without Nest's per-frame pipeline (see fast-routes.ts). */
+  private routes?: Map<string, FastRoute>;
+  /** The gateway's error mapping, for the errors of the fast routes. */
+  private readonly errorFilter: WsErrorFilter;
+
   constructor(
-    app: INestApplicationContext,
+    private readonly nest: INestApplicationContext,
     private readonly session: SessionService,
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
   ) {
-    super(app);
+    super(nest);
+    this.errorFilter = new WsErrorFilter(metrics);
   }
 
   override create(port: number, options: Record<string, unknown> & { path?: string } = {}) {
@@ -51,6 +61,7 @@ export class ParleyWsAdapter extends WsAdapter {
     handlers: MessageMappingProperties[],
     transform: (data: unknown) => Observable<unknown>,
   ): void {
+    this.routes ??= fastRoutes(this.nest.get(ChatGateway, { strict: false }), HOT_EVENTS);
     // Kept on the socket and read by one shared listener: no Map or closure per connection.
     (client as Dispatchable)[HANDLERS] = { handlers, transform, adapter: this };
     client.on('message', onMessage);
@@ -63,7 +74,7 @@ export class ParleyWsAdapter extends WsAdapter {
     if (!conn || conn.closed || !bound) return;
     if (!this.session.admit(conn)) return; // token expired, or session ended: closed (1008)
     try {
-      this.dispatch(conn, raw, isBinary, bound.handlers, bound.transform);
+      this.dispatch(client, conn, raw, isBinary, bound.handlers, bound.transform);
     } catch (err) {
       // Never let one frame's failure silence the connection's later frames.
       this.log.error(`frame dispatch failed: ${(err as Error).stack}`);
@@ -72,6 +83,7 @@ export class ParleyWsAdapter extends WsAdapter {
   }
 
   private dispatch(
+    client: WebSocket,
     conn: Connection,
     raw: RawData,
     isBinary: boolean,
@@ -114,10 +126,30 @@ export class ParleyWsAdapter extends WsAdapter {
     const started = parsed.event === 'message.send' ? performance.now() : 0;
     const answer = (reply: unknown) => {
       if (reply === undefined || reply === null) return;
+      // The one serialization of the answer: a Reply is built as an object and sent as this string.
       conn.send(JSON.stringify(reply));
       if (started) this.metrics.sendLatency.observe((performance.now() - started) / 1000);
     };
     const failed = (err: unknown) => this.log.error(`handler failed: ${(err as Error)?.stack ?? String(err)}`);
+
+    // A hot event whose payload the compiled validator accepts: its handler, directly. What the
+    // pipe would return is the same DTO (a property test holds them together), and errors take
+    // the filter's own mapping; anything else goes through Nest below, which words the refusal.
+    const route = this.routes?.get(parsed.event);
+    const dto = route && fastTransform(route.dto, data);
+    if (dto) {
+      const fail = (err: unknown) => this.errorFilter.report(conn, data, err);
+      let result: unknown;
+      try {
+        result = route.call(client, dto);
+      } catch (err) {
+        return fail(err);
+      }
+      if (result instanceof Promise) result.then(answer, fail).catch(failed);
+      else answer(result);
+      return;
+    }
+
     const result: unknown = handler.callback(data, parsed.event);
     // Our handlers return promises or values: answer them directly. Nest's `transform` wraps
     // every result in an rxjs pipeline, a cost per frame kept for handlers returning Observables.

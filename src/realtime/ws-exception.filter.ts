@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, Logger, WsExceptionFilter } from '@nestjs/common'
 import { AppError, RateLimitedError } from '../common/app-error.js';
 import { toHttpError } from '../common/http-exception.filter.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import type { Connection } from './connection.js';
 import { connectionOf } from './session.service.js';
 import { frame } from './server-events.js';
 
@@ -17,8 +18,15 @@ export class WsErrorFilter implements WsExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const ws = host.switchToWs();
-    const conn = connectionOf(ws.getClient());
-    const data = ws.getData() as { ref?: unknown; clientMsgId?: unknown } | undefined;
+    this.report(connectionOf(ws.getClient()), ws.getData(), exception);
+  }
+
+  /**
+   * The mapping itself, for Nest's handlers (catch) and for the adapter's fast routes alike:
+   * `data` is the frame's payload as it came (its ref and clientMsgId are echoed).
+   */
+  report(conn: Connection | undefined, payload: unknown, exception: unknown): void {
+    const data = payload as { ref?: unknown; clientMsgId?: unknown } | undefined;
     // Same code and message as over HTTP: one domain error, two thin mappings.
     const { code, message, details, status } =
       exception instanceof AppError

@@ -1,11 +1,10 @@
 import { IsObject, IsString, IsUUID, Matches, ValidateIf } from 'class-validator';
 import { CHANNEL_NAME_PATTERN } from '../../channels/dto/channel.dto.js';
 import { VISIBLE } from '../../common/text-hygiene.js';
-import { registerFastParser } from '../../common/validation.js';
+import { useCompiledValidator } from '../../common/validation.js';
 import { EMOJI_MAX_LENGTH, EMOJI_PATTERN, MAX_TEXT_LENGTH, MessageBodyDto } from '../../messages/dto/message.dto.js';
 import { Optional } from '../../common/optional.decorator.js';
-import { IntField, MAX_SEQ, SeqField } from '../../common/int-field.decorator.js';
-import { UUID_ALL } from '../../common/uuid.js';
+import { IntField, SeqField } from '../../common/int-field.decorator.js';
 import { StringField } from '../../common/string-field.decorator.js';
 
 /** Every client frame may carry `ref`; the answer to the frame echoes it. */
@@ -26,27 +25,6 @@ export class SendFrameDto extends MessageBodyDto {
   @StringField({ max: 32 })
   to?: string;
 }
-
-const SEND_KEYS = new Set(['channelId', 'to', 'text', 'clientMsgId', 'ref', 'replyToSeq']);
-const str = (v: unknown, min: number, max: number): v is string => typeof v === 'string' && v.length >= min && v.length <= max;
-
-/**
- * message.send is the hot frame: a plainly valid one skips class-transformer and
- * class-validator (a quarter of its cost); anything else takes the decorators' path.
- */
-export function parseSendFrame(v: unknown): SendFrameDto | undefined {
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return undefined;
-  const o = v as Record<string, unknown>;
-  for (const key in o) if (!SEND_KEYS.has(key)) return undefined;
-  if (!str(o.text, 1, MAX_TEXT_LENGTH) || !VISIBLE.test(o.text) || !str(o.clientMsgId, 1, 64)) return undefined;
-  if (o.ref !== undefined && !str(o.ref, 0, 64)) return undefined;
-  if (o.replyToSeq !== undefined && !(Number.isInteger(o.replyToSeq) && (o.replyToSeq as number) >= 1 && (o.replyToSeq as number) <= MAX_SEQ)) return undefined;
-  const byChannel = o.channelId !== undefined;
-  if (byChannel === (o.to !== undefined)) return undefined;
-  if (byChannel ? !(typeof o.channelId === 'string' && UUID_ALL.test(o.channelId)) : !str(o.to, 0, 32)) return undefined;
-  return Object.assign(new SendFrameDto(), o);
-}
-registerFastParser(SendFrameDto, parseSendFrame);
 
 export class JoinFrameDto extends FrameDto {
   @ValidateIf((o: JoinFrameDto) => o.channelId === undefined || o.name !== undefined)
@@ -104,3 +82,11 @@ export class HistoryFrameDto extends ChannelFrameDto {
   @Optional() @IntField({ min: 1, max: 200 })
   limit: number = 50;
 }
+
+/**
+ * Every frame's payload is checked by its DTO's compiled validator first (the decorators, read
+ * once: see fast-validator.ts); the decorators' own path answers whatever that does not accept.
+ */
+useCompiledValidator(
+  FrameDto, SendFrameDto, JoinFrameDto, ChannelFrameDto, ReadFrameDto, SyncFrameDto, ChangeFrameDto, EditFrameDto, ReactionFrameDto, HistoryFrameDto,
+);
