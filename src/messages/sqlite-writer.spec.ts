@@ -1,3 +1,4 @@
+import type { INestApplicationContext } from '@nestjs/common';
 import Database from 'better-sqlite3';
 import { Test } from '@nestjs/testing';
 import { freshDatabaseUrl, suiteContext, testEnv } from '../../test/helpers/test-app.js';
@@ -9,6 +10,7 @@ import { AppConfig, loadConfig } from '../config/app-config.js';
 import { UsersService } from '../users/users.service.js';
 import { MessageStore } from './message-store.js';
 import { MessageWriter } from './message-writer.js';
+import { MessagesService } from './messages.service.js';
 
 /**
  * The SQLite writer thread (sqlite-writer.ts): the message batches commit there, on a connection
@@ -120,5 +122,33 @@ describe('SQLite writer thread at shutdown', () => {
     } finally {
       await fresh.cleanup();
     }
+  });
+});
+
+describe('SQLite in memory (no writer thread: a worker cannot share the database)', () => {
+  let ctx: INestApplicationContext;
+  beforeAll(async () => {
+    ctx = await (await Test.createTestingModule({ imports: [AppModule.forRoot(loadConfig(testEnv('sqlite::memory:')))] }).compile()).init();
+  });
+  afterAll(() => ctx.close());
+
+  it('runs the same batch on the main connection: sends, refusals, history and search', async () => {
+    const mk = async (name: string) => {
+      const u = await ctx.get(UsersService).create(name, 'not-a-real-hash');
+      return { id: u.id, username: u.username };
+    };
+    const [a, b] = [await mk('mem_a'), await mk('mem_b')];
+    const { id } = await ctx.get(ChannelsService).create(a, { name: 'memory', visibility: 'public' });
+    const writer = ctx.get(MessageWriter);
+    const settled = await Promise.allSettled([
+      writer.write({ channelId: id, sender: a, text: 'apple pie', clientMsgId: 'm1' }),
+      writer.write({ channelId: id, sender: b, text: 'not a member', clientMsgId: 'm2' }),
+      writer.write({ channelId: id, sender: a, text: 'banana bread', clientMsgId: 'm3' }),
+    ]);
+    expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((settled[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'forbidden' });
+    const messages = ctx.get(MessagesService);
+    expect((await messages.history(a, id, { limit: 10 })).messages.map((m) => m.text)).toEqual(['apple pie', 'banana bread']);
+    expect((await messages.search(a, { q: 'banana', limit: 10 })).hits.map((h) => h.message.seq)).toEqual([2]);
   });
 });
