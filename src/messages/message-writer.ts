@@ -4,12 +4,12 @@ import type { ChangeOrigin } from '../fanout/changes.js';
 import type { MessageView } from './message.mapper.js';
 import { ChangeRequest, MAX_BATCH, Outcome, Request } from './message-batch.js';
 import { MessageStore } from './message-store.js';
+import type { ChangeOutcome, SendOutcome, SendRequest } from './message-batch.js';
 
 // The batch itself (idempotency, membership, seq and rev, rows, markers, changes, outbox) is
 // plain code in message-batch.ts, run where the database is (see MessageStore.writeBatch).
 export { MAX_REACTION_EMOJI } from './message-batch.js';
 export type { ChangeOutcome, ChangeRequest, SendOutcome, SendRequest } from './message-batch.js';
-import type { ChangeOutcome, SendOutcome, SendRequest } from './message-batch.js';
 
 interface Pending {
   req: Request;
@@ -29,6 +29,10 @@ interface Pending {
  *     id order so two instances cannot deadlock;
  *  3. insert the messages; 4. move each sender's read marker to their newest message.
  * Only after COMMIT are the senders answered, so an acknowledged message is a stored one.
+ *
+ * Where the transaction runs: MessageStore.writeBatch. On an SQLite file that is the writer
+ * thread (sqlite-writer.ts), one batch at a time: this class gathers the next batch while the
+ * thread commits the previous one, and answers only when the thread reports the commit.
  *
  * Changes of stored messages (edit, delete, reaction) queue here too, so they follow the same
  * discipline: serialized with the sends, committed before anyone hears of them, and each takes

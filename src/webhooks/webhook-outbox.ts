@@ -77,8 +77,9 @@ export class WebhookOutbox {
   }
 
   /**
-   * The rows of these events, for a path that runs its own statements (the message batch: see
-   * MessageBatchOps.appendOutbox); empty when webhooks are off.
+   * The rows of these events; empty when webhooks are off. (The message batch makes its own, as
+   * plain code that also runs in the SQLite writer thread: see message-batch.ts; MessageWriter
+   * calls onAppended after its commit.)
    */
   rows(events: WebhookEvent[]): OutboxRow[] {
     if (!this.enabled || events.length === 0) return [];
