@@ -1,81 +1,134 @@
-import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import type Database from 'better-sqlite3';
+import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import Database from 'better-sqlite3';
 import { DataSource, EntityManager } from 'typeorm';
+import { AppError } from '../common/app-error.js';
+import { AppConfig } from '../config/app-config.js';
 import { DatabaseWriter } from '../database/database-writer.js';
 import type { OutboxRow } from '../webhooks/webhook-events.js';
-import { outboxInsertStatements, outboxLockStatement } from '../webhooks/webhook-outbox.js';
-import { MESSAGE_COLUMNS, MessageRow, MessageView, jsonOrNull, rowToMessage } from './message.mapper.js';
-import { SYSTEM_USER_ID } from '../users/system-user.js';
+import { outboxInsertStatements, outboxLockStatement } from '../webhooks/webhook-outbox-sql.js';
+import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from './message.mapper.js';
+import { BatchStats, Heads, isChange, MessageBatchOps, pairKey, Request, writeSplitting } from './message-batch.js';
+import { INSERT_CHUNK, insertParams, insertSql, SqliteOps, UPDATE_SQL, updateParams } from './sqlite-ops.js';
+import { BatchResult, SqliteWriter } from './sqlite-writer.js';
 
-/** The four statements of a send batch, run inside one transaction (see MessageWriter). */
-export interface MessageBatchOps {
-  /** Stored messages of these (senderId, clientMsgId) pairs, keyed `${senderId}\u0000${clientMsgId}`. */
-  findExisting(pairs: { senderId: string; clientMsgId: string }[]): Promise<Map<string, MessageView>> | Map<string, MessageView>;
-  /** Which of these (channelId, userId) pairs are memberships, keyed `${channelId}\u0000${userId}`. */
-  findMembers(pairs: { channelId: string; userId: string }[]): Promise<Set<string>> | Set<string>;
-  /** Adds n to the channel's head_seq and head_rev and returns the new heads (null: no such channel, or archived). */
-  bumpHead(channelId: string, n: number): Promise<Heads | null> | Heads | null;
-  /** Locks the channel's row (PostgreSQL; SQLite's writer is alone anyway) and reads its heads. */
-  lockChannel(channelId: string): Promise<Heads | null> | Heads | null;
-  setHeadRev(channelId: string, rev: number): Promise<void> | void;
-  insert(messages: MessageView[], createdAtMs: number): Promise<void> | void;
-  /** Moves a member's read marker up to seq (never down). */
-  advanceMarker(channelId: string, userId: string, seq: number): Promise<void> | void;
-  findMessage(channelId: string, seq: number): Promise<MessageView | null> | MessageView | null;
-  roleOf(channelId: string, userId: string): Promise<string | null> | string | null;
-  /** Writes a changed message's mutable columns (text, edited/deleted, reply, lists, rev). */
-  update(m: MessageView, now: number): Promise<void> | void;
-  /** Replaces the mention rows of a message (none: removes them). */
-  setMentions(channelId: string, seq: number, userIds: string[], replace: boolean): Promise<void> | void;
-  /** True when the reaction was not there before. */
-  addReaction(messageId: string, userId: string, emoji: string, now: number): Promise<boolean> | boolean;
-  /** True when the reaction was there. */
-  removeReaction(messageId: string, userId: string, emoji: string): Promise<boolean> | boolean;
-  clearReactions(messageId: string): Promise<void> | void;
-  /** A message's reactions, oldest first. */
-  reactionsOf(messageId: string): Promise<{ emoji: string; user_id: string }[]> | { emoji: string; user_id: string }[];
-  /** Webhook events of the batch into the outbox (WebhookOutbox.rows; never called with none). */
-  appendOutbox(rows: OutboxRow[]): Promise<void> | void;
-}
+export { pairKey };
+export type { Heads, MessageBatchOps };
 
-export interface Heads {
-  headSeq: number;
-  headRev: number;
-  /** lockChannel only: the channel is archived (read-only). */
-  archived?: boolean;
-}
-
-export const pairKey = (senderId: string, clientMsgId: string) => `${senderId}\u0000${clientMsgId}`;
-
-/** Rows per multi-row INSERT: 11 parameters each stays far below every driver's bind limit. */
-const INSERT_CHUNK = 100;
-
-/**
- * Runs a send batch in one transaction with the statements of the database at hand.
- *
- * SQLite: the statements are prepared once and run synchronously on better-sqlite3's connection
- * (TypeORM's own), inside the DatabaseWriter's exclusive slot so no other transaction is open;
- * TypeORM's per-query machinery cost more than the statements themselves.
- * PostgreSQL: the same statements through a TypeORM transaction on the pool.
- */
 /** Messages per indexing transaction, and how long after a send the indexing runs. */
 const INDEX_BATCH = 5000;
 const INDEX_DELAY_MS = 1000;
 
+/** Reads through a statement prepared once per SQL text (a handful of shapes). */
+class SqliteReader {
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(readonly db: Database.Database) {}
+
+  all<T>(sql: string, params: unknown[]): T[] {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt.all(params) as T[];
+  }
+}
+
+/**
+ * The messages' SQL: the reads (pages, changes, resume pages, search) and the write batch.
+ *
+ * Where the write batch runs (the batch itself: message-batch.ts):
+ * - SQLite file: in the writer thread (SqliteWriter), which owns its own connection; one batch
+ *   at a time, inside DatabaseWriter.exclusive, so the main connection's TypeORM write
+ *   transactions never contend with it for the write lock.
+ * - SQLite `:memory:`: a worker cannot share that database, so the batch runs on TypeORM's own
+ *   connection, in the exclusive slot, with the same prepared statements (SqliteOps).
+ * - PostgreSQL: the same batch through a TypeORM transaction on the pool (PostgresOps).
+ *
+ * Reads on an SQLite file go through a connection of their own, read-only: in WAL mode it sees
+ * committed data only, never a batch half-way (the writer thread's open transaction, or, before
+ * the thread, the shared connection's between two awaits).
+ */
 @Injectable()
-export class MessageStore implements OnApplicationBootstrap {
-  private readonly sqlite: SqliteOps | null;
+export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
+  /** SQLite reads: a read-only connection of their own (file), or TypeORM's connection (`:memory:`). */
+  private readonly sqlite: SqliteReader | null = null;
+  /** SQLite file: the writer thread. */
+  private readonly thread: SqliteWriter | null = null;
+  /** SQLite `:memory:`: the batch statements on TypeORM's connection. */
+  private readonly local: SqliteOps | null = null;
+  private readonly webhooks: boolean;
   private readonly logger = new Logger('MessageStore');
   private indexTimer: NodeJS.Timeout | null = null;
+  /** Write transactions tried by message batches so far (the split test reads it). */
+  transactions = 0;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly writer: DatabaseWriter,
+    config: AppConfig,
   ) {
-    this.sqlite =
-      writer.dialect === 'sqlite'
-        ? new SqliteOps((dataSource.driver as unknown as { databaseConnection: Database.Database }).databaseConnection)
-        : null;
+    this.webhooks = config.webhooks !== null;
+    if (writer.dialect !== 'sqlite') return;
+    const main = (dataSource.driver as unknown as { databaseConnection: Database.Database }).databaseConnection;
+    const file = config.database.type === 'sqlite' ? config.database.file : ':memory:';
+    if (file === ':memory:') {
+      this.local = new SqliteOps(main);
+      this.sqlite = new SqliteReader(main);
+    } else {
+      this.thread = new SqliteWriter({ file, synchronous: config.sqliteSynchronous }, this.logger);
+      this.sqlite = new SqliteReader(new Database(file, { readonly: true, timeout: 5000 }));
+    }
+  }
+
+  onModuleInit(): void {
+    this.thread?.start();
+  }
+
+  onApplicationBootstrap(): Promise<void> {
+    return this.indexPending(); // what a crash left unindexed
+  }
+
+  /**
+   * Shutdown, after the MessageWriter drained (its beforeApplicationShutdown): what is queued
+   * for the database commits, then the writer thread and the read connection close.
+   */
+  async onApplicationShutdown(): Promise<void> {
+    if (this.indexTimer) clearTimeout(this.indexTimer);
+    this.indexTimer = null;
+    await this.writer.drain();
+    await this.thread?.close();
+    if (this.thread && this.sqlite) this.sqlite.db.close();
+  }
+
+  /**
+   * One group-commit batch: one transaction, split on failure down to the request at fault
+   * (writeSplitting). Every failure comes back in its request's place as an AppError; a dead
+   * writer thread fails the whole batch with `internal` (nothing of it was committed).
+   */
+  async writeBatch(reqs: Request[]): Promise<BatchResult> {
+    const opts = { webhooks: this.webhooks };
+    const thread = this.thread;
+    if (thread) {
+      try {
+        const result = await this.writer.exclusive(() => thread.batch(reqs, opts));
+        this.transactions += result.transactions;
+        return result;
+      } catch {
+        const failed = (r: Request) => new AppError('internal', isChange(r) ? 'the change could not be stored' : 'the message could not be stored');
+        return { outcomes: reqs.map(failed), transactions: 0, appended: false };
+      }
+    }
+    const stats: BatchStats = { transactions: 0, appended: false };
+    const outcomes = await writeSplitting((work) => this.transaction(work), reqs, opts, this.logger, stats);
+    this.transactions += stats.transactions;
+    return { outcomes, ...stats };
+  }
+
+  /** Test hook: the writer thread dies in the middle of its next batch (see SqliteWriter). */
+  crashWriterOnNextBatch(): Promise<void> {
+    if (!this.thread) throw new Error('no writer thread (SQLite file only)');
+    return this.thread.crashOnNextBatch();
   }
 
   /**
@@ -122,8 +175,10 @@ export class MessageStore implements OnApplicationBootstrap {
    * A resume page, read from one snapshot: the changes of messages up to `seq` after `rev` (by
    * rev), and the messages after `seq` (by seq), each `limit + 1` rows. One snapshot matters: a
    * client takes the highest rev it got as its next cursor, which is only safe if no change
-   * slipped in between the two reads. SQLite: both statements run synchronously on the one
-   * connection, so no write can come between them; PostgreSQL: a REPEATABLE READ transaction.
+   * slipped in between the two reads. SQLite file: both statements in one read transaction on
+   * the read connection (outside a transaction each statement would be a snapshot of its own,
+   * and the writer thread commits whenever it likes); `:memory:`: both run synchronously on the
+   * one connection, so no write can come between them. PostgreSQL: a REPEATABLE READ transaction.
    */
   async resumePage(channelId: string, q: { seq: number; rev: number | null; limit: number }): Promise<{ changes: MessageRow[]; messages: MessageRow[] }> {
     const changesSql = `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
@@ -134,10 +189,12 @@ export class MessageStore implements OnApplicationBootstrap {
     const messageParams = [channelId, q.seq, q.limit + 1];
     if (this.sqlite) {
       const sqlite = this.sqlite;
-      return {
+      const read = () => ({
         changes: q.rev === null ? [] : sqlite.all<MessageRow>(changesSql, changeParams),
         messages: sqlite.all<MessageRow>(messagesSql, messageParams),
-      };
+      });
+      // The read connection has no other transaction, ever (BEGIN DEFERRED: a read snapshot).
+      return this.thread ? sqlite.db.transaction(read)() : read();
     }
     const runner = this.dataSource.createQueryRunner('slave');
     try {
@@ -208,16 +265,18 @@ export class MessageStore implements OnApplicationBootstrap {
    * column with a GIN index).
    */
   indexPending(): Promise<void> {
-    const sqlite = this.sqlite;
-    if (!sqlite) return Promise.resolve();
+    const thread = this.thread;
+    if (thread) return this.writer.exclusive(() => thread.index(INDEX_BATCH));
+    const local = this.local;
+    if (!local) return Promise.resolve();
     return this.writer.exclusive(async () => {
       for (let full = true; full; ) {
-        sqlite.db.exec('BEGIN IMMEDIATE');
+        local.db.exec('BEGIN IMMEDIATE');
         try {
-          full = sqlite.indexBatch(INDEX_BATCH);
-          sqlite.db.exec('COMMIT');
+          full = local.indexBatch(INDEX_BATCH);
+          local.db.exec('COMMIT');
         } catch (err) {
-          if (sqlite.db.inTransaction) sqlite.db.exec('ROLLBACK');
+          if (local.db.inTransaction) local.db.exec('ROLLBACK');
           throw err;
         }
       }
@@ -226,7 +285,7 @@ export class MessageStore implements OnApplicationBootstrap {
 
   /** Indexes new messages a little later, in one batch (SQLite; see indexPending). */
   scheduleIndexing(): void {
-    if (!this.sqlite || this.indexTimer) return;
+    if ((!this.thread && !this.local) || this.indexTimer) return;
     this.indexTimer = setTimeout(() => {
       this.indexTimer = null;
       this.indexPending().catch((err: Error) => this.logger.warn(`search indexing failed (retried after the next send): ${err.message}`));
@@ -234,170 +293,21 @@ export class MessageStore implements OnApplicationBootstrap {
     this.indexTimer.unref();
   }
 
-  onApplicationBootstrap(): Promise<void> {
-    return this.indexPending(); // what a crash left unindexed
-  }
-
-  transaction<T>(work: (ops: MessageBatchOps) => Promise<T>): Promise<T> {
-    const sqlite = this.sqlite;
-    if (!sqlite) return this.writer.transaction((em) => work(new PostgresOps(em)));
+  /** A batch's transaction on the main thread (PostgreSQL, SQLite `:memory:`). */
+  private transaction<T>(work: (ops: MessageBatchOps) => Promise<T>): Promise<T> {
+    const local = this.local;
+    if (!local) return this.writer.transaction((em) => work(new PostgresOps(em)));
     return this.writer.exclusive(async () => {
-      sqlite.db.exec('BEGIN IMMEDIATE');
+      local.db.exec('BEGIN IMMEDIATE');
       try {
-        const result = await work(sqlite);
-        sqlite.db.exec('COMMIT');
+        const result = await work(local);
+        local.db.exec('COMMIT');
         return result;
       } catch (err) {
-        if (sqlite.db.inTransaction) sqlite.db.exec('ROLLBACK');
+        if (local.db.inTransaction) local.db.exec('ROLLBACK');
         throw err;
       }
     });
-  }
-}
-
-class SqliteOps implements MessageBatchOps {
-  private readonly lookup: Database.Statement;
-  private readonly bump: Database.Statement;
-  private readonly marker: Database.Statement;
-  private readonly member: Database.Statement;
-  private readonly heads: Database.Statement;
-  private readonly headRev: Database.Statement;
-  private readonly one: Database.Statement;
-  private readonly role: Database.Statement;
-  private readonly updateOne: Database.Statement;
-  private readonly dropMentions: Database.Statement;
-  private readonly addMention: Database.Statement;
-  private readonly react: Database.Statement;
-  private readonly unreact: Database.Statement;
-  private readonly unreactAll: Database.Statement;
-  private readonly reactions: Database.Statement;
-  private readonly inserts = new Map<number, Database.Statement>();
-  private readonly reads = new Map<string, Database.Statement>();
-
-  constructor(readonly db: Database.Database) {
-    this.lookup = db.prepare(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.sender_id = ? AND m.client_msg_id = ?`,
-    );
-    this.bump = db.prepare('UPDATE channels SET head_seq = head_seq + ?, head_rev = head_rev + ? WHERE id = ? AND archived_at IS NULL RETURNING head_seq, head_rev');
-    this.heads = db.prepare('SELECT head_seq, head_rev, archived_at FROM channels WHERE id = ?');
-    this.headRev = db.prepare('UPDATE channels SET head_rev = ? WHERE id = ?');
-    this.one = db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.channel_id = ? AND m.seq = ?`);
-    this.role = db.prepare('SELECT role FROM memberships WHERE channel_id = ? AND user_id = ?');
-    this.updateOne = db.prepare(UPDATE_SQL.replace(/\$\d+/g, '?'));
-    this.dropMentions = db.prepare('DELETE FROM message_mentions WHERE channel_id = ? AND seq = ?');
-    this.addMention = db.prepare('INSERT INTO message_mentions (channel_id, seq, user_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
-    this.react = db.prepare('INSERT INTO reactions (message_id, user_id, emoji, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING');
-    this.unreact = db.prepare('DELETE FROM reactions WHERE message_id = ? AND user_id = ? AND emoji = ?');
-    this.unreactAll = db.prepare('DELETE FROM reactions WHERE message_id = ?');
-    this.reactions = db.prepare('SELECT emoji, user_id FROM reactions WHERE message_id = ? ORDER BY created_at, rowid');
-    this.marker = db.prepare('UPDATE memberships SET last_read_seq = ? WHERE channel_id = ? AND user_id = ? AND last_read_seq < ?');
-    this.member = db.prepare('SELECT 1 FROM memberships WHERE channel_id = ? AND user_id = ?');
-  }
-
-  /** Indexes up to `n` messages above the mark; true when there may be more. */
-  indexBatch(n: number): boolean {
-    const mark = (this.db.prepare('SELECT indexed_rowid FROM messages_fts_state WHERE id = 1').pluck().get() as number | undefined) ?? 0;
-    const top = this.db.prepare('SELECT max(rowid) FROM (SELECT rowid FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?)').pluck().get(mark, n) as number | null;
-    if (top === null) return false;
-    const added = this.db.prepare('INSERT INTO messages_fts(rowid, text) SELECT rowid, text FROM messages WHERE rowid > ? AND rowid <= ?').run(mark, top).changes;
-    this.db.prepare('UPDATE messages_fts_state SET indexed_rowid = ? WHERE id = 1').run(top);
-    return added >= n;
-  }
-
-  /** A read through a statement prepared once per SQL text (a handful of shapes). */
-  all<T>(sql: string, params: unknown[]): T[] {
-    let stmt = this.reads.get(sql);
-    if (!stmt) {
-      stmt = this.db.prepare(sql);
-      this.reads.set(sql, stmt);
-    }
-    return stmt.all(params) as T[];
-  }
-
-  findExisting(pairs: { senderId: string; clientMsgId: string }[]): Map<string, MessageView> {
-    const found = new Map<string, MessageView>();
-    for (const p of pairs) {
-      const row = this.lookup.get(p.senderId, p.clientMsgId) as MessageRow | undefined;
-      if (row) found.set(pairKey(p.senderId, p.clientMsgId), rowToMessage(row));
-    }
-    return found;
-  }
-
-  findMembers(pairs: { channelId: string; userId: string }[]): Set<string> {
-    const found = new Set<string>();
-    for (const p of pairs) {
-      const key = pairKey(p.channelId, p.userId);
-      if (!found.has(key) && this.member.get(p.channelId, p.userId)) found.add(key);
-    }
-    return found;
-  }
-
-  bumpHead(channelId: string, n: number): Heads | null {
-    const row = this.bump.get(n, n, channelId) as { head_seq: number; head_rev: number } | undefined;
-    return row ? { headSeq: row.head_seq, headRev: row.head_rev } : null;
-  }
-
-  lockChannel(channelId: string): Heads | null {
-    const row = this.heads.get(channelId) as { head_seq: number; head_rev: number; archived_at: number | null } | undefined;
-    return row ? { headSeq: row.head_seq, headRev: row.head_rev, archived: row.archived_at !== null } : null;
-  }
-
-  setHeadRev(channelId: string, rev: number): void {
-    this.headRev.run(rev, channelId);
-  }
-
-  findMessage(channelId: string, seq: number): MessageView | null {
-    const row = this.one.get(channelId, seq) as MessageRow | undefined;
-    return row ? rowToMessage(row) : null;
-  }
-
-  roleOf(channelId: string, userId: string): string | null {
-    return (this.role.get(channelId, userId) as { role: string } | undefined)?.role ?? null;
-  }
-
-  update(m: MessageView, now: number): void {
-    this.updateOne.run(updateParams(m, now));
-  }
-
-  setMentions(channelId: string, seq: number, userIds: string[], replace: boolean): void {
-    if (replace) this.dropMentions.run(channelId, seq);
-    for (const userId of userIds) this.addMention.run(channelId, seq, userId);
-  }
-
-  addReaction(messageId: string, userId: string, emoji: string, now: number): boolean {
-    return this.react.run(messageId, userId, emoji, now).changes > 0;
-  }
-
-  removeReaction(messageId: string, userId: string, emoji: string): boolean {
-    return this.unreact.run(messageId, userId, emoji).changes > 0;
-  }
-
-  clearReactions(messageId: string): void {
-    this.unreactAll.run(messageId);
-  }
-
-  reactionsOf(messageId: string): { emoji: string; user_id: string }[] {
-    return this.reactions.all(messageId) as { emoji: string; user_id: string }[];
-  }
-
-  insert(messages: MessageView[], createdAtMs: number): void {
-    for (let start = 0; start < messages.length; start += INSERT_CHUNK) {
-      const chunk = messages.slice(start, start + INSERT_CHUNK);
-      let stmt = this.inserts.get(chunk.length);
-      if (!stmt) {
-        stmt = this.db.prepare(insertSql(chunk.length, () => '?'));
-        this.inserts.set(chunk.length, stmt);
-      }
-      stmt.run(insertParams(chunk, createdAtMs));
-    }
-  }
-
-  advanceMarker(channelId: string, userId: string, seq: number): void {
-    this.marker.run(seq, channelId, userId, seq);
-  }
-
-  appendOutbox(rows: OutboxRow[]): void {
-    for (const { sql, params } of outboxInsertStatements(rows, 'sqlite')) this.db.prepare(sql).run(params);
   }
 }
 
@@ -527,29 +437,3 @@ class PostgresOps implements MessageBatchOps {
   }
 }
 
-const INSERT_COLUMNS = ['id', 'channel_id', 'seq', 'rev', 'sender_id', 'text', 'client_msg_id', 'created_at', 'reply_to_seq', 'reply_to', 'mentions'];
-
-function insertSql(rows: number, placeholder: () => string): string {
-  const tuple = () => `(${Array.from({ length: INSERT_COLUMNS.length }, placeholder).join(', ')})`;
-  return `INSERT INTO messages (${INSERT_COLUMNS.join(', ')}) VALUES ${Array.from({ length: rows }, tuple).join(', ')}`;
-}
-
-function insertParams(messages: MessageView[], createdAtMs: number): unknown[] {
-  const params: unknown[] = [];
-  for (const m of messages) {
-    params.push(m.id, m.channelId, m.seq, m.rev, m.sender?.id ?? SYSTEM_USER_ID, m.text, m.clientMsgId, createdAtMs);
-    params.push(m.replyTo?.seq ?? null, m.replyTo ? JSON.stringify(m.replyTo) : null, jsonOrNull(m.mentions));
-  }
-  return params;
-}
-
-const UPDATE_SQL = `UPDATE messages SET text = $1, rev = $2, edited_at = $3, deleted_at = $4, reply_to = $5, mentions = $6, reactions = $7
-  WHERE channel_id = $8 AND seq = $9`;
-
-/** The mutable columns of a changed message (deleted_at: kept from the first delete, or now). */
-function updateParams(m: MessageView, now: number): unknown[] {
-  return [
-    m.text, m.rev, m.editedAt ? Date.parse(m.editedAt) : null, m.deleted ? now : null, m.replyTo ? JSON.stringify(m.replyTo) : null,
-    jsonOrNull(m.mentions), jsonOrNull(m.reactions), m.channelId, m.seq,
-  ];
-}

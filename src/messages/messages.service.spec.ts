@@ -111,34 +111,37 @@ describe.each(DATABASES)('MessagesService on %s', (db) => {
     const a = await user();
     const id = await channel(a);
     const store = ctx.get(MessageStore);
-    const real = store.transaction.bind(store);
-    let transactions = 0;
-    // A fault of one send (an insert the database refuses), wherever the batch puts it.
-    store.transaction = (work) => {
-      transactions++;
-      return real((ops) =>
-        work(
-          Object.assign(Object.create(ops) as typeof ops, {
-            insert: (messages: { clientMsgId: string }[], at: number) => {
-              if (messages.some((m) => m.clientMsgId === 'split-40')) throw new Error('refused by the database');
-              return ops.insert(messages as never, at);
-            },
-          }),
-        ),
-      );
-    };
+    const ds = ctx.get(DataSource);
+    // A fault of one send: a trigger makes the database refuse its row, wherever the batch puts
+    // it (on SQLite the batch runs in the writer thread, on its own connection: only the
+    // database itself can fail it there).
+    if (db === 'sqlite') {
+      await ds.query(`CREATE TRIGGER refuse_split BEFORE INSERT ON messages WHEN NEW.client_msg_id = 'split-40' BEGIN SELECT RAISE(ABORT, 'refused by the database'); END`);
+    } else {
+      await ds.query(`CREATE FUNCTION refuse_split() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.client_msg_id = 'split-40' THEN RAISE EXCEPTION 'refused by the database'; END IF; RETURN NEW; END $$`);
+      await ds.query('CREATE TRIGGER refuse_split BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_split()');
+    }
     try {
       const writer = ctx.get(MessageWriter);
+      const before = store.transactions;
       // In one batch: 63 good sends and one the database refuses.
       const sends = Array.from({ length: 64 }, (_, i) => writer.write({ channelId: id, sender: a, text: `s${i}`, clientMsgId: `split-${i}` }));
       const settled = await Promise.allSettled(sends);
       expect(settled.filter((r) => r.status === 'rejected')).toHaveLength(1);
       expect((settled[40] as PromiseRejectedResult).reason).toMatchObject({ code: 'internal' });
+      expect((settled[40] as PromiseRejectedResult).reason).toBeInstanceOf(AppError);
       const seqs = settled.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<{ message: { seq: number } }>).value.message.seq);
       expect(seqs).toEqual(Array.from({ length: 63 }, (_, i) => i + 1));
-      expect(transactions).toBeLessThanOrEqual(1 + 2 * 6);
+      expect(store.transactions - before).toBeGreaterThan(1);
+      expect(store.transactions - before).toBeLessThanOrEqual(1 + 2 * 6);
+      const stored = await ds.query(`SELECT client_msg_id FROM messages WHERE channel_id = '${id}'`);
+      expect(stored.map((r: { client_msg_id: string }) => r.client_msg_id).sort()).toEqual(
+        Array.from({ length: 64 }, (_, i) => `split-${i}`).filter((k) => k !== 'split-40').sort(),
+      );
     } finally {
-      store.transaction = real;
+      await ds.query(db === 'sqlite' ? 'DROP TRIGGER refuse_split' : 'DROP TRIGGER refuse_split ON messages');
+      if (db !== 'sqlite') await ds.query('DROP FUNCTION refuse_split()');
     }
   });
 

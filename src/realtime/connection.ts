@@ -63,7 +63,7 @@ export class Connection {
       return;
     }
     if (this.socket.readyState !== 1) return;
-    if (this.socket.bufferedAmount + data.length > this.sendBufferCap) {
+    if (this.overCap(data.length)) {
       this.onSlowConsumer(this);
       return;
     }
@@ -81,11 +81,21 @@ export class Connection {
       return;
     }
     if (this.socket.readyState !== 1) return;
-    if (this.socket.bufferedAmount + frame.length > this.sendBufferCap) {
+    if (this.overCap(frame.length)) {
       this.onSlowConsumer(this);
       return;
     }
     (this.socket as unknown as { _socket: { write(b: Buffer): boolean } })._socket.write(frame);
+  }
+
+  /**
+   * A slow consumer has unsent bytes piling up: what it left unread plus this write passes the cap.
+   * An empty buffer takes any write: one commit's frames (one buffer for a whole group commit) may
+   * alone be larger than the cap, and that says nothing about the reader.
+   */
+  private overCap(bytes: number): boolean {
+    const buffered = this.socket.bufferedAmount;
+    return buffered > 0 && buffered + bytes > this.sendBufferCap;
   }
 
   /** Holds writes in the TCP socket until uncork() (ws exposes no API for it: `_socket` it is). */

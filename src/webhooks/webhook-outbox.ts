@@ -3,6 +3,10 @@ import { DataSource, EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
 import { DatabaseWriter } from '../database/database-writer.js';
 import { OutboxRow, toOutboxRow, WebhookEvent, WebhookEventType } from './webhook-events.js';
+import { outboxInsertStatements, outboxLockStatement } from './webhook-outbox-sql.js';
+
+// The append statements live in a plain module: the SQLite writer thread runs them too.
+export { outboxInsertStatements, outboxLockStatement };
 
 /** A claimed row, as the delivery worker sees it. */
 export interface ClaimedEvent {
@@ -25,14 +29,11 @@ interface ClaimedRow {
   attempts: number | string;
 }
 
-/** Rows per multi-row INSERT (6 parameters each). */
-const CHUNK = 100;
-
 /**
  * The transactional outbox of webhook events: `webhook_outbox`, one row per event, written in the
  * transaction of the change it describes, so an event exists exactly when its change committed
  * (a crash right after the commit loses none; a rolled-back change sends none). Rows are deleted
- * once delivered, so the table is the backlog. All its SQL is here.
+ * once delivered, so the table is the backlog. All its SQL is here and in webhook-outbox-sql.ts (the appends).
  *
  * With WEBHOOK_URL unset every append is a no-op (no rows, no statements): the send path pays
  * nothing for webhooks nobody asked for.
@@ -76,8 +77,9 @@ export class WebhookOutbox {
   }
 
   /**
-   * The rows of these events, for a path that runs its own statements (the message batch: see
-   * MessageBatchOps.appendOutbox); empty when webhooks are off.
+   * The rows of these events; empty when webhooks are off. (The message batch makes its own, as
+   * plain code that also runs in the SQLite writer thread: see message-batch.ts; MessageWriter
+   * calls onAppended after its commit.)
    */
   rows(events: WebhookEvent[]): OutboxRow[] {
     if (!this.enabled || events.length === 0) return [];
@@ -168,35 +170,4 @@ export class WebhookOutbox {
     let n = 0;
     return sql.replace(/\?/g, () => `$${++n}`);
   }
-}
-
-/**
- * The multi-row INSERTs of these rows (a raw-SQL write path runs them in its transaction; see
- * WebhookOutbox.rows). `next_attempt_at` is the event's time: due at once.
- */
-export function outboxInsertStatements(rows: OutboxRow[], dialect: 'sqlite' | 'postgres'): { sql: string; params: unknown[] }[] {
-  const out: { sql: string; params: unknown[] }[] = [];
-  for (let start = 0; start < rows.length; start += CHUNK) {
-    const chunk = rows.slice(start, start + CHUNK);
-    let n = 0;
-    const p = () => (dialect === 'postgres' ? `$${++n}` : '?');
-    const values = chunk.map(() => `(${p()}, ${p()}, ${p()}, ${p()}, ${p()}, ${p()})`).join(', ');
-    out.push({
-      sql: `INSERT INTO webhook_outbox (event_id, type, ordering_key, body, created_at, next_attempt_at) VALUES ${values}`,
-      params: chunk.flatMap((r) => [r.eventId, r.type, r.key, r.body, r.createdAt, r.createdAt]),
-    });
-  }
-  return out;
-}
-
-/**
- * PostgreSQL: the advisory locks that make one key's appends commit in id order (see
- * WebhookOutbox), taken in a fixed order so that two transactions cannot deadlock on them.
- */
-export function outboxLockStatement(rows: OutboxRow[]): { sql: string; params: unknown[] } {
-  const keys = [...new Set(rows.map((r) => r.key))];
-  return {
-    sql: `SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended('parley:outbox:' || k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys`,
-    params: [keys],
-  };
 }

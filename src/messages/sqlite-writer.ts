@@ -1,0 +1,146 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { AppError, type ErrorCode } from '../common/app-error.js';
+import type { BatchOptions, Outcome, Request } from './message-batch.js';
+
+/** What the writer thread is started with (plain data: workerData). */
+export interface WriterConfig {
+  file: string;
+  synchronous: 'FULL' | 'NORMAL';
+}
+
+export type WorkerRequest =
+  | { type: 'batch'; id: number; reqs: Request[]; opts: BatchOptions }
+  | { type: 'index'; id: number; batch: number }
+  | { type: 'crash-next'; id: number };
+
+type WireOutcome = Outcome | { error: { code: ErrorCode; message: string; details?: Record<string, unknown> } };
+
+export type WorkerReply =
+  | { id: number; outcomes: WireOutcome[]; transactions: number; appended: boolean }
+  | { id: number; failed?: string };
+
+export interface BatchResult {
+  outcomes: (Outcome | AppError)[];
+  transactions: number;
+  appended: boolean;
+}
+
+/**
+ * The worker's entry point. From dist/ it is the compiled `.js` beside this file, run as is.
+ * Under Jest the sources are TypeScript (ts-jest compiles them inside Jest's own module system,
+ * which a worker thread does not share) and there is no `.js`: the thread then starts from a
+ * two-line bootstrap that registers tsx (a devDependency: esbuild per file, `.js` import
+ * suffixes resolved to `.ts`, decorators as tsconfig.json says) and imports the `.ts`.
+ * (`execArgv: ['--import', 'tsx']` does not do it on Node 20: the thread ignores the hooks.)
+ */
+function entry(): { source: string | URL; eval: boolean } {
+  const js = new URL('./sqlite-writer.worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(js))) return { source: js, eval: false };
+  const ts = new URL('./sqlite-writer.worker.ts', import.meta.url).href;
+  const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(ts)}); })
+    .catch((err) => { console.error(err); process.exit(1); });`;
+  return { source: boot, eval: true };
+}
+
+interface Call {
+  resolve: (reply: WorkerReply) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * The main thread's handle on the SQLite writer thread (sqlite-writer.worker.ts).
+ *
+ * Why a thread: a write transaction on better-sqlite3 is synchronous, so on the main thread the
+ * statements of a batch and above all the COMMIT's fsync stopped the event loop: no frame was
+ * read, no ack or fan-out sent, while the disk flushed. In the thread the loop goes on (the next
+ * batch gathers meanwhile) and SQLite's WAL lets the main thread's connections read what is
+ * committed while the thread writes.
+ *
+ * The caller (MessageStore) sends one request at a time, inside DatabaseWriter.exclusive, so the
+ * main connection's own write transactions (other services, through TypeORM) and the thread's
+ * never contend for SQLite's write lock: a busy wait on the main connection would block the loop.
+ *
+ * Crash: when the thread dies (an exception outside a request, an out-of-memory, the test hook),
+ * the request in flight fails with `internal`, never an ack; its transaction was not committed
+ * (SQLite rolls back what the closed connection left open). The next request starts a new thread.
+ */
+export class SqliteWriter {
+  private worker: Worker | null = null;
+  private readonly calls = new Map<number, Call>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(
+    private readonly config: WriterConfig,
+    private readonly log: { error(message: string): void },
+  ) {}
+
+  /** Starts the thread now (at boot), so the first send does not pay for it. */
+  start(): void {
+    this.thread();
+  }
+
+  async batch(reqs: Request[], opts: BatchOptions): Promise<BatchResult> {
+    const reply = await this.call((id) => ({ type: 'batch', id, reqs, opts }));
+    if (!('outcomes' in reply)) throw new AppError('internal', 'the message could not be stored');
+    return {
+      outcomes: reply.outcomes.map((o) => ('error' in o ? new AppError(o.error.code, o.error.message, o.error.details) : o)),
+      transactions: reply.transactions,
+      appended: reply.appended,
+    };
+  }
+
+  /** Indexes every message not yet in the search index (see MessageStore.indexPending). */
+  async index(batch: number): Promise<void> {
+    const reply = await this.call((id) => ({ type: 'index', id, batch }));
+    if ('failed' in reply && reply.failed) throw new Error(reply.failed);
+  }
+
+  /** Test hook: the thread exits in the middle of its next batch's transaction, before COMMIT. */
+  async crashOnNextBatch(): Promise<void> {
+    await this.call((id) => ({ type: 'crash-next', id }));
+  }
+
+  /** Shutdown, once the callers have drained: the thread ends with nothing in flight. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const worker = this.worker;
+    this.worker = null;
+    if (worker) await worker.terminate();
+  }
+
+  private call(make: (id: number) => WorkerRequest): Promise<WorkerReply> {
+    if (this.closed) return Promise.reject(new AppError('unavailable', 'the server is shutting down'));
+    const id = this.nextId++;
+    const worker = this.thread();
+    return new Promise<WorkerReply>((resolve, reject) => {
+      this.calls.set(id, { resolve, reject });
+      worker.ref(); // a request in flight keeps the process alive; an idle thread does not
+      worker.postMessage(make(id));
+    });
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    const { source, eval: isEval } = entry();
+    const worker = new Worker(source, { workerData: this.config, eval: isEval });
+    worker.unref();
+    worker.on('message', (reply: WorkerReply) => {
+      const call = this.calls.get(reply.id);
+      this.calls.delete(reply.id);
+      if (this.calls.size === 0) worker.unref();
+      call?.resolve(reply);
+    });
+    worker.on('error', (err) => this.log.error(`SQLite writer thread failed: ${err.stack ?? err.message}`));
+    worker.on('exit', (code) => {
+      if (this.worker === worker) this.worker = null; // the next request starts a new one
+      if (this.calls.size > 0) this.log.error(`SQLite writer thread exited (code ${code}) with ${this.calls.size} request(s) in flight; they fail`);
+      for (const call of this.calls.values()) call.reject(new AppError('internal', 'the message could not be stored'));
+      this.calls.clear();
+    });
+    this.worker = worker;
+    return worker;
+  }
+}
