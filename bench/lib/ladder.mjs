@@ -42,16 +42,22 @@ export function medianStep(runs) {
 // seconds used since that start (e.g. { redis, db }).
 // Resolves with { degree, ladder, fixed, maxRate, limitedBy, maxRateNote, repeats, stepMs }.
 export async function runLadder({ ctx, label, servers, ch, members, extraCpu = {}, ladder = LADDER }) {
-  const { sender, all, channelId } = ch;
-  let degree = members;
-  const args = { ctx, label, servers, sender, all, channelId, extraCpu };
+  return (await runLadders(ctx, [{ label, servers, ch, members, extraCpu }], ladder))[0];
+}
+
+// Several set-ups on one ladder, interleaved: each repeat of a rung runs every set-up once,
+// in alternating order (A B, then B A, ...), so that load from elsewhere on the machine falls on
+// all of them alike and their maxima compare. One set-up is runLadder.
+export async function runLadders(ctx, setups, ladder = LADDER) {
+  const sus = setups.map((su) => ({ extraCpu: {}, ...su, degree: su.members, res: { ladder: [], fixed: [] } }));
   // A step that fails while something else loaded the machine is run once more.
-  const step = async (rate, durationMs) => {
-    const x = await runStep({ ...args, rate, durationMs, degree });
+  const step = async (su, rate, durationMs) => {
+    const args = { ctx, label: su.label, servers: su.servers, sender: su.ch.sender, all: su.ch.all, channelId: su.ch.channelId, extraCpu: su.extraCpu, rate, durationMs, degree: su.degree };
+    const x = await runStep(args);
     if (pass(x) || !x.noisy) return x;
     ctx.log(`  other load on the machine (${x.otherCores} cores): waiting for quiet, then repeating the step`);
     await waitQuiet({ maxMs: ctx.quick ? 3000 : 20_000 });
-    return { ...(await runStep({ ...args, rate, durationMs, degree })), repeated: true };
+    return { ...(await runStep(args)), repeated: true };
   };
 
   // Warm-up at a low rate; it also measures how many message.new frames one
@@ -59,10 +65,11 @@ export async function runLadder({ ctx, label, servers, ch, members, extraCpu = {
   // A step passes on the server's merit: p99 within the goal and nothing lost.
   // A busy client only inflates latency, so a pass with a busy client stands;
   // a failure with a client-bound step is the client's limit, and is noted.
-  const warm = await step(5 * members, ctx.quick ? 500 : 1500);
-  degree = warm.sent ? Math.round(warm.delivered / warm.sent) : 0;
-  const res = { degree, ladder: [], fixed: [] };
-  if (!degree) throw new Error('warm-up: no message.new arrived');
+  for (const su of sus) {
+    const warm = await step(su, 5 * su.members, ctx.quick ? 500 : 1500);
+    su.degree = su.res.degree = warm.sent ? Math.round(warm.delivered / warm.sent) : 0;
+    if (!su.degree) throw new Error(`warm-up${sus.length > 1 ? ` (${su.label})` : ''}: no message.new arrived`);
+  }
 
   // Fixed ladder of delivery rates, every rung run `repeats` times (median and
   // spread). Failures are not monotonic (group commit batches more at higher
@@ -71,28 +78,35 @@ export async function runLadder({ ctx, label, servers, ch, members, extraCpu = {
   // higher rung would be the client's limit too.
   const stepMs = ctx.quick ? 1000 : STEP_MS;
   const repeats = ctx.repeats;
-  res.repeats = repeats;
-  res.stepMs = stepMs;
+  for (const su of sus) Object.assign(su.res, { repeats, stepMs });
   for (const rate of ladder) {
-    const runs = [];
-    for (let i = 0; i < repeats; i++) runs.push(await step(rate, stepMs));
-    const m = medianStep(runs);
-    res.ladder.push(m);
-    ctx.log(`  ${label} ${rate}/s median of ${runs.length}: p50 ${m.p50} (${m.p50Min}-${m.p50Max}) p99 ${m.p99} (${m.p99Min}-${m.p99Max}) ms, loss ${m.lossPct}% -> ${m.pass ? 'pass' : 'FAIL'}${m.clientBound ? ' client-bound' : ''}`);
-    if (!m.pass && m.clientBound) { res.stoppedAt = rate; break; }
+    const live = sus.filter((su) => su.res.stoppedAt === undefined);
+    if (!live.length) break;
+    const runs = new Map(live.map((su) => [su, []]));
+    for (let i = 0; i < repeats; i++) {
+      for (const su of i % 2 ? [...live].reverse() : live) runs.get(su).push(await step(su, rate, stepMs));
+    }
+    for (const su of live) {
+      const m = medianStep(runs.get(su));
+      su.res.ladder.push(m);
+      ctx.log(`  ${su.label} ${rate}/s median of ${m.repeats}: p50 ${m.p50} (${m.p50Min}-${m.p50Max}) p99 ${m.p99} (${m.p99Min}-${m.p99Max}) ms, loss ${m.lossPct}% -> ${m.pass ? 'pass' : 'FAIL'}${m.clientBound ? ' client-bound' : ''}`);
+      if (!m.pass && m.clientBound) su.res.stoppedAt = rate;
+    }
   }
-  // The 50k and 100k rungs (medians) are the fixed figures of the report and the goals.
-  res.fixed = res.ladder.filter((x) => x.target === 50_000 || x.target === 100_000);
-  const passed = res.ladder.filter((x) => x.pass);
-  res.maxRate = passed.length ? passed.at(-1).target : 0; // deliveries/s
-  // What bounds the maximum: the server (a failed rung above it, not client-bound
-  // or disturbed), or something that makes it a lower bound.
-  const above = res.ladder.filter((x) => x.target > res.maxRate);
-  res.limitedBy = !above.length ? 'ladder top'
-    : above.some((x) => !x.clientBound && !x.noisy) ? 'server'
-      : above.some((x) => x.noisy) ? 'other load' : 'client';
-  res.maxRateNote = res.limitedBy === 'server' ? '' : `lower bound: ${res.limitedBy}${above[0] ? ` at ${above[0].target}/s` : ''}`;
-  return res;
+  return sus.map(({ res }) => {
+    // The 50k and 100k rungs (medians) are the fixed figures of the report and the goals.
+    res.fixed = res.ladder.filter((x) => x.target === 50_000 || x.target === 100_000);
+    const passed = res.ladder.filter((x) => x.pass);
+    res.maxRate = passed.length ? passed.at(-1).target : 0; // deliveries/s
+    // What bounds the maximum: the server (a failed rung above it, not client-bound
+    // or disturbed), or something that makes it a lower bound.
+    const above = res.ladder.filter((x) => x.target > res.maxRate);
+    res.limitedBy = !above.length ? 'ladder top'
+      : above.some((x) => !x.clientBound && !x.noisy) ? 'server'
+        : above.some((x) => x.noisy) ? 'other load' : 'client';
+    res.maxRateNote = res.limitedBy === 'server' ? '' : `lower bound: ${res.limitedBy}${above[0] ? ` at ${above[0].target}/s` : ''}`;
+    return res;
+  });
 }
 
 // One measurement window at `rate` deliveries/s.

@@ -1,24 +1,25 @@
 // Scenario: scale. Does a second instance raise the fan-out maximum? The
 // fan-out ladder (lib/ladder.mjs: same rungs, repeats and pass rule as the
-// fanout scenario) on one channel of 1,000 members, one member sending
-// 100-byte messages open-loop, measured twice on one PostgreSQL schema and a
-// Redis of the harness's own:
-//   one: instance A alone (with REDIS_URL: a one-instance cluster, the
-//        deployment a second instance is added to): the sender and all 999
-//        receivers on A;
-//   two: instances A and B: the sender and half of the receivers on A, the
-//        other half on B (one receiver process per instance).
-// B is started only for the second phase, so it takes no CPU during the first.
-// Reported: both maxima and their ratio, each instance's CPU, Redis and
-// PostgreSQL CPU, and the client's CPU. Everything shares one machine (2 cores
-// here): the client, Redis and PostgreSQL take cores the instances would have
-// on their own boxes, so a ratio below 2 on this machine says little about a
-// bigger one (see the client-bound flags), and a ratio near 1 mostly says the
-// cores are all in use.
+// fanout scenario) for two set-ups on one PostgreSQL schema and a Redis of the
+// harness's own, each with a channel of 1,000 members of its own, one member
+// sending 100-byte messages open-loop:
+//   one: instance S alone, with REDIS_URL (a one-instance cluster, the
+//        deployment a second instance is added to; a REDIS_PREFIX of its own):
+//        the sender and all 999 receivers on S;
+//   two: instances A and B (another prefix): the sender and half of the
+//        receivers on A, the other half on B (one receiver process per instance).
+// All connections stay open, and the set-ups take turns within every rung
+// (one, two, then two, one, ...), as in the cluster scenario, so load from
+// elsewhere on the machine falls on both alike. Reported: both maxima and their
+// ratio, each instance's CPU, Redis and PostgreSQL CPU, and the client's CPU.
+// Everything shares one machine (2 cores here): the client, Redis and
+// PostgreSQL take cores the instances would have on their own boxes, so a
+// ratio near 1 on this machine mostly says the cores are all in use (see the
+// client-bound and other-load flags), not what a bigger machine would show.
 import { startRedis } from '../lib/servers.mjs';
-import { startParley, createChannel, withPg, resetPgSchema, seedPgUsers, pgBaseUrl, pgSchemaUrl, redact } from '../lib/parley.mjs';
+import { startParley, makeUsers, withPg, resetPgSchema, seedPgUsers, pgBaseUrl, pgSchemaUrl, redact } from '../lib/parley.mjs';
 import { openChannel } from '../lib/channel.mjs';
-import { runLadder, ladderRows, P99_GOAL_MS } from '../lib/ladder.mjs';
+import { runLadders, ladderRows, P99_GOAL_MS } from '../lib/ladder.mjs';
 import { postgresCpu, postgresCpuSince, ratio } from '../lib/util.mjs';
 
 const SCHEMA = 'bench_scale';
@@ -35,13 +36,14 @@ export async function run(ctx) {
     try { redis = await startRedis({ logDir: ctx.logDir, name: 'scale-redis' }); }
     catch (e) { return { skipped: String(e.message) }; }
   }
-  const users = ctx.users.fan;
+  const usersOne = ctx.users.fan, usersTwo = makeUsers('scl', usersOne.length);
+  const n = usersOne.length;
   const out = {
-    members: users.length, messageBytes: 100, p99GoalMs: P99_GOAL_MS, database: redact(dbUrl),
+    members: n, messageBytes: 100, p99GoalMs: P99_GOAL_MS, database: redact(dbUrl),
     redis: process.env.BENCH_REDIS_URL ? 'BENCH_REDIS_URL' : 'own redis-server', setups: {},
   };
   const servers = [];
-  let ch;
+  const chs = [];
   // CPU of Redis and of every postgres process (per pid: a backend that ends in the window
   // does not count negative), reported beside the instances'.
   const extraCpu = {
@@ -50,34 +52,32 @@ export async function run(ctx) {
   };
   try {
     await resetPgSchema(pgUrl, SCHEMA);
-    const env = { DATABASE_URL: dbUrl, REDIS_URL: redis.url };
-    const A = await startParley({ logDir: ctx.logDir, name: 'scale-a', env }); // runs the migrations
-    servers.push(A);
-    await seedPgUsers(pgUrl, SCHEMA, users);
-    const channelId = await createChannel(A, 'bench-scale', users);
+    const env = (prefix) => ({ DATABASE_URL: dbUrl, REDIS_URL: redis.url, REDIS_PREFIX: prefix });
+    const S = await startParley({ logDir: ctx.logDir, name: 'scale-s', env: env('bench-scale-one') }); // runs the migrations
+    servers.push(S);
+    await seedPgUsers(pgUrl, SCHEMA, [...usersOne, ...usersTwo]);
+    const [A, B] = await Promise.all(['a', 'b'].map((x) => startParley({ logDir: ctx.logDir, name: `scale-${x}`, env: env('bench-scale-two') })));
+    servers.push(A, B);
+    ctx.log(`scale: schema ${SCHEMA}, instance S alone and instances A, B (Redis, prefixes of their own), a channel of ${n} members each`);
     const at = (srv) => ({ base: `ws://127.0.0.1:${srv.port}`, framing: 'json' });
     // Two receiver processes either way (the same client as one instance's); with two
     // instances, the first process's receivers are on A and the second's on B.
-    const phase = async (name, instances) => {
-      ctx.log(`scale: ${name} (${instances.length} instance${instances.length > 1 ? 's' : ''}, schema ${SCHEMA}, Redis)`);
-      const recvOn = instances.length > 1 ? instances : [A, A];
-      ch = await openChannel(ctx, { kind: 'parley', ...at(A), users, channelId, recvTargets: recvOn.map(at), names: [`${name}snd`, `${name}rcv`] });
-      try {
-        const l = await runLadder({ ctx, label: name, servers: instances, ch, members: users.length, extraCpu });
-        const half = Math.ceil((users.length - 1) / 2);
-        const receiversPerInstance = instances.length > 1 ? [half, users.length - 1 - half] : [users.length - 1];
-        out.setups[name] = { instances: instances.length, connected: ch.connected, connectMs: ch.connectMs, receiversPerInstance, ...l };
-      } finally {
-        await ch.close();
-        ch = null;
-      }
+    const open = async (name, srv, users, recvOn) => {
+      const ch = await openChannel(ctx, { kind: 'parley', srv, ...at(srv), users, name: `bench-scale-${name}`, recvTargets: recvOn.map(at), names: [`${name}snd`, `${name}rcv`] });
+      chs.push(ch);
+      return ch;
     };
-    await phase('one', [A]);
-    const B = await startParley({ logDir: ctx.logDir, name: 'scale-b', env });
-    servers.push(B);
-    await phase('two', [A, B]);
+    const chOne = await open('one', S, usersOne, [S, S]);
+    const chTwo = await open('two', A, usersTwo, [A, B]);
+    const half = Math.ceil((n - 1) / 2);
+    const [one, two] = await runLadders(ctx, [
+      { label: 'one', servers: [S], ch: chOne, members: n, extraCpu },
+      { label: 'two', servers: [A, B], ch: chTwo, members: n, extraCpu },
+    ]);
+    out.setups.one = { instances: 1, connected: chOne.connected, connectMs: chOne.connectMs, receiversPerInstance: [n - 1], ...one };
+    out.setups.two = { instances: 2, connected: chTwo.connected, connectMs: chTwo.connectMs, receiversPerInstance: [half, n - 1 - half], ...two };
   } finally {
-    await ch?.close();
+    await Promise.all(chs.map((ch) => ch.close()));
     await Promise.all(servers.map((s) => s.stop()));
     await redis.stop();
     if (!ctx.keep) await resetPgSchema(pgUrl, SCHEMA).catch(() => {});
@@ -89,7 +89,7 @@ export async function run(ctx) {
 
 export function report(r, { table }) {
   if (r.skipped) return { text: table(`Scale (skipped: ${r.skipped})`, []), ratios: {} };
-  const label = { one: 'one instance (A)', two: 'two instances (A+B)' };
+  const label = { one: 'one instance (S)', two: 'two instances (A+B)' };
   const rows = Object.entries(r.setups).map(([k, v]) => {
     // Figures at the maximum (the highest passing rung), else at the first rung.
     const m = v.ladder.find((x) => x.target === v.maxRate) ?? v.ladder[0] ?? {};
@@ -103,7 +103,7 @@ export function report(r, { table }) {
   });
   const reps = Object.values(r.setups).find((v) => v.repeats)?.repeats;
   let text = table(`Scale: fan-out maximum of one Parley instance against two (PostgreSQL + Redis), ${r.members} members, ${r.messageBytes}-byte messages, ` +
-    `one sender on A (medians of ${reps ?? '?'} runs; every process shares this machine)`, rows);
+    `one sender on S or A (medians of ${reps ?? '?'} runs, set-ups in turn; every process shares this machine)`, rows);
   if (r.maxRatio != null) {
     const lb = Object.values(r.setups).some((v) => v.limitedBy !== 'server');
     text += `  two/one instance maximum: ${r.maxRatio}x${lb ? ' (at least one maximum is a lower bound: see note)' : ''}\n`;
