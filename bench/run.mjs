@@ -18,15 +18,20 @@ import * as inboundS from './scenarios/inbound.mjs';
 import * as clusterS from './scenarios/cluster.mjs';
 import * as searchS from './scenarios/search.mjs';
 import * as windowS from './scenarios/window.mjs';
+import * as scaleS from './scenarios/scale.mjs';
 
-const SCENARIOS = { fanout: fanoutS, window: windowS, ingest: ingestS, connections: connectionsS, history: historyS, inbound: inboundS, cluster: clusterS, search: searchS };
+const SCENARIOS = { fanout: fanoutS, window: windowS, ingest: ingestS, connections: connectionsS, history: historyS, inbound: inboundS, cluster: clusterS, search: searchS, scale: scaleS };
+// Run only when named in --only: `scale` takes about 2.5 minutes (two full fan-out ladders).
+const OPT_IN = new Set(['scale']);
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
 const opt = (name) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : (argv.find((a) => a.startsWith(`--${name}=`)) || '').split('=')[1]; };
 if (flag('help') || flag('h')) {
-  console.log('node bench/run.mjs [--quick] [--repeats N] [--only fanout,ingest,connections,history,inbound,cluster,search,window] [--servers parley,ws,sio] [--keep]');
-  console.log('cluster: PostgreSQL from BENCH_PG_URL (else DATABASE_URL if postgres://, else postgres://postgres@127.0.0.1:5432/test), schema bench_cluster; its own redis-server (or BENCH_REDIS_URL)');
+  console.log('node bench/run.mjs [--quick] [--repeats N] [--only fanout,ingest,connections,history,inbound,cluster,search,window,scale] [--servers parley,ws,sio] [--keep]');
+  console.log('scale runs only when named in --only.');
+  console.log('cluster, scale, ingest (second row): PostgreSQL from BENCH_PG_URL (else DATABASE_URL if postgres://, else postgres://postgres@127.0.0.1:5432/test),');
+  console.log('  schemas bench_cluster, bench_scale, bench_ingest; cluster and scale: their own redis-server (or BENCH_REDIS_URL)');
   process.exit(0);
 }
 
@@ -44,7 +49,7 @@ if (soft < Math.min(hard, 20_000) && !process.env.BENCH_ULIMIT_RAISED) {
 const quick = flag('quick');
 // Fan-out rungs and window runs are repeated (median and spread): 3 by default, 1 with --quick.
 const repeats = Math.max(1, Math.min(9, Number(opt('repeats')) || (quick ? 1 : 3)));
-const only = (opt('only') || Object.keys(SCENARIOS).join(',')).split(',').filter(Boolean);
+const only = (opt('only') || Object.keys(SCENARIOS).filter((k) => !OPT_IN.has(k)).join(',')).split(',').filter(Boolean);
 for (const s of only) if (!SCENARIOS[s]) { console.error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(', ')}`); process.exit(2); }
 let kinds = (opt('servers') || 'parley,ws,sio').split(',').filter(Boolean);
 

@@ -73,6 +73,20 @@ export async function seedParley({ dbFile, logDir, users }) {
   } finally { db.close(); }
 }
 
+// PostgreSQL for the scenarios that use it (cluster, scale, ingest's second row):
+// BENCH_PG_URL, else DATABASE_URL when it is postgres://, else the local default;
+// always in a schema of the harness's own (dropped and recreated).
+const DEFAULT_PG = 'postgres://postgres@127.0.0.1:5432/test';
+export function pgBaseUrl() {
+  const raw = process.env.BENCH_PG_URL || (/^postgres(ql)?:\/\//.test(process.env.DATABASE_URL || '') ? process.env.DATABASE_URL : DEFAULT_PG);
+  const u = new URL(raw);
+  u.searchParams.delete('schema');
+  return u.toString();
+}
+export const redact = (url) => { const u = new URL(url); if (u.password) u.password = '***'; return u.toString(); };
+// The DATABASE_URL that puts Parley in `schema`.
+export const pgSchemaUrl = (url, schema) => `${url}${url.includes('?') ? '&' : '?'}schema=${schema}`;
+
 // PostgreSQL: `url` without ?schema=, `schema` a name of the harness's own
 // (dropped and recreated by resetPgSchema, so never point it at real data).
 export async function withPg(url, schema, fn) {

@@ -1,5 +1,5 @@
 // Small helpers shared by the harness: clock, histogram, /proc readers, tables.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -105,6 +105,10 @@ export function fmtNum(v) {
   return (Math.round(v * 100) / 100).toString();
 }
 
+export const round2 = (v) => Math.round(v * 100) / 100;
+// Median of the finite values (null when none), to two decimals when it falls between two.
+export const median = (xs) => { const a = xs.filter(Number.isFinite).sort((p, q) => p - q); if (!a.length) return null; const h = a.length >> 1; return a.length % 2 ? a[h] : Math.round(((a[h - 1] + a[h]) / 2) * 100) / 100; };
+
 export const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? Math.round((a / b) * 100) / 100 : null);
 
 // Run async `fn` over `items` with at most `n` in flight.
@@ -147,4 +151,21 @@ export async function waitQuiet({ maxMs = 20_000, busyCores = 0.25 } = {}) {
     r = machineCoresSince(m0);
   } while (r.busyCores + r.stealCores > busyCores && Date.now() < end);
   return Math.round((r.busyCores + r.stealCores) * 100) / 100;
+}
+
+// CPU of every PostgreSQL process on the machine (the server may be shared
+// with other work: its CPU is reported, not charged to "other load"), per pid,
+// so that backends ending during the window do not count negative.
+export function postgresCpu() {
+  const m = new Map();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try { if (readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('postgres')) m.set(pid, procCpuSec(pid)); } catch { /* gone */ }
+  }
+  return m;
+}
+export function postgresCpuSince(before) {
+  let s = 0;
+  for (const [pid, cpu] of postgresCpu()) s += cpu - (before.get(pid) ?? 0);
+  return s;
 }

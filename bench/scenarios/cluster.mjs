@@ -17,31 +17,19 @@
 // (goal: at most +5 ms); B minus A within the cluster compares the same messages.
 import { Group } from '../lib/workers.mjs';
 import { startRedis } from '../lib/servers.mjs';
-import { startParley, createChannel, tokenFor, makeUsers, withPg, resetPgSchema, seedPgUsers } from '../lib/parley.mjs';
-import { Hist, sleep, nowUs, waitFor, machineCpu, machineCoresSince, waitQuiet, procCpuSec } from '../lib/util.mjs';
-import { readdirSync, readFileSync } from 'node:fs';
+import { startParley, createChannel, tokenFor, makeUsers, withPg, resetPgSchema, seedPgUsers, pgBaseUrl, pgSchemaUrl, redact } from '../lib/parley.mjs';
+import { Hist, sleep, nowUs, waitFor, machineCpu, machineCoresSince, waitQuiet, postgresCpu, postgresCpuSince } from '../lib/util.mjs';
 
 const TARGET = 50_000; // deliveries/s
 const GOAL_MS = 5; // cross-instance p99 minus single-instance p99
 const SCHEMA = 'bench_cluster';
-const DEFAULT_PG = 'postgres://postgres@127.0.0.1:5432/test';
-
-// PostgreSQL: BENCH_PG_URL, else DATABASE_URL when it is postgres://, else the
-// local default; always in the harness's own schema (dropped and recreated).
-function pgBaseUrl() {
-  const raw = process.env.BENCH_PG_URL || (/^postgres(ql)?:\/\//.test(process.env.DATABASE_URL || '') ? process.env.DATABASE_URL : DEFAULT_PG);
-  const u = new URL(raw);
-  u.searchParams.delete('schema');
-  return u.toString();
-}
-const redact = (url) => { const u = new URL(url); if (u.password) u.password = '***'; return u.toString(); };
 
 export async function run(ctx) {
   if (!ctx.parley) return { skipped: 'Parley not available' };
   const pgUrl = pgBaseUrl();
   try { await withPg(pgUrl, null, (c) => c.query('SELECT 1')); }
   catch (e) { return { skipped: `PostgreSQL not reachable at ${redact(pgUrl)} (${e.message}); set BENCH_PG_URL` }; }
-  const dbUrl = `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}schema=${SCHEMA}`;
+  const dbUrl = pgSchemaUrl(pgUrl, SCHEMA);
   let redis;
   if (process.env.BENCH_REDIS_URL) redis = { url: process.env.BENCH_REDIS_URL, cpuSec: () => 0, stop: async () => {} };
   else {
@@ -225,23 +213,6 @@ async function step({ ctx, groups, redis, members, setup, rate, durationMs }) {
     `loss ${g.r1.lossPct}/${g.r2.lossPct}%, srv ${srvCores.join('+')} cores, redis ${redisCores}, db ${dbCores}, client ${clientCpu.join('/')}, other ${x.otherCores}` +
     `${x.clientBound ? ' CLIENT-BOUND' : ''}${x.noisy ? ' NOISY' : ''}`);
   return x;
-}
-
-// CPU of every PostgreSQL process on the machine (the server may be shared
-// with other work: its CPU is reported, not charged to "other load"), per pid,
-// so that backends ending during the window do not count negative.
-function postgresCpu() {
-  const m = new Map();
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try { if (readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('postgres')) m.set(pid, procCpuSec(pid)); } catch { /* gone */ }
-  }
-  return m;
-}
-function postgresCpuSince(before) {
-  let s = 0;
-  for (const [pid, cpu] of postgresCpu()) s += cpu - (before.get(pid) ?? 0);
-  return s;
 }
 
 // The bus's counters from /metrics (whatever their exact names: lines mentioning "bus").

@@ -2,19 +2,59 @@
 // (`to: username`) with a window of unacknowledged messages. Counts messages
 // persisted and acknowledged per second, then checks that the `messages`
 // table grew by exactly the number of acks (persist-then-ack, nothing lost,
-// nothing doubled). Parley only: the references keep nothing.
+// nothing doubled). Parley only: the references keep nothing. Two rows: the
+// default SQLite file, and PostgreSQL (a schema of the harness's own, as in the
+// cluster scenario; one instance, no Redis), skipped with a note when
+// PostgreSQL cannot be reached.
 import { Group } from '../lib/workers.mjs';
 import { startTarget } from '../lib/targets.mjs';
-import { tokenFor, countRows } from '../lib/parley.mjs';
+import { tokenFor, countRows, startParley, withPg, resetPgSchema, seedPgUsers, pgBaseUrl, pgSchemaUrl, redact } from '../lib/parley.mjs';
+import { postgresCpu, postgresCpuSince, round2 } from '../lib/util.mjs';
 
 const WINDOW = 8;
+const SCHEMA = 'bench_ingest';
+const COUNT = 'SELECT COUNT(*) AS n FROM messages';
+const LABELS = { parleyPg: 'Parley (PostgreSQL)' };
 
 export async function run(ctx) {
   if (!ctx.parley) return { skipped: 'Parley not available', servers: {} };
+  const servers = {};
   ctx.log('ingest: parley');
-  const users = ctx.users.dm;
   const t = await startTarget(ctx, 'parley');
-  const g = new Group(2, 'ing');
+  try { servers.parley = await measure(ctx, t, async () => countRows(ctx.dbFile, COUNT)); }
+  finally { await t.srv.stop(); }
+
+  ctx.log('ingest: parley on PostgreSQL');
+  const pgUrl = pgBaseUrl();
+  try { await withPg(pgUrl, null, (c) => c.query('SELECT 1')); }
+  catch (e) {
+    servers.parleyPg = { skipped: `PostgreSQL not reachable at ${redact(pgUrl)} (${e.message}); set BENCH_PG_URL` };
+    ctx.log(`  ${servers.parleyPg.skipped}`);
+    return { servers };
+  }
+  let srv;
+  try {
+    await resetPgSchema(pgUrl, SCHEMA);
+    // The first start runs the migrations into the schema; then the users go in.
+    srv = await startParley({ logDir: ctx.logDir, name: 'ingest-pg', env: { DATABASE_URL: pgSchemaUrl(pgUrl, SCHEMA), REDIS_URL: '' } });
+    await seedPgUsers(pgUrl, SCHEMA, ctx.users.dm);
+    const count = () => withPg(pgUrl, SCHEMA, async (c) => Number((await c.query(COUNT)).rows[0].n));
+    servers.parleyPg = { ...(await measure(ctx, { srv, base: `ws://127.0.0.1:${srv.port}`, framing: 'json' }, count, true)), database: redact(pgSchemaUrl(pgUrl, SCHEMA)) };
+  } catch (e) {
+    servers.parleyPg = { error: String(e.message || e) };
+    ctx.log(`ingest on PostgreSQL failed: ${e.stack || e}`);
+  } finally {
+    await srv?.stop();
+    if (!ctx.keep) await resetPgSchema(pgUrl, SCHEMA).catch(() => {});
+  }
+  return { servers };
+}
+
+// One ingest measurement on a started Parley; countRows() counts its `messages`.
+// pg: also the CPU of the PostgreSQL processes (the database works in other processes).
+async function measure(ctx, t, countRowsNow, pg = false) {
+  const users = ctx.users.dm;
+  const g = new Group(2, pg ? 'ingpg' : 'ing');
   try {
     const peer = (i) => users[i ^ 1].username; // pairs (0,1), (2,3), ...
     const metas = users.map((_, i) => ({ target: { to: peer(i) } }));
@@ -23,16 +63,18 @@ export async function run(ctx) {
     // Warm-up: creates the 200 DM channels (created on first use) and warms JIT and caches.
     await g.all('window', { window: 1, durationMs: ctx.quick ? 300 : 1000, tag: 'warm' });
     await g.snap();
-    const rows0 = countRows(ctx.dbFile, 'SELECT COUNT(*) FROM messages');
+    const rows0 = await countRowsNow();
     const cpu0 = t.srv.cpuSec();
+    const db0 = pg ? postgresCpu() : null;
     await t.srv.stats({ reset: true });
     const durationMs = ctx.quick ? 2000 : 6000;
     const ws = await g.all('window', { window: WINDOW, durationMs, tag: 'ing' });
     const elapsedS = Math.max(...ws.map((w) => w.elapsedMs)) / 1000;
     const cpuS = t.srv.cpuSec() - cpu0;
+    const dbS = pg ? postgresCpuSince(db0) : null;
     const st = await t.srv.stats();
     const s = await g.snap();
-    const rows1 = countRows(ctx.dbFile, 'SELECT COUNT(*) FROM messages');
+    const rows1 = await countRowsNow();
     const res = {
       pairs: users.length / 2, window: WINDOW, senders: users.length,
       sent: ws.reduce((a, w) => a + w.sent, 0), acks: s.acks, unacked: ws.reduce((a, w) => a + w.unacked, 0), errors: s.errors, errorSamples: s.errorSamples,
@@ -42,20 +84,32 @@ export async function run(ctx) {
       serverCpuUsPerMsg: s.acks ? Math.round((cpuS * 1e6) / s.acks) : null, serverEldP99Ms: st.eld.p99,
       clientCpu: s.clientCpuCores, closed: s.closed,
     };
+    if (pg) {
+      // Every postgres process on the machine (the server may be shared): an upper bound.
+      res.dbCpuCores = round2(dbS / elapsedS);
+      res.dbCpuUsPerMsg = s.acks ? Math.round((dbS * 1e6) / s.acks) : null;
+    }
     res.rowsMatchAcks = res.rowsAdded === res.acks;
-    ctx.log(`  parley: ${res.msgsPerSec} msgs/s, rows +${res.rowsAdded} vs acks ${res.acks}`);
-    return { servers: { parley: res } };
+    ctx.log(`  parley${pg ? ' (PostgreSQL)' : ''}: ${res.msgsPerSec} msgs/s, rows +${res.rowsAdded} vs acks ${res.acks}`);
+    return res;
   } finally {
     await g.kill();
-    await t.srv.stop();
   }
 }
 
 export function report(r, { table, LABEL }) {
-  const rows = Object.entries(r.servers).map(([k, v]) => ({
-    server: LABEL[k], pairs: v.pairs, 'acked msgs/s': v.msgsPerSec, acks: v.acks, 'rows added': v.rowsAdded,
-    'rows == acks': v.rowsMatchAcks ? 'yes' : 'NO', errors: v.errors, 'ack p50 ms': v.ackP50, 'ack p99 ms': v.ackP99,
-    'srv us/msg': v.serverCpuUsPerMsg, 'srv cores': v.serverCpuCores, 'client cores': v.clientCpu.join('+'),
-  }));
-  return { text: table(`Ingest: DM pairs, window ${r.servers.parley?.window ?? WINDOW} per sender${r.skipped ? ` (skipped: ${r.skipped})` : ''}`, rows), ratios: {} };
+  const rows = Object.entries(r.servers).map(([k, v]) => {
+    const server = LABELS[k] ?? LABEL[k];
+    if (v.skipped) return { server, note: `skipped: ${v.skipped}` };
+    if (v.error) return { server, note: `error: ${v.error.slice(0, 100)}` };
+    return {
+      server, pairs: v.pairs, 'acked msgs/s': v.msgsPerSec, acks: v.acks, 'rows added': v.rowsAdded,
+      'rows == acks': v.rowsMatchAcks ? 'yes' : 'NO', errors: v.errors, 'ack p50 ms': v.ackP50, 'ack p99 ms': v.ackP99,
+      'srv us/msg': v.serverCpuUsPerMsg, 'srv cores': v.serverCpuCores, 'db cores': v.dbCpuCores, 'db us/msg': v.dbCpuUsPerMsg,
+      'client cores': v.clientCpu.join('+'),
+    };
+  });
+  const p = r.servers.parley, q = r.servers.parleyPg, ratios = {};
+  if (p?.msgsPerSec && q?.msgsPerSec) ratios['Ingest PostgreSQL/SQLite msgs/s'] = Math.round((q.msgsPerSec / p.msgsPerSec) * 100) / 100;
+  return { text: table(`Ingest: DM pairs, window ${r.servers.parley?.window ?? WINDOW} per sender${r.skipped ? ` (skipped: ${r.skipped})` : ''}`, rows), ratios };
 }

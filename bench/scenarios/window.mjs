@@ -7,10 +7,9 @@
 // the same client code measures all three. Reported: sent (acked) msgs/s,
 // deliveries/s, ack latency, end-to-end delivery latency, server CPU; the median
 // over `--repeats` runs (default 3) with the spread of the throughput.
-import { Group } from '../lib/workers.mjs';
 import { startTarget } from '../lib/targets.mjs';
-import { createChannel, tokenFor } from '../lib/parley.mjs';
-import { sleep, nowUs, waitFor, machineCpu, machineCoresSince } from '../lib/util.mjs';
+import { openChannel } from '../lib/channel.mjs';
+import { nowUs, waitFor, machineCpu, machineCoresSince, median, round2 } from '../lib/util.mjs';
 
 const WINDOW = 16;
 
@@ -26,24 +25,13 @@ export async function run(ctx) {
 
 async function runOne(ctx, kind) {
   const users = ctx.users.win;
-  const tokens = users.map(tokenFor);
   const t = await startTarget(ctx, kind);
   // The sender has a process of its own (its acks are not queued behind the
   // receivers' frames); the 499 other members are split over two processes.
-  const sender = new Group(1, 'wsnd');
-  const recv = new Group(2, 'wrcv');
-  const all = [sender, recv];
+  let ch;
   try {
-    let channelId, joinName;
-    if (kind === 'parley') channelId = await createChannel(t.srv, 'bench-window', users);
-    else joinName = 'bench-window';
-    const opts = { base: t.base, framing: t.framing, joinName, concurrency: 50 };
-    const s = await sender.connect(tokens.slice(0, 1), opts);
-    const r = await recv.connect(tokens.slice(1), opts);
-    channelId ??= s.channelId;
-    if (!s.connected || r.failed) throw new Error(`connect: ${s.connected + r.connected}/${users.length} (${[...s.errors, ...r.errors].join('; ')})`);
-    await sleep(ctx.quick ? 300 : 1000); // let join/presence traffic settle
-
+    ch = await openChannel(ctx, { kind, srv: t.srv, base: t.base, framing: t.framing, users, name: 'bench-window', names: ['wsnd', 'wrcv'] });
+    const { sender, all, channelId } = ch;
     const durationMs = ctx.quick ? 1500 : 3000;
     await pass({ t, sender, all, channelId, durationMs: ctx.quick ? 500 : 1000 }); // warm-up (JIT, SQLite cache)
     const runs = [];
@@ -55,7 +43,7 @@ async function runOne(ctx, kind) {
     // The run with the median throughput stands for the others; throughput and
     // latencies are medians, with the throughput's min-max spread.
     const sorted = [...runs].sort((a, b) => a.msgsPerSec - b.msgsPerSec);
-    const res = { ...sorted[(sorted.length - 1) >> 1], connected: s.connected + r.connected, repeats: runs.length };
+    const res = { ...sorted[(sorted.length - 1) >> 1], connected: ch.connected, repeats: runs.length };
     for (const k of ['msgsPerSec', 'deliveriesPerSec', 'ackP50', 'ackP99', 'p50', 'p99', 'serverCpuCores', 'serverCpuUsPerMsg', 'serverEldP99Ms']) res[k] = median(runs.map((x) => x[k]));
     res.msgsPerSecMin = sorted[0].msgsPerSec;
     res.msgsPerSecMax = sorted.at(-1).msgsPerSec;
@@ -64,7 +52,7 @@ async function runOne(ctx, kind) {
     res.runs = runs;
     return res;
   } finally {
-    await Promise.all(all.map((g) => g.kill()));
+    await ch?.close();
     await t.srv.stop();
   }
 }
@@ -110,9 +98,6 @@ async function pass({ t, sender, all, channelId, durationMs }) {
   x.noisy = x.otherCores > 0.3 || machine.stealCores > 0.2;
   return x;
 }
-
-const round2 = (v) => Math.round(v * 100) / 100;
-const median = (xs) => { const a = xs.filter(Number.isFinite).sort((p, q) => p - q); if (!a.length) return null; const h = a.length >> 1; return a.length % 2 ? a[h] : Math.round(((a[h - 1] + a[h]) / 2) * 100) / 100; };
 
 export function report(r, { table, ratio, LABEL }) {
   const rows = Object.entries(r.servers).map(([k, v]) => v.error ? { server: LABEL[k], error: v.error.slice(0, 80) } : {
