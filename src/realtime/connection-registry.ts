@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Connection } from './connection.js';
-import { textFrame } from './ws-frame.js';
+import { framesAfter, textFrame } from './ws-frame.js';
 
 export interface DeliveryOptions {
   /** A connection that already has its answer (the one that asked for the change). */
@@ -58,23 +58,22 @@ export class ConnectionRegistry {
    * Sends the frames, in order, to every connection of each user here (but the excepted one),
    * and returns how many connections got them. Framed once, lazily: every socket gets the same
    * bytes (all the frames in one Buffer, so one write each), none if nobody is connected here.
+   * A user's personal frame is appended to a copy of those bytes: still one write per socket
+   * (a second write under cork/uncork cost a writev and the stream's bookkeeping twice).
    */
   toUsers(userIds: Iterable<string>, frames: string | string[], opts: DeliveryOptions = {}): number {
     let shared: Buffer | null = null;
     let sent = 0;
+    const except = opts.exceptConnectionId;
+    const personal = opts.personal;
     for (const userId of userIds) {
       const conns = this.byUser.get(userId);
-      if (!conns) continue;
+      if (conns === undefined) continue;
       shared ??= typeof frames === 'string' ? textFrame(frames) : Buffer.concat(frames.map((f) => textFrame(f)));
-      const own = opts.personal ? textFrame(opts.personal(userId)) : undefined;
+      const bytes = personal ? framesAfter(shared, personal(userId)) : shared;
       for (const conn of conns) {
-        if (conn.id === opts.exceptConnectionId) continue;
-        if (own) conn.cork();
-        conn.sendFrame(shared);
-        if (own) {
-          conn.sendFrame(own);
-          conn.uncork();
-        }
+        if (conn.id === except) continue;
+        conn.sendFrame(bytes);
         sent++;
       }
     }

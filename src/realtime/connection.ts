@@ -7,6 +7,11 @@ class Framed {
   constructor(readonly frame: Buffer) {}
 }
 
+/** The ws internals sendFrame reads (ws exposes no API for a raw write). */
+interface RawSocket {
+  _socket: { writableLength: number; write(b: Buffer): boolean };
+}
+
 /** Every frame is JSON text, Buffer or not (one options object for all sends). */
 const TEXT_FRAME = { binary: false } as const;
 
@@ -71,30 +76,24 @@ export class Connection {
   }
 
   /**
-   * Writes a complete frame built by textFrame() straight to the TCP socket. Safe beside
+   * Writes complete frames built by textFrame() straight to the TCP socket. Safe beside
    * `socket.send` because with compression off ws queues nothing: both write in call order.
+   * The fan-out's inner loop: the TCP socket's queue is read directly (ws's `bufferedAmount`
+   * adds its Sender's queue, always empty here, to the same length).
    */
   sendFrame(frame: Buffer): void {
-    if (this.closed) return;
-    if (this.held) {
-      this.held.push(new Framed(frame));
+    if (this.held !== null) {
+      if (!this.closed) this.held.push(new Framed(frame));
       return;
     }
-    if (this.socket.readyState !== 1) return;
-    if (this.socket.bufferedAmount + frame.length > this.sendBufferCap) {
+    const ws = this.socket as unknown as RawSocket;
+    if (this.closed || this.socket.readyState !== 1) return;
+    const tcp = ws._socket;
+    if (tcp.writableLength + frame.length > this.sendBufferCap) {
       this.onSlowConsumer(this);
       return;
     }
-    (this.socket as unknown as { _socket: { write(b: Buffer): boolean } })._socket.write(frame);
-  }
-
-  /** Holds writes in the TCP socket until uncork() (ws exposes no API for it: `_socket` it is). */
-  cork(): void {
-    (this.socket as unknown as { _socket?: { cork(): void } })._socket?.cork();
-  }
-
-  uncork(): void {
-    (this.socket as unknown as { _socket?: { uncork(): void } })._socket?.uncork();
+    tcp.write(frame);
   }
 
   /** Sends `first` ahead of everything held back since the connection opened. */

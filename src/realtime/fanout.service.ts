@@ -11,7 +11,7 @@ import { BlocksService } from '../users/blocks.service.js';
 import type { UserRef } from '../users/user.mapper.js';
 import { ChannelSequencer, Delivery } from './channel-sequencer.js';
 import { ConnectionRegistry } from './connection-registry.js';
-import { frame } from './server-events.js';
+import { frame, messageNewFrame, messageUpdatedFrame } from './server-events.js';
 
 /** A delivery that may answer a local connection's frame. */
 type OriginDelivery = Delivery & { origin?: ChangeOrigin };
@@ -195,7 +195,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   /** One channel's next messages and changes, in rev order: to every member connection here. */
   private deliverMessages(channel: ChannelState, items: OriginDelivery[]): void {
     if (items.some((item) => item.origin)) return this.deliverAnswering(channel, items);
-    const frames = items.map(({ message, isNew }) => (isNew ? frame('message.new', { message }) : frame('message.updated', { message })));
+    const frames = items.map(({ message, isNew }) => (isNew ? messageNewFrame(message) : messageUpdatedFrame(message)));
     // When the channel's update is due, each member's conversation.update rides in the same
     // write as the messages; otherwise it waits (folded) for the end of the interval.
     const personal = this.dueForUpdate(channel) ? this.conversationFrames(channel) : undefined;
@@ -213,10 +213,10 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     let delivered = 0;
     for (const { message, isNew, origin } of items) {
       if (isNew) {
-        delivered += this.registry.toUsers(channel.members.keys(), frame('message.new', { message }));
+        delivered += this.registry.toUsers(channel.members.keys(), messageNewFrame(message));
         continue;
       }
-      delivered += this.registry.toUsers(channel.members.keys(), frame('message.updated', { message }), { exceptConnectionId: origin?.connectionId });
+      delivered += this.registry.toUsers(channel.members.keys(), messageUpdatedFrame(message), { exceptConnectionId: origin?.connectionId });
       if (!origin) continue;
       for (const userId of channel.members.keys()) {
         for (const conn of this.registry.of(userId) ?? []) {
@@ -253,8 +253,8 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     const timer = setTimeout(() => {
       this.pending.delete(channel.id);
       this.lastUpdate.set(channel.id, performance.now());
-      const build = this.conversationFrames(channel);
-      for (const userId of channel.members.keys()) this.registry.toUsers([userId], build(userId));
+      // No shared frames: each member's own, one write per connection.
+      this.registry.toUsers(channel.members.keys(), [], { personal: this.conversationFrames(channel) });
     }, Math.max(0, wait));
     this.pending.set(channel.id, { channel, timer });
   }

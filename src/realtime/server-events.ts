@@ -50,3 +50,26 @@ export const reply = <K extends ServerEvent>(event: K, data: ServerEventMap[K]):
 export function frame<K extends ServerEvent>(event: K, data: ServerEventMap[K]): string {
   return JSON.stringify({ event, data });
 }
+
+/**
+ * A message's JSON, serialized once however many frames carry it (the sender's ack, message.new,
+ * message.updated): kept beside the MessageView, which is never changed once made (a change makes
+ * a new view, with a new rev), for as long as something holds the view.
+ */
+const messageJsonCache = new WeakMap<MessageView, string>();
+
+export function messageJson(message: MessageView): string {
+  let json = messageJsonCache.get(message);
+  if (json === undefined) messageJsonCache.set(message, (json = JSON.stringify(message)));
+  return json;
+}
+
+/** `frame('message.new', { message })`, the same bytes, from the message's cached JSON. */
+export function messageNewFrame(message: MessageView): string {
+  return `{"event":"message.new","data":{"message":${messageJson(message)}}}`;
+}
+
+/** `frame('message.updated', { message })`, the same bytes, from the message's cached JSON. */
+export function messageUpdatedFrame(message: MessageView): string {
+  return `{"event":"message.updated","data":{"message":${messageJson(message)}}}`;
+}
