@@ -7,6 +7,12 @@ class Framed {
   constructor(readonly frame: Buffer) {}
 }
 
+/** How much a socket may have queued, and what happens to one that has more. */
+export interface SendLimits {
+  sendBufferCap: number;
+  onSlowConsumer: (conn: Connection) => void;
+}
+
 /** The ws internals sendFrame reads (ws exposes no API for a raw write). */
 interface RawSocket {
   _socket: { writableLength: number; write(b: Buffer): boolean };
@@ -32,7 +38,6 @@ export const CLOSE = {
  */
 export class Connection {
   alive = true;
-  ready = false;
   closed = false;
   /** Rate-limited frames in a row; past a threshold the connection is closed (1008). */
   strikes = 0;
@@ -52,8 +57,8 @@ export class Connection {
     readonly user: AuthUser,
     readonly socket: WebSocket,
     readonly bucket: TokenBucket | null,
-    private readonly sendBufferCap: number,
-    private readonly onSlowConsumer: (conn: Connection) => void,
+    /** Shared by every connection of the instance (one field, not two, per connection). */
+    private readonly limits: SendLimits,
   ) {}
 
   /** False once the socket is closing or closed (from either side): frames would reach nobody. */
@@ -68,8 +73,8 @@ export class Connection {
       return;
     }
     if (this.socket.readyState !== 1) return;
-    if (this.socket.bufferedAmount + data.length > this.sendBufferCap) {
-      this.onSlowConsumer(this);
+    if (this.socket.bufferedAmount + data.length > this.limits.sendBufferCap) {
+      this.limits.onSlowConsumer(this);
       return;
     }
     this.socket.send(data, TEXT_FRAME);
@@ -89,8 +94,8 @@ export class Connection {
     const ws = this.socket as unknown as RawSocket;
     if (this.closed || this.socket.readyState !== 1) return;
     const tcp = ws._socket;
-    if (tcp.writableLength + frame.length > this.sendBufferCap) {
-      this.onSlowConsumer(this);
+    if (tcp.writableLength + frame.length > this.limits.sendBufferCap) {
+      this.limits.onSlowConsumer(this);
       return;
     }
     tcp.write(frame);
@@ -100,7 +105,6 @@ export class Connection {
   open(first: string): void {
     const held = this.held ?? [];
     this.held = null;
-    this.ready = true;
     this.send(first);
     for (const frame of held) {
       if (frame instanceof Framed) this.sendFrame(frame.frame);
