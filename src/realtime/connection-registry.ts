@@ -55,6 +55,18 @@ export class ConnectionRegistry {
   }
 
   /**
+   * toUsers for a channel's members: a large channel with few of them connected here costs the
+   * look-ups of those connected, not one per member (whichever side is smaller is walked).
+   */
+  toMembers(members: ReadonlyMap<string, unknown>, frames: string | string[], opts: DeliveryOptions = {}): number {
+    return this.toUsers(this.byUser.size < members.size ? this.usersIn(members) : members.keys(), frames, opts);
+  }
+
+  private *usersIn(members: ReadonlyMap<string, unknown>): Generator<string> {
+    for (const userId of this.byUser.keys()) if (members.has(userId)) yield userId;
+  }
+
+  /**
    * Sends the frames, in order, to every connection of each user here (but the excepted one),
    * and returns how many connections got them. Framed once, lazily: every socket gets the same
    * bytes (all the frames in one Buffer, so one write each), none if nobody is connected here.

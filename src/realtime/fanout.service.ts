@@ -88,7 +88,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       // Removed by someone else: every connection of theirs (origin is the remover's, if any).
       this.registry.toUsers([user.id], frame('channel.left', { channelId }), { exceptConnectionId: by ? undefined : origin });
       const channel = this.store.peek(channelId);
-      if (channel) this.registry.toUsers(channel.members.keys(), frame('member.left', by ? { channelId, user, by } : { channelId, user }));
+      if (channel) this.registry.toMembers(channel.members, frame('member.left', by ? { channelId, user, by } : { channelId, user }));
     });
     this.bus.on('channel.updated', ({ channelId, by }) => {
       const channel = this.store.peek(channelId);
@@ -99,7 +99,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     });
     this.bus.on('member.role', ({ channelId, user, role, by }) => {
       const channel = this.store.peek(channelId);
-      if (channel) this.registry.toUsers(channel.members.keys(), frame('member.updated', { channelId, user, role, by }));
+      if (channel) this.registry.toMembers(channel.members, frame('member.updated', { channelId, user, role, by }));
     });
     this.bus.on('member.hidden', ({ channelId, userId }) => {
       this.registry.toUsers([userId], frame('conversation.hidden', { channelId }));
@@ -199,7 +199,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     // When the channel's update is due, each member's conversation.update rides in the same
     // write as the messages; otherwise it waits (folded) for the end of the interval.
     const personal = this.dueForUpdate(channel) ? this.conversationFrames(channel) : undefined;
-    const delivered = frames.length * this.registry.toUsers(channel.members.keys(), frames, { personal });
+    const delivered = frames.length * this.registry.toMembers(channel.members, frames, { personal });
     if (!personal) this.scheduleConversationUpdates(channel);
     this.metrics.messagesDelivered.inc(delivered);
   }
@@ -213,10 +213,10 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     let delivered = 0;
     for (const { message, isNew, origin } of items) {
       if (isNew) {
-        delivered += this.registry.toUsers(channel.members.keys(), messageNewFrame(message));
+        delivered += this.registry.toMembers(channel.members, messageNewFrame(message));
         continue;
       }
-      delivered += this.registry.toUsers(channel.members.keys(), messageUpdatedFrame(message), { exceptConnectionId: origin?.connectionId });
+      delivered += this.registry.toMembers(channel.members, messageUpdatedFrame(message), { exceptConnectionId: origin?.connectionId });
       if (!origin) continue;
       for (const userId of channel.members.keys()) {
         for (const conn of this.registry.of(userId) ?? []) {
@@ -254,7 +254,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       this.pending.delete(channel.id);
       this.lastUpdate.set(channel.id, performance.now());
       // No shared frames: each member's own, one write per connection.
-      this.registry.toUsers(channel.members.keys(), [], { personal: this.conversationFrames(channel) });
+      this.registry.toMembers(channel.members, [], { personal: this.conversationFrames(channel) });
     }, Math.max(0, wait));
     this.pending.set(channel.id, { channel, timer });
   }
