@@ -45,4 +45,22 @@ describe('ConnectionRegistry delivery', () => {
     expect(written.get('a')![0]).toBe(written.get('b')![0]);
     expect(written.get('a')![0].equals(textFrame('m'))).toBe(true);
   });
+
+  it("counts, lists and removes a user's connections as one, then several, then one again", () => {
+    const registry = new ConnectionRegistry();
+    const a = connect(registry, 'a', 'u1');
+    expect([registry.count('u1'), [...registry.of('u1')!], registry.first('u1')]).toEqual([1, [a], a]);
+    const b = connect(registry, 'b', 'u1');
+    const c = connect(registry, 'c', 'u1');
+    expect([registry.count('u1'), [...registry.of('u1')!]]).toEqual([3, [a, b, c]]);
+    expect(registry.remove(a)).toBe(2);
+    expect(registry.remove(c)).toBe(1);
+    expect([registry.count('u1'), [...registry.of('u1')!], registry.first('u1')]).toEqual([1, [b], b]);
+    expect(registry.remove(c)).toBe(1); // already gone: nothing changes
+    expect(registry.toMembers(new Map([['u1', {}]]), 'm')).toBe(1);
+    expect(registry.remove(b)).toBe(0);
+    expect([registry.count('u1'), registry.of('u1'), registry.first('u1')]).toEqual([0, undefined, undefined]);
+    expect(registry.toMembers(new Map([['u1', {}]]), 'm')).toBe(0);
+    expect([...registry.connections()]).toEqual([]);
+  });
 });

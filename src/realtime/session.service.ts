@@ -92,7 +92,7 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
     // The last check, once the user is known: their connections here (per instance).
     const admit = (session: AuthSession) => {
       const { connectionsPerUser } = this.config.quotas;
-      if (connectionsPerUser > 0 && (this.registry.of(session.id)?.size ?? 0) >= connectionsPerUser) {
+      if (connectionsPerUser > 0 && this.registry.count(session.id) >= connectionsPerUser) {
         return done(false, 429, 'Too many connections for this user');
       }
       req[HANDSHAKE_USER] = session;
@@ -139,7 +139,7 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
     // The user's other connections here (several tabs, devices) lend theirs: one user object and,
     // for one login's tabs, one session id string, however many sockets (an idle socket's every
     // byte counts).
-    const sibling: Connection | undefined = this.registry.of(session.id)?.values().next().value;
+    const sibling = this.registry.first(session.id);
     const user = sibling?.user.username === session.username ? sibling.user : { id: session.id, username: session.username };
     const bucket = this.config.rateLimitPerSec > 0 ? new TokenBucket(this.config.rateLimitPerSec, this.config.rateLimitBurst) : null;
     // A short per-process id (an idle connection's every byte counts); sessionId adds the
