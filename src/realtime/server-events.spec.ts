@@ -1,6 +1,6 @@
 import { jest } from '@jest/globals';
 import type { MessageView } from '../messages/message.mapper.js';
-import { frame, messageJson, messageNewFrame, messageUpdatedFrame } from './server-events.js';
+import { frame, messageAckFrame, messageJson, messageNewFrame, messageUpdatedFrame } from './server-events.js';
 
 describe('message frames from the cached JSON', () => {
   const message: MessageView = {
@@ -12,6 +12,11 @@ describe('message frames from the cached JSON', () => {
     expect(messageNewFrame(message)).toBe(frame('message.new', { message }));
     expect(messageUpdatedFrame(message)).toBe(frame('message.updated', { message }));
     expect(messageJson(message)).toBe(JSON.stringify(message));
+    for (const ack of [
+      { clientMsgId: 'k"1', message, duplicate: false },
+      { clientMsgId: 'k', message, duplicate: true, ref: 'r"\n' },
+      { clientMsgId: 'k', message, duplicate: false, ref: undefined },
+    ]) expect(messageAckFrame(ack)).toBe(frame('message.ack', ack));
   });
 
   it('serialize a view once: a new view (a change) is serialized anew', () => {

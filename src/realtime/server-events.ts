@@ -73,3 +73,13 @@ export function messageNewFrame(message: MessageView): string {
 export function messageUpdatedFrame(message: MessageView): string {
   return `{"event":"message.updated","data":{"message":${messageJson(message)}}}`;
 }
+
+/**
+ * `frame('message.ack', data)`, the same bytes, with the message from its cached JSON (the
+ * fan-out's message.new then costs no serialization of its own). Keys in the order of
+ * ServerEventMap['message.ack']; a `ref` that is undefined is left out, as JSON.stringify does.
+ */
+export function messageAckFrame(data: ServerEventMap['message.ack']): string {
+  const ref = data.ref === undefined ? '' : `,"ref":${JSON.stringify(data.ref)}`;
+  return `{"event":"message.ack","data":{"clientMsgId":${JSON.stringify(data.clientMsgId)},"message":${messageJson(data.message)},"duplicate":${data.duplicate}${ref}}}`;
+}
