@@ -7,6 +7,17 @@ class Framed {
   constructor(readonly frame: Buffer) {}
 }
 
+/** How much a socket may have queued, and what happens to one that has more. */
+export interface SendLimits {
+  sendBufferCap: number;
+  onSlowConsumer: (conn: Connection) => void;
+}
+
+/** The ws internals sendFrame reads (ws exposes no API for a raw write). */
+interface RawSocket {
+  _socket: { writableLength: number; write(b: Buffer): boolean };
+}
+
 /** Every frame is JSON text, Buffer or not (one options object for all sends). */
 const TEXT_FRAME = { binary: false } as const;
 
@@ -27,7 +38,6 @@ export const CLOSE = {
  */
 export class Connection {
   alive = true;
-  ready = false;
   closed = false;
   /** Rate-limited frames in a row; past a threshold the connection is closed (1008). */
   strikes = 0;
@@ -47,8 +57,8 @@ export class Connection {
     readonly user: AuthUser,
     readonly socket: WebSocket,
     readonly bucket: TokenBucket | null,
-    private readonly sendBufferCap: number,
-    private readonly onSlowConsumer: (conn: Connection) => void,
+    /** Shared by every connection of the instance (one field, not two, per connection). */
+    private readonly limits: SendLimits,
   ) {}
 
   /** False once the socket is closing or closed (from either side): frames would reach nobody. */
@@ -63,29 +73,32 @@ export class Connection {
       return;
     }
     if (this.socket.readyState !== 1) return;
-    if (this.overCap(data.length)) {
-      this.onSlowConsumer(this);
+    if (this.overCap(this.socket.bufferedAmount, data.length)) {
+      this.limits.onSlowConsumer(this);
       return;
     }
     this.socket.send(data, TEXT_FRAME);
   }
 
   /**
-   * Writes a complete frame built by textFrame() straight to the TCP socket. Safe beside
+   * Writes complete frames built by textFrame() straight to the TCP socket. Safe beside
    * `socket.send` because with compression off ws queues nothing: both write in call order.
+   * The fan-out's inner loop: the TCP socket's queue is read directly (ws's `bufferedAmount`
+   * adds its Sender's queue, always empty here, to the same length).
    */
   sendFrame(frame: Buffer): void {
-    if (this.closed) return;
-    if (this.held) {
-      this.held.push(new Framed(frame));
+    if (this.held !== null) {
+      if (!this.closed) this.held.push(new Framed(frame));
       return;
     }
-    if (this.socket.readyState !== 1) return;
-    if (this.overCap(frame.length)) {
-      this.onSlowConsumer(this);
+    const ws = this.socket as unknown as RawSocket;
+    if (this.closed || this.socket.readyState !== 1) return;
+    const tcp = ws._socket;
+    if (this.overCap(tcp.writableLength, frame.length)) {
+      this.limits.onSlowConsumer(this);
       return;
     }
-    (this.socket as unknown as { _socket: { write(b: Buffer): boolean } })._socket.write(frame);
+    tcp.write(frame);
   }
 
   /**
@@ -93,25 +106,14 @@ export class Connection {
    * An empty buffer takes any write: one commit's frames (one buffer for a whole group commit) may
    * alone be larger than the cap, and that says nothing about the reader.
    */
-  private overCap(bytes: number): boolean {
-    const buffered = this.socket.bufferedAmount;
-    return buffered > 0 && buffered + bytes > this.sendBufferCap;
-  }
-
-  /** Holds writes in the TCP socket until uncork() (ws exposes no API for it: `_socket` it is). */
-  cork(): void {
-    (this.socket as unknown as { _socket?: { cork(): void } })._socket?.cork();
-  }
-
-  uncork(): void {
-    (this.socket as unknown as { _socket?: { uncork(): void } })._socket?.uncork();
+  private overCap(buffered: number, bytes: number): boolean {
+    return buffered > 0 && buffered + bytes > this.limits.sendBufferCap;
   }
 
   /** Sends `first` ahead of everything held back since the connection opened. */
   open(first: string): void {
     const held = this.held ?? [];
     this.held = null;
-    this.ready = true;
     this.send(first);
     for (const frame of held) {
       if (frame instanceof Framed) this.sendFrame(frame.frame);

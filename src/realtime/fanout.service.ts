@@ -11,7 +11,7 @@ import { BlocksService } from '../users/blocks.service.js';
 import type { UserRef } from '../users/user.mapper.js';
 import { ChannelSequencer, Delivery } from './channel-sequencer.js';
 import { ConnectionRegistry } from './connection-registry.js';
-import { frame } from './server-events.js';
+import { frame, messageNewFrame, messageUpdatedFrame } from './server-events.js';
 
 /** A delivery that may answer a local connection's frame. */
 type OriginDelivery = Delivery & { origin?: ChangeOrigin };
@@ -88,7 +88,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       // Removed by someone else: every connection of theirs (origin is the remover's, if any).
       this.registry.toUsers([user.id], frame('channel.left', { channelId }), { exceptConnectionId: by ? undefined : origin });
       const channel = this.store.peek(channelId);
-      if (channel) this.registry.toUsers(channel.members.keys(), frame('member.left', by ? { channelId, user, by } : { channelId, user }));
+      if (channel) this.registry.toMembers(channel.members, frame('member.left', by ? { channelId, user, by } : { channelId, user }));
     });
     this.bus.on('channel.updated', ({ channelId, by }) => {
       const channel = this.store.peek(channelId);
@@ -99,7 +99,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     });
     this.bus.on('member.role', ({ channelId, user, role, by }) => {
       const channel = this.store.peek(channelId);
-      if (channel) this.registry.toUsers(channel.members.keys(), frame('member.updated', { channelId, user, role, by }));
+      if (channel) this.registry.toMembers(channel.members, frame('member.updated', { channelId, user, role, by }));
     });
     this.bus.on('member.hidden', ({ channelId, userId }) => {
       this.registry.toUsers([userId], frame('conversation.hidden', { channelId }));
@@ -195,11 +195,11 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   /** One channel's next messages and changes, in rev order: to every member connection here. */
   private deliverMessages(channel: ChannelState, items: OriginDelivery[]): void {
     if (items.some((item) => item.origin)) return this.deliverAnswering(channel, items);
-    const frames = items.map(({ message, isNew }) => (isNew ? frame('message.new', { message }) : frame('message.updated', { message })));
+    const frames = items.map(({ message, isNew }) => (isNew ? messageNewFrame(message) : messageUpdatedFrame(message)));
     // When the channel's update is due, each member's conversation.update rides in the same
     // write as the messages; otherwise it waits (folded) for the end of the interval.
     const personal = this.dueForUpdate(channel) ? this.conversationFrames(channel) : undefined;
-    const delivered = frames.length * this.registry.toUsers(channel.members.keys(), frames, { personal });
+    const delivered = frames.length * this.registry.toMembers(channel.members, frames, { personal });
     if (!personal) this.scheduleConversationUpdates(channel);
     this.metrics.messagesDelivered.inc(delivered);
   }
@@ -213,10 +213,10 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     let delivered = 0;
     for (const { message, isNew, origin } of items) {
       if (isNew) {
-        delivered += this.registry.toUsers(channel.members.keys(), frame('message.new', { message }));
+        delivered += this.registry.toMembers(channel.members, messageNewFrame(message));
         continue;
       }
-      delivered += this.registry.toUsers(channel.members.keys(), frame('message.updated', { message }), { exceptConnectionId: origin?.connectionId });
+      delivered += this.registry.toMembers(channel.members, messageUpdatedFrame(message), { exceptConnectionId: origin?.connectionId });
       if (!origin) continue;
       for (const userId of channel.members.keys()) {
         for (const conn of this.registry.of(userId) ?? []) {
@@ -253,8 +253,8 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     const timer = setTimeout(() => {
       this.pending.delete(channel.id);
       this.lastUpdate.set(channel.id, performance.now());
-      const build = this.conversationFrames(channel);
-      for (const userId of channel.members.keys()) this.registry.toUsers([userId], build(userId));
+      // No shared frames: each member's own, one write per connection.
+      this.registry.toMembers(channel.members, [], { personal: this.conversationFrames(channel) });
     }, Math.max(0, wait));
     this.pending.set(channel.id, { channel, timer });
   }

@@ -50,3 +50,36 @@ export const reply = <K extends ServerEvent>(event: K, data: ServerEventMap[K]):
 export function frame<K extends ServerEvent>(event: K, data: ServerEventMap[K]): string {
   return JSON.stringify({ event, data });
 }
+
+/**
+ * A message's JSON, serialized once however many frames carry it (the sender's ack, message.new,
+ * message.updated): kept beside the MessageView, which is never changed once made (a change makes
+ * a new view, with a new rev), for as long as something holds the view.
+ */
+const messageJsonCache = new WeakMap<MessageView, string>();
+
+export function messageJson(message: MessageView): string {
+  let json = messageJsonCache.get(message);
+  if (json === undefined) messageJsonCache.set(message, (json = JSON.stringify(message)));
+  return json;
+}
+
+/** `frame('message.new', { message })`, the same bytes, from the message's cached JSON. */
+export function messageNewFrame(message: MessageView): string {
+  return `{"event":"message.new","data":{"message":${messageJson(message)}}}`;
+}
+
+/** `frame('message.updated', { message })`, the same bytes, from the message's cached JSON. */
+export function messageUpdatedFrame(message: MessageView): string {
+  return `{"event":"message.updated","data":{"message":${messageJson(message)}}}`;
+}
+
+/**
+ * `frame('message.ack', data)`, the same bytes, with the message from its cached JSON (the
+ * fan-out's message.new then costs no serialization of its own). Keys in the order of
+ * ServerEventMap['message.ack']; a `ref` that is undefined is left out, as JSON.stringify does.
+ */
+export function messageAckFrame(data: ServerEventMap['message.ack']): string {
+  const ref = data.ref === undefined ? '' : `,"ref":${JSON.stringify(data.ref)}`;
+  return `{"event":"message.ack","data":{"clientMsgId":${JSON.stringify(data.clientMsgId)},"message":${messageJson(data.message)},"duplicate":${data.duplicate}${ref}}}`;
+}

@@ -14,7 +14,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { PresenceService } from '../presence/presence.service.js';
 import { toUserRef } from '../users/user.mapper.js';
 import { clientAddressOf } from './client-address.js';
-import { CLOSE, Connection } from './connection.js';
+import { CLOSE, Connection, SendLimits } from './connection.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { frame } from './server-events.js';
 import { TokenBucket } from './token-bucket.js';
@@ -92,7 +92,7 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
     // The last check, once the user is known: their connections here (per instance).
     const admit = (session: AuthSession) => {
       const { connectionsPerUser } = this.config.quotas;
-      if (connectionsPerUser > 0 && (this.registry.of(session.id)?.size ?? 0) >= connectionsPerUser) {
+      if (connectionsPerUser > 0 && this.registry.count(session.id) >= connectionsPerUser) {
         return done(false, 429, 'Too many connections for this user');
       }
       req[HANDSHAKE_USER] = session;
@@ -136,19 +136,23 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
       socket.close(CLOSE.POLICY, 'unauthenticated');
       return undefined;
     }
-    const user = { id: session.id, username: session.username };
+    // The user's other connections here (several tabs, devices) lend theirs: one user object and,
+    // for one login's tabs, one session id string, however many sockets (an idle socket's every
+    // byte counts).
+    const sibling = this.registry.first(session.id);
+    const user = sibling?.user.username === session.username ? sibling.user : { id: session.id, username: session.username };
     const bucket = this.config.rateLimitPerSec > 0 ? new TokenBucket(this.config.rateLimitPerSec, this.config.rateLimitBurst) : null;
     // A short per-process id (an idle connection's every byte counts); sessionId adds the
     // instance prefix to make it unique across instances and restarts.
-    const conn = new Connection((++this.connectionSeq).toString(36), user, socket, bucket, this.config.sendBufferCapBytes, this.closeSlowConsumer);
+    const conn = new Connection((++this.connectionSeq).toString(36), user, socket, bucket, this.sendLimits);
     conn.expiresAt = session.expiresAt;
     conn.address = (req as TaggedRequest)[HANDSHAKE_ADDRESS] ?? null;
-    conn.sessionId = session.sessionId;
+    conn.sessionId = sibling?.sessionId === session.sessionId ? sibling.sessionId : session.sessionId;
     (socket as TaggedSocket)[CONNECTION] = conn;
     socket.on('pong', markAlive);
     this.registry.add(conn);
     this.metrics.connections.inc();
-    this.presence.connected(toUserRef(user));
+    this.presence.connected(user); // the same {id, username}: no copy per user
     this.ensureHeartbeat();
     void this.start(conn);
     return conn;
@@ -185,7 +189,7 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
     conn.closed = true;
     this.registry.remove(conn);
     this.metrics.connections.dec();
-    this.presence.disconnected(toUserRef(conn.user));
+    this.presence.disconnected(conn.user);
   }
 
   /**
@@ -218,10 +222,13 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
     conn.close(CLOSE.POLICY, 'session ended');
   }
 
-  // Shared by every connection (no closure per socket: idle connections are mostly overhead).
-  private readonly closeSlowConsumer = (conn: Connection): void => {
-    this.metrics.closes.inc({ reason: 'slow_consumer' });
-    conn.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
+  // Shared by every connection (no closure or field per socket: idle connections are mostly overhead).
+  private readonly sendLimits: SendLimits = {
+    sendBufferCap: this.config.sendBufferCapBytes,
+    onSlowConsumer: (conn) => {
+      this.metrics.closes.inc({ reason: 'slow_consumer' });
+      conn.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
+    },
   };
 
   /**

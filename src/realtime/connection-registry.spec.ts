@@ -1,0 +1,66 @@
+import type { WebSocket } from 'ws';
+import { Connection } from './connection.js';
+import { ConnectionRegistry } from './connection-registry.js';
+import { textFrame } from './ws-frame.js';
+
+describe('ConnectionRegistry delivery', () => {
+  const written = new Map<string, Buffer[]>();
+  const limits = { sendBufferCap: 1 << 20, onSlowConsumer: () => { throw new Error('slow'); } };
+  const connect = (registry: ConnectionRegistry, id: string, userId: string) => {
+    // ws's send (session.ready) is not what is checked here; fan-out writes to the TCP socket.
+    const socket = { readyState: 1, bufferedAmount: 0, send: () => undefined, _socket: { writableLength: 0, write: (b: Buffer) => { written.set(id, [...(written.get(id) ?? []), b]); return true; } } };
+    const conn = new Connection(id, { id: userId, username: userId }, socket as unknown as WebSocket, null, limits);
+    conn.open('{"event":"session.ready"}'); // nothing held from now on
+    registry.add(conn);
+    return conn;
+  };
+  beforeEach(() => written.clear());
+
+  it.each([
+    ['fewer connected than members', ['u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7', 'u8']],
+    ['more connected than members', ['u1', 'u3', 'x']],
+  ])('reaches exactly the connected members (%s), each with its own frame in the same write', (_, memberIds) => {
+    const registry = new ConnectionRegistry();
+    connect(registry, 'a', 'u1');
+    connect(registry, 'b', 'u1');
+    connect(registry, 'c', 'u3');
+    connect(registry, 'd', 'nonmember1');
+    connect(registry, 'e', 'nonmember2');
+    connect(registry, 'f', 'nonmember3');
+    connect(registry, 'g', 'nonmember4');
+    const members = new Map(memberIds.map((id) => [id, {}]));
+    const sent = registry.toMembers(members, ['m1', 'm2'], { personal: (u) => `own:${u}`, exceptConnectionId: 'b' });
+    expect(sent).toBe(2);
+    const shared = Buffer.concat([textFrame('m1'), textFrame('m2')]);
+    expect([...written.keys()].sort()).toEqual(['a', 'c']);
+    expect(written.get('a')).toEqual([Buffer.concat([shared, textFrame('own:u1')])]);
+    expect(written.get('c')).toEqual([Buffer.concat([shared, textFrame('own:u3')])]);
+  });
+
+  it('writes the same Buffer to every connection when nothing is personal', () => {
+    const registry = new ConnectionRegistry();
+    connect(registry, 'a', 'u1');
+    connect(registry, 'b', 'u2');
+    expect(registry.toMembers(new Map([['u1', {}], ['u2', {}]]), 'm')).toBe(2);
+    expect(written.get('a')![0]).toBe(written.get('b')![0]);
+    expect(written.get('a')![0].equals(textFrame('m'))).toBe(true);
+  });
+
+  it("counts, lists and removes a user's connections as one, then several, then one again", () => {
+    const registry = new ConnectionRegistry();
+    const a = connect(registry, 'a', 'u1');
+    expect([registry.count('u1'), [...registry.of('u1')!], registry.first('u1')]).toEqual([1, [a], a]);
+    const b = connect(registry, 'b', 'u1');
+    const c = connect(registry, 'c', 'u1');
+    expect([registry.count('u1'), [...registry.of('u1')!]]).toEqual([3, [a, b, c]]);
+    expect(registry.remove(a)).toBe(2);
+    expect(registry.remove(c)).toBe(1);
+    expect([registry.count('u1'), [...registry.of('u1')!], registry.first('u1')]).toEqual([1, [b], b]);
+    expect(registry.remove(c)).toBe(1); // already gone: nothing changes
+    expect(registry.toMembers(new Map([['u1', {}]]), 'm')).toBe(1);
+    expect(registry.remove(b)).toBe(0);
+    expect([registry.count('u1'), registry.of('u1'), registry.first('u1')]).toEqual([0, undefined, undefined]);
+    expect(registry.toMembers(new Map([['u1', {}]]), 'm')).toBe(0);
+    expect([...registry.connections()]).toEqual([]);
+  });
+});
