@@ -9,7 +9,7 @@ import {
   ChangeFrameDto, ChannelFrameDto, EditFrameDto, FrameDto, HistoryFrameDto, JoinFrameDto, ReactionFrameDto, ReadFrameDto, SendFrameDto, SyncFrameDto,
 } from './dto/frames.dto.js';
 import { RealtimeService } from './realtime.service.js';
-import type { Reply } from './server-events.js';
+import type { Reply, Serialized } from './server-events.js';
 import { SessionService, connectionOf } from './session.service.js';
 import { WsErrorFilter } from './ws-exception.filter.js';
 
@@ -43,7 +43,7 @@ export class ChatGateway implements OnGatewayConnection, OnGatewayDisconnect {
   }
 
   @SubscribeMessage('message.send')
-  send(@ConnectedSocket() socket: WebSocket, @MessageBody() dto: SendFrameDto): Promise<Reply<'message.ack'>> {
+  send(@ConnectedSocket() socket: WebSocket, @MessageBody() dto: SendFrameDto): Promise<Serialized<'message.ack'>> {
     return this.realtime.send(connectionOf(socket)!, dto);
   }
 

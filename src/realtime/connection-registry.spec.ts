@@ -7,10 +7,12 @@ describe('ConnectionRegistry delivery', () => {
   const written = new Map<string, Buffer[]>();
   const limits = { sendBufferCap: 1 << 20, onSlowConsumer: () => { throw new Error('slow'); } };
   const connect = (registry: ConnectionRegistry, id: string, userId: string) => {
-    // ws's send (session.ready) is not what is checked here; fan-out writes to the TCP socket.
-    const socket = { readyState: 1, bufferedAmount: 0, send: () => undefined, _socket: { writableLength: 0, write: (b: Buffer) => { written.set(id, [...(written.get(id) ?? []), b]); return true; } } };
+    // Every frame is written to the TCP socket (a fake one here, never corked for long).
+    const tcp = { writableLength: 0, writableCorked: 0, cork: () => undefined, uncork: () => undefined, write: (b: Buffer) => { written.set(id, [...(written.get(id) ?? []), b]); return true; } };
+    const socket = { readyState: 1, bufferedAmount: 0, _socket: tcp };
     const conn = new Connection(id, { id: userId, username: userId }, socket as unknown as WebSocket, null, limits);
     conn.open('{"event":"session.ready"}'); // nothing held from now on
+    written.delete(id); // session.ready is not what is checked here
     registry.add(conn);
     return conn;
   };

@@ -126,8 +126,9 @@ export class ParleyWsAdapter extends WsAdapter {
     const started = parsed.event === 'message.send' ? performance.now() : 0;
     const answer = (reply: unknown) => {
       if (reply === undefined || reply === null) return;
-      // The one serialization of the answer: a Reply is built as an object and sent as this string.
-      conn.send(JSON.stringify(reply));
+      // The one serialization of the answer: a Reply object is serialized here; a handler that
+      // serialized its answer itself (the ack, from the message's cached JSON) returns the string.
+      conn.send(typeof reply === 'string' ? reply : JSON.stringify(reply));
       if (started) this.metrics.sendLatency.observe((performance.now() - started) / 1000);
     };
     const failed = (err: unknown) => this.log.error(`handler failed: ${(err as Error)?.stack ?? String(err)}`);

@@ -11,7 +11,7 @@ import { HttpRateLimiter } from '../rate-limit/http-rate-limiter.js';
 import { toUserRef } from '../users/user.mapper.js';
 import type { Connection } from './connection.js';
 import type { ChangeFrameDto, ChannelFrameDto, FrameDto, HistoryFrameDto, JoinFrameDto, ReadFrameDto, SendFrameDto, SyncFrameDto } from './dto/frames.dto.js';
-import { frame, Reply, reply } from './server-events.js';
+import { frame, messageAckFrame, Reply, reply, type Serialized } from './server-events.js';
 
 /** Typing indicators per user and channel go out at most this often. */
 const TYPING_THROTTLE_MS = 1000;
@@ -44,10 +44,14 @@ export class RealtimeService {
     private readonly limiter: HttpRateLimiter,
   ) {}
 
-  async send(conn: Connection, dto: SendFrameDto): Promise<Reply<'message.ack'>> {
+  /**
+   * The ack comes back serialized (the adapter sends a string as is): its message is the same
+   * MessageView the fan-out sends, so the message's JSON is built once for both (messageJson).
+   */
+  async send(conn: Connection, dto: SendFrameDto): Promise<Serialized<'message.ack'>> {
     await this.limiter.checkWrite(conn.user.id);
     const outcome = await this.messages.send(conn.user, dto);
-    return reply('message.ack', withRef({ clientMsgId: dto.clientMsgId, message: outcome.message, duplicate: outcome.duplicate }, dto.ref));
+    return messageAckFrame(withRef({ clientMsgId: dto.clientMsgId, message: outcome.message, duplicate: outcome.duplicate }, dto.ref)) as Serialized<'message.ack'>;
   }
 
   async join(conn: Connection, dto: JoinFrameDto): Promise<Reply<'channel.joined'>> {

@@ -46,6 +46,9 @@ export interface Reply<K extends ServerEvent = ServerEvent> {
 
 export const reply = <K extends ServerEvent>(event: K, data: ServerEventMap[K]): Reply<K> => ({ event, data });
 
+/** A reply already serialized as the frame of event K (the adapter sends it as is). */
+export type Serialized<K extends ServerEvent> = string & { readonly __frame?: K };
+
 /** Serializes a frame once; fan-out sends the same string to every recipient. */
 export function frame<K extends ServerEvent>(event: K, data: ServerEventMap[K]): string {
   return JSON.stringify({ event, data });
