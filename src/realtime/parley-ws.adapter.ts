@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { isObservable, lastValueFrom, type Observable } from 'rxjs';
-import type { RawData, WebSocket } from 'ws';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { jsonTooDeep, TOO_DEEP_MESSAGE } from '../common/json-depth.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { MetricsService } from '../metrics/metrics.service.js';
@@ -13,6 +13,12 @@ import { CLOSE, Connection } from './connection.js';
 import { type FastRoute, fastRoutes } from './fast-routes.js';
 import { frame } from './server-events.js';
 import { connectionOf, SessionService } from './session.service.js';
+import {
+  installSharedMessageHandlers,
+  type SharedHandler,
+  type SharedHandlers,
+  type SharedHandlersAdapter,
+} from './shared-message-handlers.js';
 import { WsErrorFilter } from './ws-exception.filter.js';
 
 /** Rate-limited frames in a row after which a connection is closed as abusive (1008). */
@@ -28,13 +34,15 @@ const MAX_STRIKES = 100;
  *    being dropped in silence.
  * Handlers' replies and errors go through the Connection, so `session.ready` stays first.
  */
-export class ParleyWsAdapter extends WsAdapter {
+export class ParleyWsAdapter extends WsAdapter implements SharedHandlersAdapter {
   private readonly log = new Logger('ParleyWsAdapter');
 
   /** The hot events' handlers, called without Nest's per-frame pipeline (see fast-routes.ts). */
   private routes?: Map<string, FastRoute>;
   /** The gateway's error mapping, for the errors of the fast routes. */
   private readonly errorFilter: WsErrorFilter;
+  /** Each gateway's shared table with this adapter, the one object every socket points to. */
+  private readonly bound = new WeakMap<SharedHandlers, Bound>();
 
   constructor(
     private readonly nest: INestApplicationContext,
@@ -44,6 +52,8 @@ export class ParleyWsAdapter extends WsAdapter {
   ) {
     super(nest);
     this.errorFilter = new WsErrorFilter(metrics);
+    // Nest then hands this adapter one handler table per gateway, not one per socket.
+    installSharedMessageHandlers();
   }
 
   override create(port: number, options: Record<string, unknown> & { path?: string } = {}) {
@@ -56,15 +66,54 @@ export class ParleyWsAdapter extends WsAdapter {
     });
   }
 
+  /**
+   * How Nest binds a gateway's handlers to a socket (see shared-message-handlers.ts): the table,
+   * shared by every socket of the gateway, is kept on the socket and read by one shared listener:
+   * no table, Map or closure per connection.
+   */
+  bindSharedMessageHandlers(client: WebSocket, shared: SharedHandlers): void {
+    this.routes ??= fastRoutes(this.nest.get(ChatGateway, { strict: false }), HOT_EVENTS);
+    let bound = this.bound.get(shared);
+    if (!bound) this.bound.set(shared, (bound = { ...shared, adapter: this }));
+    (client as Dispatchable)[HANDLERS] = bound;
+    client.on('message', onMessage);
+  }
+
+  /**
+   * Nest's own way, if its controller ever calls this directly (an upgrade that bypasses the
+   * shared table): the same dispatch over this socket's table, at its cost per connection.
+   */
   override bindMessageHandlers(
     client: WebSocket,
     handlers: MessageMappingProperties[],
     transform: (data: unknown) => Observable<unknown>,
   ): void {
     this.routes ??= fastRoutes(this.nest.get(ChatGateway, { strict: false }), HOT_EVENTS);
-    // Kept on the socket and read by one shared listener: no Map or closure per connection.
-    (client as Dispatchable)[HANDLERS] = { handlers, transform, adapter: this };
+    const own = handlers.map(({ message, callback, isAckHandledManually }): SharedHandler => ({
+      message: message as string,
+      isAckHandledManually,
+      invoke: (_client, data, event) => callback(data, event),
+    }));
+    (client as Dispatchable)[HANDLERS] = { handlers: own, transform, adapter: this };
     client.on('message', onMessage);
+  }
+
+  /**
+   * As WsAdapter's, with one logging listener per server instead of a closure per socket.
+   */
+  override bindErrorHandler(server: WebSocketServer): WebSocketServer {
+    const logError = (err: Error) => this.logger.error(err);
+    server.on('connection', (ws: WebSocket) => ws.on('error', logError));
+    server.on('error', logError);
+    return server;
+  }
+
+  /**
+   * `on`, not WsAdapter's `once`: ws emits 'close' once per socket (and Nest drops a repeat for
+   * the same client), and `once` wraps the callback in another closure per connection.
+   */
+  override bindClientDisconnect(client: WebSocket, callback: (...args: unknown[]) => void): void {
+    client.on('close', callback);
   }
 
   /** @internal called by onMessage for each frame of a socket. */
@@ -87,7 +136,7 @@ export class ParleyWsAdapter extends WsAdapter {
     conn: Connection,
     raw: RawData,
     isBinary: boolean,
-    handlers: MessageMappingProperties[],
+    handlers: readonly SharedHandler[],
     transform: (data: unknown) => Observable<unknown>,
   ): void {
     if (conn.bucket) {
@@ -151,7 +200,7 @@ export class ParleyWsAdapter extends WsAdapter {
       return;
     }
 
-    const result: unknown = handler.callback(data, parsed.event);
+    const result: unknown = handler.invoke(client, data, parsed.event);
     // Our handlers return promises or values: answer them directly. Nest's `transform` wraps
     // every result in an rxjs pipeline, a cost per frame kept for handlers returning Observables.
     if (isObservable(result)) transform(result).subscribe({ next: answer, error: failed });
@@ -171,9 +220,9 @@ export class ParleyWsAdapter extends WsAdapter {
 }
 
 const HANDLERS = Symbol('parley.handlers');
-type Dispatchable = WebSocket & {
-  [HANDLERS]?: { handlers: MessageMappingProperties[]; transform: (data: unknown) => Observable<unknown>; adapter: ParleyWsAdapter };
-};
+/** A gateway's handlers and the adapter that dispatches to them: one object per gateway. */
+type Bound = SharedHandlers & { adapter: ParleyWsAdapter };
+type Dispatchable = WebSocket & { [HANDLERS]?: Bound };
 
 /** The `message` listener of every socket (`this` is the socket). */
 function onMessage(this: WebSocket, raw: RawData, isBinary: boolean): void {
