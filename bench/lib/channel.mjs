@@ -4,7 +4,7 @@
 // other members are split over the receiver processes.
 import { Group } from './workers.mjs';
 import { createChannel, tokenFor } from './parley.mjs';
-import { sleep } from './util.mjs';
+import { sleep, waitFor } from './util.mjs';
 
 // kind: 'parley' (the channel is made through `srv`'s HTTP API, unless `channelId` names
 // one made already) or a reference server (every connection joins `name` over the socket).
@@ -45,4 +45,17 @@ async function connectParts(group, tokens, opts) {
   const rs = await Promise.all(group.ws.map((w, i) => w.call('connect', { ...opts[i], tokens: tokens.slice(i * size, (i + 1) * size) })));
   const sum = (k) => rs.reduce((a, x) => a + (x[k] || 0), 0);
   return { connected: sum('connected'), failed: sum('failed'), errors: rs.flatMap((x) => x.errors), channelId: rs.find((x) => x.channelId)?.channelId, ms: Math.max(...rs.map((x) => x.ms)) };
+}
+
+// Waits (10 s at most) until the deliveries the groups count reach `expected` or stop growing for
+// `stableSteps` polls, so that a backlog is charged to the step that made it, not to the next.
+export async function drainDeliveries(groups, { expected = Infinity, stableSteps, everyMs }) {
+  let last = -1, stable = 0;
+  const peek = async () => (await Promise.all(groups.map((g) => g.all('snap', { reset: false })))).flat().reduce((a, x) => a + x.deliveries, 0);
+  await waitFor(async () => {
+    const d = await peek();
+    stable = d === last ? stable + 1 : 0;
+    last = d;
+    return d >= expected || stable >= stableSteps;
+  }, { timeoutMs: 10_000, everyMs, what: 'drain' }).catch(() => {});
 }

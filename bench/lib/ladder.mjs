@@ -5,7 +5,8 @@
 // (every rung is measured, failed ones too, since failures are not monotonic).
 // The measurement works on any number of server processes (the scale scenario
 // runs two instances): their CPU is summed, and kept per instance too.
-import { nowUs, waitFor, machineCpu, machineCoresSince, waitQuiet, median, round2 } from './util.mjs';
+import { nowUs, machineCpu, machineCoresSince, waitQuiet, median, round2 } from './util.mjs';
+import { drainDeliveries } from './channel.mjs';
 
 export const P99_GOAL_MS = 50;
 // Delivery rates measured (deliveries/s), up to what one 2-core machine's client can take.
@@ -119,16 +120,7 @@ async function runStep({ ctx, label, servers, sender, all, channelId, extraCpu, 
   const m0 = machineCpu();
   const t0 = nowUs();
   const s = (await sender.ws[0].call('send', { channelId, rate: msgRate, durationMs })).sent;
-  // Drain: wait until the deliveries stop growing (bounded), so a backlog is
-  // charged to this step and not the next.
-  let last = -1, stable = 0;
-  const peek = async () => (await Promise.all(all.map((g) => g.all('snap', { reset: false })))).flat().reduce((a, x) => a + x.deliveries, 0);
-  await waitFor(async () => {
-    const d = await peek();
-    stable = d === last ? stable + 1 : 0;
-    last = d;
-    return d >= s * degree || stable >= 5;
-  }, { timeoutMs: 10_000, everyMs: 100, what: 'drain' }).catch(() => {});
+  await drainDeliveries(all, { expected: s * degree, stableSteps: 5, everyMs: 100 });
   const wallS = (nowUs() - t0) / 1e6;
   const cpuEach = servers.map((srv, i) => srv.cpuSec() - cpu0[i]);
   const cpuS = cpuEach.reduce((a, b) => a + b, 0);

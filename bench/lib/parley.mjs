@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import argon2 from 'argon2';
 import jwt from 'jsonwebtoken';
-import { ROOT_DIR, startServer, freePort } from './servers.mjs';
+import { ROOT_DIR, startServer, freePort, startRedis } from './servers.mjs';
 import { pool } from './util.mjs';
 
 export const JWT_SECRET = 'bench-secret-0123456789abcdef';
@@ -147,4 +147,17 @@ export async function createChannel(srv, name, members) {
 export function countRows(dbFile, sql) {
   const db = new Database(dbFile, { readonly: true });
   try { return db.prepare(sql).pluck().get(); } finally { db.close(); }
+}
+
+// What the several-instance scenarios (cluster, scale) need: a PostgreSQL schema URL and a Redis
+// (BENCH_REDIS_URL, or a redis-server of the scenario's own). Resolves with { dbUrl, redis } or,
+// when either is missing, { skipped: why }.
+export async function clusterInfra(ctx, { schema, redisName }) {
+  const pgUrl = pgBaseUrl();
+  try { await withPg(pgUrl, null, (c) => c.query('SELECT 1')); }
+  catch (e) { return { skipped: `PostgreSQL not reachable at ${redact(pgUrl)} (${e.message}); set BENCH_PG_URL` }; }
+  const dbUrl = pgSchemaUrl(pgUrl, schema);
+  if (process.env.BENCH_REDIS_URL) return { pgUrl, dbUrl, redis: { url: process.env.BENCH_REDIS_URL, cpuSec: () => 0, stop: async () => {} } };
+  try { return { pgUrl, dbUrl, redis: await startRedis({ logDir: ctx.logDir, name: redisName }) }; }
+  catch (e) { return { skipped: String(e.message) }; }
 }

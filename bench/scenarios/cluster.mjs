@@ -16,8 +16,7 @@
 // histogram. The figure that matters: B's p99 minus the single instance's p99
 // (goal: at most +5 ms); B minus A within the cluster compares the same messages.
 import { Group } from '../lib/workers.mjs';
-import { startRedis } from '../lib/servers.mjs';
-import { startParley, createChannel, tokenFor, makeUsers, withPg, resetPgSchema, seedPgUsers, pgBaseUrl, pgSchemaUrl, redact } from '../lib/parley.mjs';
+import { startParley, createChannel, tokenFor, makeUsers, resetPgSchema, seedPgUsers, redact, clusterInfra } from '../lib/parley.mjs';
 import { Hist, sleep, nowUs, waitFor, machineCpu, machineCoresSince, waitQuiet, postgresCpu, postgresCpuSince } from '../lib/util.mjs';
 
 const TARGET = 50_000; // deliveries/s
@@ -26,16 +25,9 @@ const SCHEMA = 'bench_cluster';
 
 export async function run(ctx) {
   if (!ctx.parley) return { skipped: 'Parley not available' };
-  const pgUrl = pgBaseUrl();
-  try { await withPg(pgUrl, null, (c) => c.query('SELECT 1')); }
-  catch (e) { return { skipped: `PostgreSQL not reachable at ${redact(pgUrl)} (${e.message}); set BENCH_PG_URL` }; }
-  const dbUrl = pgSchemaUrl(pgUrl, SCHEMA);
-  let redis;
-  if (process.env.BENCH_REDIS_URL) redis = { url: process.env.BENCH_REDIS_URL, cpuSec: () => 0, stop: async () => {} };
-  else {
-    try { redis = await startRedis({ logDir: ctx.logDir, name: 'cluster-redis' }); }
-    catch (e) { return { skipped: String(e.message) }; }
-  }
+  const infra = await clusterInfra(ctx, { schema: SCHEMA, redisName: 'cluster-redis' });
+  if (infra.skipped) return { skipped: infra.skipped };
+  const { pgUrl, dbUrl, redis } = infra;
   const usersS = ctx.users.fan; // the single instance's channel
   const usersC = makeUsers('clu', usersS.length); // the cluster's channel
   const n = usersS.length;

@@ -16,8 +16,7 @@
 // PostgreSQL take cores the instances would have on their own boxes, so a
 // ratio near 1 on this machine mostly says the cores are all in use (see the
 // client-bound and other-load flags), not what a bigger machine would show.
-import { startRedis } from '../lib/servers.mjs';
-import { startParley, makeUsers, withPg, resetPgSchema, seedPgUsers, pgBaseUrl, pgSchemaUrl, redact } from '../lib/parley.mjs';
+import { startParley, makeUsers, resetPgSchema, seedPgUsers, redact, clusterInfra } from '../lib/parley.mjs';
 import { openChannel } from '../lib/channel.mjs';
 import { runLadders, ladderRows, P99_GOAL_MS } from '../lib/ladder.mjs';
 import { postgresCpu, postgresCpuSince, ratio } from '../lib/util.mjs';
@@ -26,16 +25,9 @@ const SCHEMA = 'bench_scale';
 
 export async function run(ctx) {
   if (!ctx.parley) return { skipped: 'Parley not available' };
-  const pgUrl = pgBaseUrl();
-  try { await withPg(pgUrl, null, (c) => c.query('SELECT 1')); }
-  catch (e) { return { skipped: `PostgreSQL not reachable at ${redact(pgUrl)} (${e.message}); set BENCH_PG_URL` }; }
-  const dbUrl = pgSchemaUrl(pgUrl, SCHEMA);
-  let redis;
-  if (process.env.BENCH_REDIS_URL) redis = { url: process.env.BENCH_REDIS_URL, cpuSec: () => 0, stop: async () => {} };
-  else {
-    try { redis = await startRedis({ logDir: ctx.logDir, name: 'scale-redis' }); }
-    catch (e) { return { skipped: String(e.message) }; }
-  }
+  const infra = await clusterInfra(ctx, { schema: SCHEMA, redisName: 'scale-redis' });
+  if (infra.skipped) return { skipped: infra.skipped };
+  const { pgUrl, dbUrl, redis } = infra;
   const usersOne = ctx.users.fan, usersTwo = makeUsers('scl', usersOne.length);
   const n = usersOne.length;
   const out = {

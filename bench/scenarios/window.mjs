@@ -8,8 +8,8 @@
 // deliveries/s, ack latency, end-to-end delivery latency, server CPU; the median
 // over `--repeats` runs (default 3) with the spread of the throughput.
 import { startTarget } from '../lib/targets.mjs';
-import { openChannel } from '../lib/channel.mjs';
-import { nowUs, waitFor, machineCpu, machineCoresSince, median, round2 } from '../lib/util.mjs';
+import { openChannel, drainDeliveries } from '../lib/channel.mjs';
+import { nowUs, machineCpu, machineCoresSince, median, round2 } from '../lib/util.mjs';
 
 const WINDOW = 16;
 
@@ -67,14 +67,7 @@ async function pass({ t, sender, all, channelId, durationMs }) {
   const t0 = nowUs();
   const w = await sender.ws[0].call('window', { targets: [{ channelId }], window: WINDOW, durationMs, tag: 'win' });
   const sendS = w.elapsedMs / 1000;
-  let last = -1, stable = 0;
-  const peek = async () => (await Promise.all(all.map((g) => g.all('snap', { reset: false })))).flat().reduce((a, x) => a + x.deliveries, 0);
-  await waitFor(async () => {
-    const d = await peek();
-    stable = d === last ? stable + 1 : 0;
-    last = d;
-    return stable >= 3;
-  }, { timeoutMs: 10_000, everyMs: 50, what: 'drain' }).catch(() => {});
+  await drainDeliveries(all, { stableSteps: 3, everyMs: 50 });
   const wallS = (nowUs() - t0) / 1e6;
   const cpuS = t.srv.cpuSec() - cpu0;
   const machine = machineCoresSince(m0);
