@@ -169,3 +169,14 @@ export function postgresCpuSince(before) {
   for (const [pid, cpu] of postgresCpu()) s += cpu - (before.get(pid) ?? 0);
   return s;
 }
+
+// Runs `runOne(kind)` for each server of the run (ctx.kinds), one after the other, into
+// `out.servers[kind]`: a server that fails gets { error } and the others still run.
+export async function eachServer(ctx, scenario, out, runOne) {
+  for (const kind of ctx.kinds) {
+    ctx.log(`${scenario}: ${kind}`);
+    try { out.servers[kind] = await runOne(kind); }
+    catch (e) { out.servers[kind] = { error: String(e.message || e) }; ctx.log(`${scenario} ${kind} failed: ${e.stack || e}`); }
+  }
+  return out;
+}

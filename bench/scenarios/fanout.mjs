@@ -5,6 +5,7 @@
 // median p99 <= 50 ms with no lost deliveries (every rung is measured, failed
 // ones too, since failures are not monotonic).
 import { startTarget } from '../lib/targets.mjs';
+import { eachServer } from '../lib/util.mjs';
 import { openChannel } from '../lib/channel.mjs';
 import { runLadder, ladderRows, P99_GOAL_MS } from '../lib/ladder.mjs';
 
@@ -12,12 +13,7 @@ export { LADDER } from '../lib/ladder.mjs';
 
 export async function run(ctx) {
   const out = { members: ctx.users.fan.length, messageBytes: 100, p99GoalMs: P99_GOAL_MS, servers: {} };
-  for (const kind of ctx.kinds) {
-    ctx.log(`fanout: ${kind}`);
-    try { out.servers[kind] = await runOne(ctx, kind); }
-    catch (e) { out.servers[kind] = { error: String(e.message || e) }; ctx.log(`fanout ${kind} failed: ${e.stack || e}`); }
-  }
-  return out;
+  return eachServer(ctx, 'fanout', out, (kind) => runOne(ctx, kind));
 }
 
 async function runOne(ctx, kind) {

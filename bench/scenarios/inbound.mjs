@@ -4,17 +4,13 @@
 // validate, (for Parley) persist, acknowledge, echo to the sender's connection.
 // A second pass sends invalid payloads to time the validation-reject path.
 import { Group } from '../lib/workers.mjs';
+import { eachServer } from '../lib/util.mjs';
 import { startTarget } from '../lib/targets.mjs';
 import { createChannel, tokenFor } from '../lib/parley.mjs';
 
 export async function run(ctx) {
   const out = { window: 16, servers: {} };
-  for (const kind of ctx.kinds) {
-    ctx.log(`inbound: ${kind}`);
-    try { out.servers[kind] = await runOne(ctx, kind, out.window); }
-    catch (e) { out.servers[kind] = { error: String(e.message || e) }; ctx.log(`inbound ${kind} failed: ${e.stack || e}`); }
-  }
-  return out;
+  return eachServer(ctx, 'inbound', out, (kind) => runOne(ctx, kind, out.window));
 }
 
 async function runOne(ctx, kind, window) {

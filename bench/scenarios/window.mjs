@@ -9,18 +9,13 @@
 // over `--repeats` runs (default 3) with the spread of the throughput.
 import { startTarget } from '../lib/targets.mjs';
 import { openChannel, drainDeliveries } from '../lib/channel.mjs';
-import { nowUs, machineCpu, machineCoresSince, median, round2 } from '../lib/util.mjs';
+import { nowUs, machineCpu, machineCoresSince, median, round2, eachServer } from '../lib/util.mjs';
 
 const WINDOW = 16;
 
 export async function run(ctx) {
   const out = { members: ctx.users.win.length, window: WINDOW, messageBytes: 100, servers: {} };
-  for (const kind of ctx.kinds) {
-    ctx.log(`window: ${kind}`);
-    try { out.servers[kind] = await runOne(ctx, kind); }
-    catch (e) { out.servers[kind] = { error: String(e.message || e) }; ctx.log(`window ${kind} failed: ${e.stack || e}`); }
-  }
-  return out;
+  return eachServer(ctx, 'window', out, (kind) => runOne(ctx, kind));
 }
 
 async function runOne(ctx, kind) {

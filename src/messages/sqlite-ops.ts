@@ -33,7 +33,6 @@ export class SqliteOps implements MessageBatchOps {
   private readonly unreactAll: Database.Statement;
   private readonly reactions: Database.Statement;
   private readonly inserts = new Map<number, Database.Statement>();
-  private readonly reads = new Map<string, Database.Statement>();
 
   constructor(readonly db: Database.Database) {
     this.lookup = db.prepare(
@@ -63,16 +62,6 @@ export class SqliteOps implements MessageBatchOps {
     const added = this.db.prepare('INSERT INTO messages_fts(rowid, text) SELECT rowid, text FROM messages WHERE rowid > ? AND rowid <= ?').run(mark, top).changes;
     this.db.prepare('UPDATE messages_fts_state SET indexed_rowid = ? WHERE id = 1').run(top);
     return added >= n;
-  }
-
-  /** A read through a statement prepared once per SQL text (a handful of shapes). */
-  all<T>(sql: string, params: unknown[]): T[] {
-    let stmt = this.reads.get(sql);
-    if (!stmt) {
-      stmt = this.db.prepare(sql);
-      this.reads.set(sql, stmt);
-    }
-    return stmt.all(params) as T[];
   }
 
   findExisting(pairs: { senderId: string; clientMsgId: string }[]): Map<string, MessageView> {

@@ -3,11 +3,6 @@ import type { AuthUser } from '../auth/auth.service.js';
 import { TokenBucket } from './token-bucket.js';
 import { textFrame } from './ws-frame.js';
 
-/** A frame already built by textFrame(), held until session.ready is out. */
-class Framed {
-  constructor(readonly frame: Buffer) {}
-}
-
 /** How much a socket may have queued, and what happens to one that has more. */
 export interface SendLimits {
   sendBufferCap: number;
@@ -89,7 +84,8 @@ export class Connection {
   sessionId = '';
   /** The client's address (the per-address quota), when known. */
   address: string | null = null;
-  private held: (string | Buffer | Framed)[] | null = [];
+  /** Complete frames written before session.ready, sent right after it. */
+  private held: Buffer[] | null = [];
 
   constructor(
     readonly id: string,
@@ -106,45 +102,38 @@ export class Connection {
   }
 
   /**
-   * A frame of this connection's own (an answer, an error, a personal event). Written straight
-   * to the TCP socket as one complete frame, and corked until the end of this turn of the event
-   * loop (see `corkForTurn`): the acks of one commit and the fan-out of the same commit leave in
-   * one write instead of one each.
+   * A frame of this connection's own (an answer, an error, a personal event), corked until the
+   * end of this turn of the event loop (see `corkForTurn`): the acks of one commit and the
+   * fan-out of the same commit leave in one write instead of one each.
    */
   send(data: string | Buffer): void {
+    if (!this.closed) this.write(textFrame(data), true);
+  }
+
+  /** Complete frames built by textFrame(), shared with other connections (the fan-out's inner loop). */
+  sendFrame(frame: Buffer): void {
+    this.write(frame, false);
+  }
+
+  /**
+   * Every write: held until session.ready is out, refused to a slow consumer, then straight to
+   * the TCP socket (ws exposes no raw write; with compression off it queues nothing of its own, so
+   * this and its control frames go out in call order). The TCP socket's queue is read directly
+   * (ws's `bufferedAmount` adds its Sender's queue, always empty here, to the same length).
+   */
+  private write(frame: Buffer, own: boolean): void {
     if (this.closed) return;
     if (this.held) {
-      this.held.push(data);
+      this.held.push(frame);
       return;
     }
     if (this.socket.readyState !== 1) return;
     const tcp = (this.socket as unknown as RawSocket)._socket;
-    if (this.overCap(tcp.writableLength, typeof data === 'string' ? Buffer.byteLength(data) : data.length)) {
-      this.limits.onSlowConsumer(this);
-      return;
-    }
-    corkForTurn(tcp);
-    tcp.write(textFrame(data));
-  }
-
-  /**
-   * Writes complete frames built by textFrame() straight to the TCP socket. Safe beside
-   * `socket.send` because with compression off ws queues nothing: both write in call order.
-   * The fan-out's inner loop: the TCP socket's queue is read directly (ws's `bufferedAmount`
-   * adds its Sender's queue, always empty here, to the same length).
-   */
-  sendFrame(frame: Buffer): void {
-    if (this.held !== null) {
-      if (!this.closed) this.held.push(new Framed(frame));
-      return;
-    }
-    const ws = this.socket as unknown as RawSocket;
-    if (this.closed || this.socket.readyState !== 1) return;
-    const tcp = ws._socket;
     if (this.overCap(tcp.writableLength, frame.length)) {
       this.limits.onSlowConsumer(this);
       return;
     }
+    if (own) corkForTurn(tcp);
     tcp.write(frame);
   }
 
@@ -161,11 +150,9 @@ export class Connection {
   open(first: string): void {
     const held = this.held ?? [];
     this.held = null;
+    // Corked with the held frames behind it: all of them leave in one write.
     this.send(first);
-    for (const frame of held) {
-      if (frame instanceof Framed) this.sendFrame(frame.frame);
-      else this.send(frame);
-    }
+    for (const frame of held) this.sendFrame(frame);
   }
 
   close(code: number, reason: string): void {
