@@ -114,8 +114,11 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
         const result = await this.writer.exclusive(() => thread.batch(reqs, opts));
         this.transactions += result.transactions;
         return result;
-      } catch {
-        const failed = (r: Request) => new AppError('internal', isChange(r) ? 'the change could not be stored' : 'the message could not be stored');
+      } catch (err) {
+        // The thread refused the batch as a whole: closed at shutdown (`unavailable`, retry on
+        // another instance or after the restart) or dead (`internal`); nothing of it is committed.
+        const failed = (r: Request) =>
+          err instanceof AppError ? err : new AppError('internal', isChange(r) ? 'the change could not be stored' : 'the message could not be stored');
         return { outcomes: reqs.map(failed), transactions: 0, appended: false };
       }
     }

@@ -112,6 +112,8 @@ describe('SQLite writer thread at shutdown', () => {
       await ctx.close();
       const acks = await Promise.all(sends);
       expect(acks.map((o) => o.message.seq)).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1));
+      // A send that comes after the close is refused with a stable code, not stored and not lost in silence.
+      await expect(writer.write({ channelId: id, sender: a, text: 'late', clientMsgId: 'close-late' })).rejects.toMatchObject({ code: 'unavailable' });
       const file = fresh.url.slice('sqlite:'.length);
       const db = new Database(file, { readonly: true });
       try {

@@ -84,7 +84,7 @@ export class SqliteWriter {
 
   async batch(reqs: Request[], opts: BatchOptions): Promise<BatchResult> {
     const reply = await this.call((id) => ({ type: 'batch', id, reqs, opts }));
-    if (!('outcomes' in reply)) throw new AppError('internal', 'the message could not be stored');
+    if (!('outcomes' in reply)) throw new Error(`the writer thread failed the batch: ${reply.failed ?? 'no outcomes'}`);
     return {
       outcomes: reply.outcomes.map((o) => ('error' in o ? new AppError(o.error.code, o.error.message, o.error.details) : o)),
       transactions: reply.transactions,
@@ -137,7 +137,7 @@ export class SqliteWriter {
     worker.on('exit', (code) => {
       if (this.worker === worker) this.worker = null; // the next request starts a new one
       if (this.calls.size > 0) this.log.error(`SQLite writer thread exited (code ${code}) with ${this.calls.size} request(s) in flight; they fail`);
-      for (const call of this.calls.values()) call.reject(new AppError('internal', 'the message could not be stored'));
+      for (const call of this.calls.values()) call.reject(new Error(`the writer thread exited (code ${code})`)); // each request: `internal` (MessageStore)
       this.calls.clear();
     });
     this.worker = worker;
