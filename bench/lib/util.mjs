@@ -1,6 +1,15 @@
 // Small helpers shared by the harness: clock, histogram, /proc readers, tables.
 import { readdirSync, readFileSync } from 'node:fs';
 
+/**
+ * Warm-up under the measured load before a per-message CPU figure (inbound, ingest): V8's
+ * optimizing compiler runs on background threads of the server process, whose CPU the figure
+ * counts, for several seconds after a load starts (seen on a 2-core machine: those threads at
+ * 0.2 cores for about 8 s, then at nothing). A one-second warm-up left that one-time cost inside
+ * the measured window, where it is neither the cost of a message nor the same from run to run.
+ */
+export const JIT_WARM_MS = 8000;
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // One clock for every process: process.hrtime is CLOCK_MONOTONIC, shared by all

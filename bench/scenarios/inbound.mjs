@@ -4,7 +4,7 @@
 // validate, (for Parley) persist, acknowledge, echo to the sender's connection.
 // A second pass sends invalid payloads to time the validation-reject path.
 import { Group } from '../lib/workers.mjs';
-import { eachServer } from '../lib/util.mjs';
+import { eachServer, JIT_WARM_MS } from '../lib/util.mjs';
 import { startTarget } from '../lib/targets.mjs';
 import { createChannel, tokenFor } from '../lib/parley.mjs';
 
@@ -40,8 +40,10 @@ async function runOne(ctx, kind, window) {
         clientCpu: s.clientCpuCores, unexpectedErrors: invalid ? 0 : s.errors, errorSamples: invalid ? s.errorSamples.slice(0, 1) : s.errorSamples,
       };
     };
-    await pass(false, ctx.quick ? 300 : 1000); // warm-up (JIT, SQLite cache)
+    // Warm-ups (JIT, SQLite cache): each pass's own code paths, under its own load (JIT_WARM_MS).
+    await pass(false, ctx.quick ? 300 : JIT_WARM_MS);
     const valid = await pass(false, durationMs);
+    await pass(true, ctx.quick ? 300 : JIT_WARM_MS / 2);
     const invalid = await pass(true, durationMs);
     ctx.log(`  ${kind}: ${valid.serverCpuUsPerMsg} us/msg (${valid.perSec}/s), reject ${invalid.serverCpuUsPerMsg} us`);
     return { valid, invalid };

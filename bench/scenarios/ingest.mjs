@@ -9,7 +9,7 @@
 import { Group } from '../lib/workers.mjs';
 import { startTarget } from '../lib/targets.mjs';
 import { tokenFor, countRows, startParley, withPg, resetPgSchema, seedPgUsers, pgBaseUrl, pgSchemaUrl, redact } from '../lib/parley.mjs';
-import { postgresCpu, postgresCpuSince, round2 } from '../lib/util.mjs';
+import { JIT_WARM_MS, postgresCpu, postgresCpuSince, round2 } from '../lib/util.mjs';
 
 const WINDOW = 8;
 const SCHEMA = 'bench_ingest';
@@ -60,8 +60,10 @@ async function measure(ctx, t, countRowsNow, pg = false) {
     const metas = users.map((_, i) => ({ target: { to: peer(i) } }));
     const c = await g.connect(users.map(tokenFor), { base: t.base, framing: t.framing, concurrency: 50 }, metas);
     if (c.failed) throw new Error(`connect: ${c.connected}/${users.length} (${c.errors.join('; ')})`);
-    // Warm-up: creates the 200 DM channels (created on first use) and warms JIT and caches.
+    // Warm-up: creates the 200 DM channels (created on first use), then the measured load itself
+    // until the JIT has settled (JIT_WARM_MS), and warms the caches.
     await g.all('window', { window: 1, durationMs: ctx.quick ? 300 : 1000, tag: 'warm' });
+    if (!ctx.quick) await g.all('window', { window: WINDOW, durationMs: JIT_WARM_MS, tag: 'warm' });
     await g.snap();
     const rows0 = await countRowsNow();
     const cpu0 = t.srv.cpuSec();
