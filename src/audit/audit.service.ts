@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { v7 as uuidv7 } from 'uuid';
+import { uuid7 } from '../common/uuid7.js';
 import { DataSource, EntityManager } from 'typeorm';
 import { DatabaseWriter } from '../database/database-writer.js';
 import { AuditEntry } from './audit-entry.entity.js';
@@ -28,7 +28,7 @@ export class AuditService {
 
   async record(entry: AuditRecord, em?: EntityManager): Promise<void> {
     const row = Object.assign(new AuditEntry(), {
-      id: uuidv7(),
+      id: uuid7(),
       at: Date.now(),
       actor: entry.actor.slice(0, 128),
       action: entry.action.slice(0, 64),

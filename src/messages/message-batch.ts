@@ -1,10 +1,10 @@
-import { v7 as uuidv7 } from 'uuid';
 import { AppError } from '../common/app-error.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
 import { toOutboxRow, webhookEvents, type OutboxRow, type WebhookEvent } from '../webhooks/webhook-events.js';
 import type { UserRef } from '../users/user.mapper.js';
 import type { ChangeOrigin } from '../fanout/changes.js';
-import type { MessageView, ReactionView } from './message.mapper.js';
+import { uuid7 } from '../common/uuid7.js';
+import type { MessageView, ReactionView, ReplyRef } from './message.mapper.js';
 
 /*
  * The message write batch as plain functions over MessageBatchOps: no Nest, no TypeORM, no
@@ -81,6 +81,39 @@ export interface Heads {
   headRev: number;
   /** lockChannel only: the channel is archived (read-only). */
   archived?: boolean;
+}
+
+/** What the transaction makes of a new message; the rest of it is the request's. */
+export interface Made {
+  id: string;
+  seq: number;
+  rev: number;
+  createdAt: string;
+  replyTo?: ReplyRef;
+}
+
+/**
+ * A new message: the request's fields and what the transaction made. The one place a new
+ * MessageView is put together, in the batch and on the main thread's side of the writer thread
+ * (which gets only `Made` back: writer-wire.ts), so both give the same object, keys in order.
+ */
+export function newMessage(r: SendRequest, made: Made): MessageView {
+  const message: MessageView = {
+    id: made.id,
+    channelId: r.channelId,
+    seq: made.seq,
+    rev: made.rev,
+    kind: r.system ? 'system' : 'user',
+    sender: r.system ? null : { id: r.sender.id, username: r.sender.username },
+    text: r.text,
+    clientMsgId: r.clientMsgId,
+    createdAt: made.createdAt,
+    deleted: false,
+    mentions: r.mentions ?? [],
+    reactions: [],
+  };
+  if (made.replyTo) message.replyTo = made.replyTo;
+  return message;
 }
 
 export const pairKey = (senderId: string, clientMsgId: string) => `${senderId}\u0000${clientMsgId}`;
@@ -163,7 +196,7 @@ export async function writeSplitting(
   }
 }
 
-  export async function writeBatch(ops: MessageBatchOps, all: Request[], opts: BatchOptions, stats?: BatchStats): Promise<(Outcome | AppError)[]> {
+export async function writeBatch(ops: MessageBatchOps, all: Request[], opts: BatchOptions, stats?: BatchStats): Promise<(Outcome | AppError)[]> {
   const outcomes: (Outcome | AppError)[] = new Array(all.length);
   const sendIdx: number[] = [];
   const changeIdx: number[] = [];
@@ -241,24 +274,15 @@ export async function writeSplitting(
     if (head === null) throw (await ops.lockChannel(channelId)) ? AppError.archived() : AppError.notFound('channel');
     heads.set(channelId, head);
     idx.forEach((i, k) => {
-      const r = reqs[i];
       const target = replies.get(i);
-      const message: MessageView = {
+      const message = newMessage(reqs[i], {
         // Time-ordered ids: new rows land at the end of the primary-key index, not all over it.
-        id: uuidv7(),
-        channelId,
+        id: uuid7(),
         seq: head.headSeq - idx.length + 1 + k,
         rev: head.headRev - idx.length + 1 + k,
-        kind: r.system ? 'system' : 'user',
-        sender: r.system ? null : { id: r.sender.id, username: r.sender.username },
-        text: r.text,
-        clientMsgId: r.clientMsgId,
         createdAt,
-        deleted: false,
-        mentions: r.mentions ?? [],
-        reactions: [],
-      };
-      if (target) message.replyTo = { seq: target.seq, sender: target.sender, text: target.text.slice(0, REPLY_SNIPPET) };
+        replyTo: target && { seq: target.seq, sender: target.sender, text: target.text.slice(0, REPLY_SNIPPET) },
+      });
       outcomes[i] = { message, duplicate: false };
       created.push(message);
     });

@@ -1,25 +1,15 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { AppError, type ErrorCode } from '../common/app-error.js';
+import { AppError } from '../common/app-error.js';
 import type { BatchOptions, Outcome, Request } from './message-batch.js';
+import { decodeReply, encode, fromWire, type WorkerReply, type WorkerRequest } from './writer-wire.js';
 
 /** What the writer thread is started with (plain data: workerData). */
 export interface WriterConfig {
   file: string;
   synchronous: 'FULL' | 'NORMAL';
 }
-
-export type WorkerRequest =
-  | { type: 'batch'; id: number; reqs: Request[]; opts: BatchOptions }
-  | { type: 'index'; id: number; batch: number }
-  | { type: 'crash-next'; id: number };
-
-type WireOutcome = Outcome | { error: { code: ErrorCode; message: string; details?: Record<string, unknown> } };
-
-export type WorkerReply =
-  | { id: number; outcomes: WireOutcome[]; transactions: number; appended: boolean }
-  | { id: number; failed?: string };
 
 export interface BatchResult {
   outcomes: (Outcome | AppError)[];
@@ -86,7 +76,7 @@ export class SqliteWriter {
     const reply = await this.call((id) => ({ type: 'batch', id, reqs, opts }));
     if (!('outcomes' in reply)) throw new Error(`the writer thread failed the batch: ${reply.failed ?? 'no outcomes'}`);
     return {
-      outcomes: reply.outcomes.map((o) => ('error' in o ? new AppError(o.error.code, o.error.message, o.error.details) : o)),
+      outcomes: reply.outcomes.map((o, i) => fromWire(reqs[i], o)),
       transactions: reply.transactions,
       appended: reply.appended,
     };
@@ -118,7 +108,7 @@ export class SqliteWriter {
     return new Promise<WorkerReply>((resolve, reject) => {
       this.calls.set(id, { resolve, reject });
       worker.ref(); // a request in flight keeps the process alive; an idle thread does not
-      worker.postMessage(make(id));
+      worker.postMessage(encode(make(id)));
     });
   }
 
@@ -127,7 +117,8 @@ export class SqliteWriter {
     const { source, eval: isEval } = entry();
     const worker = new Worker(source, { workerData: this.config, eval: isEval });
     worker.unref();
-    worker.on('message', (reply: WorkerReply) => {
+    worker.on('message', (data: string) => {
+      const reply = decodeReply(data);
       const call = this.calls.get(reply.id);
       this.calls.delete(reply.id);
       if (this.calls.size === 0) worker.unref();

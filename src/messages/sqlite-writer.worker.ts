@@ -5,10 +5,10 @@
 import 'reflect-metadata'; // message.mapper's Swagger decorators need it when the module loads
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
-import { AppError } from '../common/app-error.js';
 import { type BatchLog, type BatchStats, type RunInTransaction, writeSplitting } from './message-batch.js';
 import { SqliteOps } from './sqlite-ops.js';
-import type { WorkerReply, WorkerRequest, WriterConfig } from './sqlite-writer.js';
+import type { WriterConfig } from './sqlite-writer.js';
+import { decodeRequest, encode, toWire, type WorkerReply, type WorkerRequest } from './writer-wire.js';
 
 const config = workerData as WriterConfig;
 
@@ -51,7 +51,7 @@ async function handle(msg: WorkerRequest): Promise<WorkerReply> {
       const outcomes = await writeSplitting(transaction, msg.reqs, msg.opts, log, stats);
       return {
         id: msg.id,
-        outcomes: outcomes.map((o) => (o instanceof AppError ? { error: { code: o.code, message: o.message, details: o.details } } : o)),
+        outcomes: outcomes.map(toWire),
         transactions: stats.transactions,
         appended: stats.appended,
       };
@@ -76,7 +76,8 @@ async function handle(msg: WorkerRequest): Promise<WorkerReply> {
 
 // One request at a time, in arrival order (the main thread sends one at a time anyway).
 let tail: Promise<unknown> = Promise.resolve();
-parentPort!.on('message', (msg: WorkerRequest) => {
+parentPort!.on('message', (data: string) => {
+  const msg = decodeRequest(data);
   tail = tail.then(async () => {
     let reply: WorkerReply;
     try {
@@ -84,6 +85,6 @@ parentPort!.on('message', (msg: WorkerRequest) => {
     } catch (err) {
       reply = { id: msg.id, failed: (err as Error).message };
     }
-    parentPort!.postMessage(reply);
+    parentPort!.postMessage(encode(reply));
   });
 });
