@@ -1,4 +1,5 @@
 import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { WebhookOutbox } from '../webhooks/webhook-outbox.js';
 import type { ChangeOrigin } from '../fanout/changes.js';
 import type { MessageView } from './message.mapper.js';
@@ -56,6 +57,7 @@ export class MessageWriter implements BeforeApplicationShutdown {
   constructor(
     private readonly store: MessageStore,
     private readonly outbox: WebhookOutbox,
+    private readonly metrics: MetricsService,
   ) {}
 
   write(req: SendRequest): Promise<SendOutcome> {
@@ -95,7 +97,23 @@ export class MessageWriter implements BeforeApplicationShutdown {
     this.scheduled = false;
     this.running = true;
     const batch = this.queue.splice(0, MAX_BATCH);
-    const { outcomes, appended } = await this.store.writeBatch(batch.map((p) => p.req));
+    this.metrics.writeBatch.observe(batch.length);
+    const timer = this.metrics.writeBatchSeconds.startTimer();
+    const result = await this.store.writeBatch(batch.map((p) => p.req));
+    timer();
+    this.running = false;
+    // What queued during this commit goes to the database now, before this batch is answered and
+    // fanned out: the writer thread commits it while this thread sends the acks and the frames.
+    // (Answering first left the thread idle for that time, and the clients, waiting for their
+    // acks, sent nothing new meanwhile either: ingest was the sum of the two, not the larger.)
+    // The next batch's commit is reported in a later event, after this one's is handled here.
+    if (this.queue.length > 0) void this.flush();
+    this.settle(batch, result);
+    if (!this.running && this.queue.length === 0) for (const done of this.idle.splice(0)) done();
+  }
+
+  /** After a batch's commit: the post-commit hook (state and fan-out), then each sender's answer. */
+  private settle(batch: Pending[], { outcomes, appended }: { outcomes: (Outcome | Error)[]; appended: boolean }): void {
     if (appended) queueMicrotask(() => this.outbox.onAppended()); // the delivery worker looks soon
     const created: MessageView[] = [];
     const updated: MessageView[] = [];
@@ -123,8 +141,5 @@ export class MessageWriter implements BeforeApplicationShutdown {
       if (o instanceof Error) p.reject(o);
       else p.resolve(o);
     });
-    this.running = false;
-    if (this.queue.length > 0) this.schedule();
-    else for (const done of this.idle.splice(0)) done();
   }
 }

@@ -15,6 +15,18 @@ export class MetricsService {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
   });
+  readonly writeBatch = new Histogram({
+    name: 'parley_write_batch_requests',
+    help: 'Sends and changes committed together in one group-commit batch (one transaction when none fails)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2000],
+    registers: [this.registry],
+  });
+  readonly writeBatchSeconds = new Histogram({
+    name: 'parley_write_batch_seconds',
+    help: 'From a batch handed to the database (the SQLite writer thread, or PostgreSQL) to its commit reported back',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
   readonly errors = new Counter({ name: 'parley_errors_total', help: 'Errors answered to clients, by code', labelNames: ['code', 'transport'] as const, registers: [this.registry] });
   readonly closes = new Counter({ name: 'parley_ws_closes_total', help: 'Connections closed by the server, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
 
