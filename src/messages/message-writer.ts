@@ -33,7 +33,8 @@ interface Pending {
  *
  * Where the transaction runs: MessageStore.writeBatch. On an SQLite file that is the writer
  * thread (sqlite-writer.ts), one batch at a time: this class gathers the next batch while the
- * thread commits the previous one, and answers only when the thread reports the commit.
+ * thread commits the previous one, hands it over as soon as that commit is reported (before
+ * answering it: see flush), and answers each only when the thread reports its commit.
  *
  * Changes of stored messages (edit, delete, reaction) queue here too, so they follow the same
  * discipline: serialized with the sends, committed before anyone hears of them, and each takes
