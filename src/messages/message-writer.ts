@@ -5,6 +5,7 @@ import type { ChangeOrigin } from '../fanout/changes.js';
 import type { MessageView } from './message.mapper.js';
 import { ChangeRequest, MAX_BATCH, Outcome, Request } from './message-batch.js';
 import { MessageStore } from './message-store.js';
+import type { BatchResult } from './sqlite-writer.js';
 import type { ChangeOutcome, SendOutcome, SendRequest } from './message-batch.js';
 
 // The batch itself (idempotency, membership, seq and rev, rows, markers, changes, outbox) is
@@ -114,7 +115,7 @@ export class MessageWriter implements BeforeApplicationShutdown {
   }
 
   /** After a batch's commit: the post-commit hook (state and fan-out), then each sender's answer. */
-  private settle(batch: Pending[], { outcomes, appended }: { outcomes: (Outcome | Error)[]; appended: boolean }): void {
+  private settle(batch: Pending[], { outcomes, appended }: BatchResult): void {
     if (appended) queueMicrotask(() => this.outbox.onAppended()); // the delivery worker looks soon
     const created: MessageView[] = [];
     const updated: MessageView[] = [];
