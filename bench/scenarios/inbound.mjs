@@ -12,7 +12,7 @@
 // figure over the reference's measured seconds later, is what is compared: the median of the
 // rounds' ratios, with their spread.
 import { Group } from '../lib/workers.mjs';
-import { JIT_WARM_MS, median } from '../lib/util.mjs';
+import { JIT_WARM_MS, median, round2 } from '../lib/util.mjs';
 import { startTarget } from '../lib/targets.mjs';
 import { createChannel, tokenFor } from '../lib/parley.mjs';
 
@@ -79,8 +79,6 @@ export async function run(ctx) {
   return out;
 }
 
-const round2 = (v) => Math.round(v * 100) / 100;
-
 // A started server with one connected client, alone in its channel.
 async function open(ctx, kind, user) {
   const t = await startTarget(ctx, kind);
@@ -131,7 +129,7 @@ function summarize(runs) {
   };
 }
 
-export function report(r, { table, ratio, LABEL }) {
+export function report(r, { table, LABEL }) {
   const rows = Object.entries(r.servers).map(([k, v]) => v.error ? { server: LABEL[k], error: v.error.slice(0, 80) } : {
     server: LABEL[k], 'us CPU/message.send': v.valid.serverCpuUsPerMsg,
     'spread': `${v.valid.serverCpuUsPerMsgMin}-${v.valid.serverCpuUsPerMsgMax}`, 'msgs/s (1 conn)': v.valid.perSec,
@@ -142,10 +140,6 @@ export function report(r, { table, ratio, LABEL }) {
   for (const ref of ['ws', 'sio']) {
     const x = r.ratios?.[ref];
     if (x) ratios[`Parley/${LABEL[ref]} inbound CPU per message (median of the rounds' ratios, lower is better)`] = x.median;
-    else {
-      const p = r.servers.parley?.valid?.serverCpuUsPerMsg, v = r.servers[ref]?.valid?.serverCpuUsPerMsg;
-      if (p && v) ratios[`Parley/${LABEL[ref]} inbound CPU per message (lower is better)`] = ratio(p, v);
-    }
   }
   const spread = Object.entries(r.ratios ?? {}).map(([k, x]) => `Parley/${LABEL[k]} per round: ${x.rounds.join(', ')}`).join('; ');
   return {
