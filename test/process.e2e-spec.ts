@@ -1,3 +1,7 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, watch } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { api, ServerProcess } from './helpers/server-process.js';
 import { DATABASES, freshDatabaseUrl } from './helpers/test-app.js';
 import { TestClient } from './helpers/ws-client.js';
@@ -110,5 +114,60 @@ describe.each(DATABASES)('the server process on %s', (db) => {
     server = await ServerProcess.start(env);
     const login = await api(server.baseUrl, 'POST', '/auth/login', { username: 'writer', password: 'password123' });
     expectAllAcked(acked, await allMessages(server, login.body.accessToken, channelId));
+  });
+});
+
+/**
+ * SQLite's statement journal (the original of every page a multi-row INSERT changes, kept so the
+ * statement alone can be undone) stays in memory (sqlite-pragmas.ts: temp_store = MEMORY). With
+ * the default it spills to a temporary file past 64 KiB, which a batch whose messages land on many
+ * index pages reaches: a file created and unlinked on the writer thread for every such commit.
+ * SQLITE_TMPDIR points SQLite's temporary files at a directory the test watches.
+ */
+describe('the server process on SQLite, temporary files', () => {
+  let cleanup: () => Promise<void>;
+  let server: ServerProcess | null = null;
+  let tmp: string;
+
+  beforeEach(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'parley-sqlite-tmp-'));
+  });
+  afterEach(async () => {
+    if (server && server.child.exitCode === null) await server.kill('SIGKILL');
+    server = null;
+    await cleanup?.();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('writes batches that change many existing pages without a temporary file', async () => {
+    const fresh = freshDatabaseUrl('sqlite');
+    cleanup = fresh.cleanup;
+    server = await ServerProcess.start({ DATABASE_URL: fresh.url, PASSWORD_HASH_MEMORY_KIB: '1024', RATE_LIMIT_PER_SEC: '0', HTTP_RATE_LIMIT: 'false', SQLITE_TMPDIR: tmp });
+    const created: string[] = [];
+    const watcher = watch(tmp, (_type, name) => created.push(String(name)));
+    try {
+      const reg = await api(server.baseUrl, 'POST', '/auth/register', { username: 'journal', password: 'password123' });
+      const token = reg.body.accessToken as string;
+      const ch = await api(server.baseUrl, 'POST', '/channels', { name: 'journal', visibility: 'public' }, token);
+      const { client } = await TestClient.connect(server.wsUrl, token);
+      // Random client ids: each batch's rows land on many existing leaves of the
+      // (sender_id, client_msg_id) index, so a batch's INSERT changes far more than 16 old pages.
+      let sent = 0;
+      const burst = async (n: number) => {
+        for (let i = 0; i < n; i++) client.send('message.send', { channelId: ch.body.id, text: `m ${sent} ${'x'.repeat(200)}`, clientMsgId: randomUUID() });
+        sent += n;
+        await client.next('message.ack', (d) => d.message.seq >= sent, 20000).catch((e) => {
+          throw new Error(JSON.stringify(client.frames.find((f) => f.event === 'error')?.data) + String(e).slice(0, 100));
+        });
+      };
+      await burst(2000);
+      for (let b = 0; b < 10; b++) await burst(100);
+      await new Promise((r) => setTimeout(r, 1500)); // the search indexing runs a second after the sends
+      expect(client.take('error')).toEqual([]);
+      expect(created).toEqual([]);
+      await client.close();
+    } finally {
+      watcher.close();
+    }
   });
 });

@@ -12,6 +12,7 @@ import { Message } from '../messages/message.entity.js';
 import { Block } from '../users/block.entity.js';
 import { User } from '../users/user.entity.js';
 import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.js';
+import { sqliteConnectionPragmas } from './sqlite-pragmas.js';
 import { AuditEntry } from '../audit/audit-entry.entity.js';
 
 export const ENTITIES = [User, Channel, Membership, Message, Reaction, MessageMention, Session, WsTicket, Block, AuditEntry];
@@ -43,7 +44,7 @@ export function dataSourceOptions(
       timeout: 5000,
       statementCacheSize: 500,
       prepareDatabase: (db: { pragma: (s: string) => unknown }) => {
-        db.pragma(`synchronous = ${opts.sqliteSynchronous ?? 'FULL'}`);
+        for (const pragma of sqliteConnectionPragmas(opts.sqliteSynchronous ?? 'FULL')) db.pragma(pragma);
       },
     };
   }

@@ -6,6 +6,7 @@ import 'reflect-metadata'; // message.mapper's Swagger decorators need it when t
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
 import { type BatchLog, type BatchStats, type RunInTransaction, writeSplitting } from './message-batch.js';
+import { sqliteConnectionPragmas } from '../database/sqlite-pragmas.js';
 import { SqliteOps } from './sqlite-ops.js';
 import type { WriterConfig } from './sqlite-writer.js';
 import { decodeRequest, encode, toWire, type WorkerReply, type WorkerRequest } from './writer-wire.js';
@@ -14,13 +15,13 @@ const config = workerData as WriterConfig;
 
 /**
  * The same settings as the main connection (data-source-options.ts and TypeORM's driver): WAL,
- * foreign keys on, the configured `synchronous`, and a busy timeout for a lock held by another
- * process (a CLI, a backup). Here a wait blocks only this thread.
+ * foreign keys on, sqliteConnectionPragmas (the configured `synchronous`, temp_store), and a busy
+ * timeout for a lock held by another process (a CLI, a backup). Here a wait blocks only this thread.
  */
 const db = new Database(config.file, { timeout: 5000 });
 db.pragma('foreign_keys = ON');
 db.pragma('journal_mode = WAL');
-db.pragma(`synchronous = ${config.synchronous}`);
+for (const pragma of sqliteConnectionPragmas(config.synchronous)) db.pragma(pragma);
 const ops = new SqliteOps(db);
 
 /** Test hook (SqliteWriter.crashOnNextBatch): die in the middle of the next batch's transaction. */
