@@ -33,6 +33,8 @@ export class SqliteOps implements MessageBatchOps {
   private readonly unreactAll: Database.Statement;
   private readonly reactions: Database.Statement;
   private readonly inserts = new Map<number, Database.Statement>();
+  /** The search indexing's statements, prepared on first use (the FTS tables exist by then: migrations ran). */
+  private indexing?: { mark: Database.Statement; top: Database.Statement; add: Database.Statement; setMark: Database.Statement };
 
   constructor(readonly db: Database.Database) {
     this.lookup = db.prepare(
@@ -56,11 +58,17 @@ export class SqliteOps implements MessageBatchOps {
 
   /** Indexes up to `n` messages above the mark; true when there may be more. */
   indexBatch(n: number): boolean {
-    const mark = (this.db.prepare('SELECT indexed_rowid FROM messages_fts_state WHERE id = 1').pluck().get() as number | undefined) ?? 0;
-    const top = this.db.prepare('SELECT max(rowid) FROM (SELECT rowid FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?)').pluck().get(mark, n) as number | null;
+    const q = (this.indexing ??= {
+      mark: this.db.prepare('SELECT indexed_rowid FROM messages_fts_state WHERE id = 1').pluck(),
+      top: this.db.prepare('SELECT max(rowid) FROM (SELECT rowid FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?)').pluck(),
+      add: this.db.prepare('INSERT INTO messages_fts(rowid, text) SELECT rowid, text FROM messages WHERE rowid > ? AND rowid <= ?'),
+      setMark: this.db.prepare('UPDATE messages_fts_state SET indexed_rowid = ? WHERE id = 1'),
+    });
+    const mark = (q.mark.get() as number | undefined) ?? 0;
+    const top = q.top.get(mark, n) as number | null;
     if (top === null) return false;
-    const added = this.db.prepare('INSERT INTO messages_fts(rowid, text) SELECT rowid, text FROM messages WHERE rowid > ? AND rowid <= ?').run(mark, top).changes;
-    this.db.prepare('UPDATE messages_fts_state SET indexed_rowid = ? WHERE id = 1').run(top);
+    const added = q.add.run(mark, top).changes;
+    q.setMark.run(top);
     return added >= n;
   }
 
