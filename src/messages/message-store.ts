@@ -10,6 +10,7 @@ import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from './messag
 import { BatchStats, Heads, isChange, MessageBatchOps, pairKey, Request, writeSplitting } from './message-batch.js';
 import { INSERT_CHUNK, insertParams, insertSql, SqliteOps, UPDATE_SQL, updateParams } from './sqlite-ops.js';
 import { BatchResult, SqliteWriter } from './sqlite-writer.js';
+import type { CrashPoint } from './writer-wire.js';
 
 export { pairKey };
 export type { Heads, MessageBatchOps };
@@ -103,20 +104,38 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
 
   /**
    * One group-commit batch: one transaction, split on failure down to the request at fault
-   * (writeSplitting). Every failure comes back in its request's place as an AppError; a dead
-   * writer thread fails the whole batch with `internal` (nothing of it was committed).
+   * (writeSplitting). Every failure comes back in its request's place as an AppError.
+   *
+   * A dead writer thread: whether it committed the batch before dying is unknown (it may have died
+   * between its COMMIT and its reply), so the batch runs once more, on a new thread. What the first
+   * run committed is found there (each send by its clientMsgId, each change already in place) and
+   * counts as new, so the post-commit hook fans it out and the senders get a plain ack: without
+   * this, messages on disk would have been answered `internal` ("not applied") and never pushed to
+   * the members' connections. The cost: a send or change in that batch that really was a repeat
+   * of an earlier one is fanned out a second time, with its seq and rev unchanged, which clients
+   * ignore (docs/protocol.md). A thread that dies on the second run too fails the batch with
+   * `internal`.
    */
   async writeBatch(reqs: Request[]): Promise<BatchResult> {
     const opts = { webhooks: this.webhooks };
     const thread = this.thread;
     if (thread) {
+      const run = () => this.writer.exclusive(() => thread.batch(reqs, opts));
       try {
-        const result = await this.writer.exclusive(() => thread.batch(reqs, opts));
+        let result: BatchResult;
+        try {
+          result = await run();
+        } catch (err) {
+          if (err instanceof AppError) throw err; // refused as a whole (shutting down): not run
+          this.logger.warn(`the writer thread died with a batch of ${reqs.length} in flight; running it again on a new thread`);
+          result = recovered(await run());
+        }
         this.transactions += result.transactions;
         return result;
       } catch (err) {
         // The thread refused the batch as a whole: closed at shutdown (`unavailable`, retry on
-        // another instance or after the restart) or dead (`internal`); nothing of it is committed.
+        // another instance or after the restart) or dead twice (`internal`: retry with the same
+        // clientMsgId; what the dead runs committed, if anything, is found then).
         const failed = (r: Request) =>
           err instanceof AppError ? err : new AppError('internal', isChange(r) ? 'the change could not be stored' : 'the message could not be stored');
         return { outcomes: reqs.map(failed), transactions: 0, appended: false };
@@ -128,10 +147,10 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
     return { outcomes, ...stats };
   }
 
-  /** Test hook: the writer thread dies in the middle of its next batch (see SqliteWriter). */
-  crashWriterOnNextBatch(): Promise<void> {
+  /** Test hook: the writer threads of the next batches die in their transactions (see SqliteWriter). */
+  crashWriterOnNextBatches(...points: CrashPoint[]): void {
     if (!this.thread) throw new Error('no writer thread (SQLite file only)');
-    return this.thread.crashOnNextBatch();
+    this.thread.crashOnNextBatches(...points);
   }
 
   /**
@@ -440,3 +459,15 @@ class PostgresOps implements MessageBatchOps {
   }
 }
 
+/**
+ * A batch run again after its writer thread died (MessageStore.writeBatch): what it finds already
+ * stored or already in place is what the dead run committed, and is answered and fanned out as new.
+ */
+function recovered(result: BatchResult): BatchResult {
+  const outcomes = result.outcomes.map((o) => {
+    if (o instanceof AppError) return o;
+    if ('duplicate' in o) return o.duplicate ? { ...o, duplicate: false } : o;
+    return o.changed ? o : { ...o, changed: true };
+  });
+  return { ...result, outcomes };
+}

@@ -78,13 +78,54 @@ describe('SQLite writer thread', () => {
     ]);
   });
 
-  it('fails the batch in flight with `internal` when the thread dies, commits none of it, and starts a new thread', async () => {
+  it('runs a batch again on a new thread when its thread dies before COMMIT: all acknowledged once, gap-free', async () => {
     const a = await user();
     const id = await channel(a);
     const writer = suite.ctx.get(MessageWriter);
     await writer.write({ channelId: id, sender: a, text: 'before', clientMsgId: 'before' });
-    await suite.ctx.get(MessageStore).crashWriterOnNextBatch();
-    const settled = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => writer.write({ channelId: id, sender: a, text: 'lost', clientMsgId: `crash-${i}` })));
+    suite.ctx.get(MessageStore).crashWriterOnNextBatches('before-commit');
+    const acks = await Promise.all(Array.from({ length: 20 }, (_, i) => writer.write({ channelId: id, sender: a, text: 'kept', clientMsgId: `crash-${i}` })));
+    expect(acks.map((o) => [o.duplicate, o.message.seq])).toEqual(Array.from({ length: 20 }, (_, i) => [false, i + 2]));
+    expect(onDisk(id)).toHaveLength(21);
+  });
+
+  it('when the thread dies after COMMIT, before its reply: the committed batch is acknowledged as new and fanned out, not answered `internal`', async () => {
+    const [a, b] = [await user(), await user()];
+    const id = await channel(a, [b]);
+    const writer = suite.ctx.get(MessageWriter);
+    const first = await writer.write({ channelId: id, sender: a, text: 'first', clientMsgId: 'after-0' });
+    const fannedOut: number[] = [];
+    const hook = writer.onCommitted;
+    writer.onCommitted = (created, updated, origin) => {
+      fannedOut.push(...created.filter((m) => m.channelId === id).map((m) => m.seq));
+      hook(created, updated, origin);
+    };
+    try {
+      suite.ctx.get(MessageStore).crashWriterOnNextBatches('after-commit');
+      const settled = await Promise.all([
+        ...Array.from({ length: 10 }, (_, i) => writer.write({ channelId: id, sender: a, text: 'committed', clientMsgId: `after-${i + 1}` })),
+        writer.change({ channelId: id, seq: first.message.seq, actor: b, op: 'react', emoji: '👍', add: true }),
+      ]);
+      const sends = settled.slice(0, 10) as { duplicate: boolean; message: { seq: number } }[];
+      expect(sends.map((o) => [o.duplicate, o.message.seq])).toEqual(Array.from({ length: 10 }, (_, i) => [false, i + 2]));
+      expect(fannedOut).toEqual(Array.from({ length: 10 }, (_, i) => i + 2));
+      // The reaction was committed by the dead run: it is answered as the change it made, once.
+      expect(settled[10]).toMatchObject({ changed: true, message: { reactions: [{ emoji: '👍', count: 1 }] } });
+      expect(onDisk(id).map((r) => r.seq)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
+      // A real retry later is a duplicate again.
+      expect(await writer.write({ channelId: id, sender: a, text: 'committed', clientMsgId: 'after-3' })).toMatchObject({ duplicate: true, message: { seq: 4 } });
+    } finally {
+      writer.onCommitted = hook;
+    }
+  });
+
+  it('fails the batch with `internal` when the thread dies on the second run too, and starts a new thread', async () => {
+    const a = await user();
+    const id = await channel(a);
+    const writer = suite.ctx.get(MessageWriter);
+    await writer.write({ channelId: id, sender: a, text: 'before', clientMsgId: 'before' });
+    suite.ctx.get(MessageStore).crashWriterOnNextBatches('before-commit', 'before-commit');
+    const settled = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => writer.write({ channelId: id, sender: a, text: 'lost', clientMsgId: `twice-${i}` })));
     expect(settled.every((s) => s.status === 'rejected')).toBe(true);
     for (const s of settled as PromiseRejectedResult[]) {
       expect(s.reason).toBeInstanceOf(AppError);
@@ -92,7 +133,7 @@ describe('SQLite writer thread', () => {
     }
     expect(onDisk(id)).toEqual([{ client_msg_id: 'before', seq: 1 }]);
     // A new thread: the retries are stored, gap-free after what was committed.
-    const retried = await Promise.all(Array.from({ length: 20 }, (_, i) => writer.write({ channelId: id, sender: a, text: 'again', clientMsgId: `crash-${i}` })));
+    const retried = await Promise.all(Array.from({ length: 20 }, (_, i) => writer.write({ channelId: id, sender: a, text: 'again', clientMsgId: `twice-${i}` })));
     expect(retried.map((o) => [o.duplicate, o.message.seq])).toEqual(Array.from({ length: 20 }, (_, i) => [false, i + 2]));
     expect(onDisk(id)).toHaveLength(21);
   });

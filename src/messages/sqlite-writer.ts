@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AppError } from '../common/app-error.js';
 import type { BatchOptions, Outcome, Request } from './message-batch.js';
-import { decodeReply, encode, fromWire, type WorkerReply, type WorkerRequest } from './writer-wire.js';
+import { type CrashPoint, decodeReply, encode, fromWire, type WorkerReply, type WorkerRequest } from './writer-wire.js';
 
 /** What the writer thread is started with (plain data: workerData). */
 export interface WriterConfig {
@@ -53,14 +53,17 @@ interface Call {
  * never contend for SQLite's write lock: a busy wait on the main connection would block the loop.
  *
  * Crash: when the thread dies (an exception outside a request, an out-of-memory, the test hook),
- * the request in flight fails with `internal`, never an ack; its transaction was not committed
- * (SQLite rolls back what the closed connection left open). The next request starts a new thread.
+ * the request in flight fails, never with an ack; the next request starts a new thread. Whether
+ * the transaction was committed is not known here: SQLite rolls back what the closed connection
+ * left open, but the thread may have died between its COMMIT and its reply. MessageStore.writeBatch
+ * therefore runs such a batch once more (see there).
  */
 export class SqliteWriter {
   private worker: Worker | null = null;
   private readonly calls = new Map<number, Call>();
   private nextId = 1;
   private closed = false;
+  private readonly crashes: CrashPoint[] = [];
 
   constructor(
     private readonly config: WriterConfig,
@@ -73,7 +76,8 @@ export class SqliteWriter {
   }
 
   async batch(reqs: Request[], opts: BatchOptions): Promise<BatchResult> {
-    const reply = await this.call((id) => ({ type: 'batch', id, reqs, opts }));
+    const crash = this.crashes.shift();
+    const reply = await this.call((id) => ({ type: 'batch', id, reqs, opts, ...(crash ? { crash } : {}) }));
     if (!('outcomes' in reply)) throw new Error(`the writer thread failed the batch: ${reply.failed ?? 'no outcomes'}`);
     return {
       outcomes: reply.outcomes.map((o, i) => fromWire(reqs[i], o)),
@@ -88,9 +92,12 @@ export class SqliteWriter {
     if ('failed' in reply && reply.failed) throw new Error(reply.failed);
   }
 
-  /** Test hook: the thread exits in the middle of its next batch's transaction, before COMMIT. */
-  async crashOnNextBatch(): Promise<void> {
-    await this.call((id) => ({ type: 'crash-next', id }));
+  /**
+   * Test hook: the threads of the next batches exit in their transaction, one point per batch:
+   * before its COMMIT (nothing of it on disk) or right after (all of it on disk, no reply).
+   */
+  crashOnNextBatches(...points: CrashPoint[]): void {
+    this.crashes.push(...points);
   }
 
   /** Shutdown, once the callers have drained: the thread ends with nothing in flight. */

@@ -9,7 +9,7 @@ import { type BatchLog, type BatchStats, type RunInTransaction, writeSplitting }
 import { sqliteConnectionPragmas } from '../database/sqlite-pragmas.js';
 import { SqliteOps } from './sqlite-ops.js';
 import type { WriterConfig } from './sqlite-writer.js';
-import { decodeRequest, encode, toWire, type WorkerReply, type WorkerRequest } from './writer-wire.js';
+import { type CrashPoint, decodeRequest, encode, toWire, type WorkerReply, type WorkerRequest } from './writer-wire.js';
 
 const config = workerData as WriterConfig;
 
@@ -24,15 +24,16 @@ db.pragma('journal_mode = WAL');
 for (const pragma of sqliteConnectionPragmas(config.synchronous)) db.pragma(pragma);
 const ops = new SqliteOps(db);
 
-/** Test hook (SqliteWriter.crashOnNextBatch): die in the middle of the next batch's transaction. */
-let crashNext = false;
+/** Test hook (SqliteWriter.crashOnNextBatches): where the current batch's thread dies, if it does. */
+let crash: CrashPoint | undefined;
 
 const transaction: RunInTransaction = async (work) => {
   db.exec('BEGIN IMMEDIATE');
   try {
     const result = await work(ops);
-    if (crashNext) process.exit(1); // the transaction is open: nothing of it may reach the disk
+    if (crash === 'before-commit') process.exit(1); // the transaction is open: nothing of it may reach the disk
     db.exec('COMMIT');
+    if (crash === 'after-commit') process.exit(1); // committed, and the main thread never hears of it
     return result;
   } catch (err) {
     if (db.inTransaction) db.exec('ROLLBACK');
@@ -48,6 +49,7 @@ const log: BatchLog = {
 async function handle(msg: WorkerRequest): Promise<WorkerReply> {
   switch (msg.type) {
     case 'batch': {
+      crash = msg.crash;
       const stats: BatchStats = { transactions: 0, appended: false };
       const outcomes = await writeSplitting(transaction, msg.reqs, msg.opts, log, stats);
       return {
@@ -68,9 +70,6 @@ async function handle(msg: WorkerRequest): Promise<WorkerReply> {
           throw err;
         }
       }
-      return { id: msg.id };
-    case 'crash-next':
-      crashNext = true;
       return { id: msg.id };
   }
 }

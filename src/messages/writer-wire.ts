@@ -15,10 +15,12 @@ import { newMessage, type BatchOptions, type Made, type Outcome, type Request, t
  * time and 14 % of the writer thread's.
  */
 
+/** Test hook (SqliteWriter.crashOnNextBatches): where in its transaction the thread dies. */
+export type CrashPoint = 'before-commit' | 'after-commit';
+
 export type WorkerRequest =
-  | { type: 'batch'; id: number; reqs: Request[]; opts: BatchOptions }
-  | { type: 'index'; id: number; batch: number }
-  | { type: 'crash-next'; id: number };
+  | { type: 'batch'; id: number; reqs: Request[]; opts: BatchOptions; crash?: CrashPoint }
+  | { type: 'index'; id: number; batch: number };
 
 /** An outcome as it crosses: a new message's made fields, an error's parts, or the whole outcome (a duplicate, a change). */
 export type WireOutcome = { made: Made } | { error: { code: ErrorCode; message: string; details?: Record<string, unknown> } } | Outcome;
