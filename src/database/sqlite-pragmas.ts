@@ -5,10 +5,9 @@
  *
  * temp_store = MEMORY: SQLite keeps a statement journal for a statement that may fail half-way
  * (the batch's multi-row INSERT), holding the original of every page the statement changes. Past
- * 64 KiB it spills to a temporary file, which an 8-message INSERT touching about 16 pages reaches
- * about every other commit: an openat, an unlink, sixteen more pwrites and their ext4 work on
- * the writer thread (strace of the inbound scenario, docs/benchmarks.md). In memory it costs at
- * most those pages, and is freed at the end of the statement.
+ * 64 KiB (16 pages) it moves to a temporary file, and an 8-message INSERT changes about 15 old
+ * pages: about one commit in four created, wrote and deleted a file on the writer thread
+ * (docs/benchmarks.md, 0.5.2). In memory it costs at most those pages, freed when the statement ends.
  */
 export function sqliteConnectionPragmas(synchronous: 'FULL' | 'NORMAL'): string[] {
   return [`synchronous = ${synchronous}`, 'temp_store = MEMORY'];
