@@ -111,10 +111,10 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
    * run committed is found there (each send by its clientMsgId, each change already in place) and
    * counts as new, so the post-commit hook fans it out and the senders get a plain ack: without
    * this, messages on disk would have been answered `internal` ("not applied") and never pushed to
-   * the members' connections. The cost: a send or change in that batch that really was a repeat
-   * of an earlier one is fanned out a second time, with its seq and rev unchanged, which clients
-   * ignore (docs/protocol.md). A thread that dies on the second run too fails the batch with
-   * `internal`.
+   * the members' connections. The cost: a send in that batch that really was a repeat of an earlier
+   * one is acknowledged with `duplicate: false`, and it, or a change already made before, is
+   * announced a second time, which ChannelSequencer drops (its rev was delivered). A thread that
+   * dies on the second run too fails the batch with `internal` (test/writer-crash.e2e-spec.ts).
    */
   async writeBatch(reqs: Request[]): Promise<BatchResult> {
     const opts = { webhooks: this.webhooks };
