@@ -134,7 +134,7 @@ export class SqliteWriter {
     worker.on('error', (err) => this.log.error(`SQLite writer thread failed: ${err.stack ?? err.message}`));
     worker.on('exit', (code) => {
       if (this.worker === worker) this.worker = null; // the next request starts a new one
-      if (this.calls.size > 0) this.log.error(`SQLite writer thread exited (code ${code}) with ${this.calls.size} request(s) in flight; they fail`);
+      if (this.calls.size > 0) this.log.error(`SQLite writer thread exited (code ${code}) with ${this.calls.size} request(s) in flight; they fail here (a batch runs once more: MessageStore.writeBatch)`);
       for (const call of this.calls.values()) call.reject(new Error(`the writer thread exited (code ${code})`)); // each request: `internal` (MessageStore)
       this.calls.clear();
     });
