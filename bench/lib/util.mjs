@@ -185,7 +185,13 @@ export async function eachServer(ctx, scenario, out, runOne) {
   for (const kind of ctx.kinds) {
     ctx.log(`${scenario}: ${kind}`);
     try { out.servers[kind] = await runOne(kind); }
-    catch (e) { out.servers[kind] = { error: String(e.message || e) }; ctx.log(`${scenario} ${kind} failed: ${e.stack || e}`); }
+    catch (e) { serverFailed(ctx, scenario, out, kind, e); }
   }
   return out;
+}
+
+// A server's figures in `out` become its error, logged with its stack.
+export function serverFailed(ctx, scenario, out, kind, e) {
+  out.servers[kind] = { error: String(e.message || e) };
+  ctx.log(`${scenario} ${kind} failed: ${e.stack || e}`);
 }

@@ -12,7 +12,7 @@
 // figure over the reference's measured seconds later, is what is compared: the median of the
 // rounds' ratios, with their spread.
 import { Group } from '../lib/workers.mjs';
-import { JIT_WARM_MS, median, round2 } from '../lib/util.mjs';
+import { JIT_WARM_MS, median, round2, serverFailed } from '../lib/util.mjs';
 import { startTarget } from '../lib/targets.mjs';
 import { createChannel, tokenFor } from '../lib/parley.mjs';
 
@@ -20,7 +20,7 @@ export async function run(ctx) {
   const out = { window: 16, repeats: ctx.repeats, servers: {}, rounds: [] };
   const [user] = ctx.users.inb;
   const live = [];
-  const pass = passOf(ctx, out.window);
+  const pass = passOf(out.window);
   try {
     // Start and warm each server (JIT, SQLite cache) under its own load (JIT_WARM_MS).
     for (const kind of ctx.kinds) {
@@ -30,8 +30,7 @@ export async function run(ctx) {
         live.push(s);
         await pass(s, false, ctx.quick ? 300 : JIT_WARM_MS);
       } catch (e) {
-        out.servers[kind] = { error: String(e.message || e) };
-        ctx.log(`inbound ${kind} failed: ${e.stack || e}`);
+        serverFailed(ctx, 'inbound', out, kind, e);
       }
     }
     const durationMs = ctx.quick ? 1500 : 4000;
@@ -45,8 +44,7 @@ export async function run(ctx) {
           runs.get(s.kind).push(x);
           round[s.kind] = x.serverCpuUsPerMsg;
         } catch (e) {
-          out.servers[s.kind] = { error: String(e.message || e) };
-          ctx.log(`inbound ${s.kind} failed: ${e.stack || e}`);
+          serverFailed(ctx, 'inbound', out, s.kind, e);
         }
       }
       ctx.log(`  round ${r + 1}: ${Object.entries(round).map(([k, v]) => `${k} ${v} us/msg`).join(', ')}`);
@@ -61,8 +59,7 @@ export async function run(ctx) {
         out.servers[s.kind] = { valid: summarize(runs.get(s.kind)), invalid };
         ctx.log(`  ${s.kind}: ${out.servers[s.kind].valid.serverCpuUsPerMsg} us/msg (median of ${runs.get(s.kind).length}), reject ${invalid.serverCpuUsPerMsg} us`);
       } catch (e) {
-        out.servers[s.kind] = { error: String(e.message || e) };
-        ctx.log(`inbound ${s.kind} failed: ${e.stack || e}`);
+        serverFailed(ctx, 'inbound', out, s.kind, e);
       }
     }
   } finally {
@@ -98,7 +95,7 @@ async function open(ctx, kind, user) {
   }
 }
 
-function passOf(ctx, window) {
+function passOf(window) {
   return async ({ t, g, channelId }, invalid, ms) => {
     await g.all('reset');
     const cpu0 = t.srv.cpuSec();

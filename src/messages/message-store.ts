@@ -7,7 +7,7 @@ import { DatabaseWriter } from '../database/database-writer.js';
 import type { OutboxRow } from '../webhooks/webhook-events.js';
 import { outboxInsertStatements, outboxLockStatement } from '../webhooks/webhook-outbox-sql.js';
 import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from './message.mapper.js';
-import { BatchStats, Heads, isChange, MessageBatchOps, pairKey, Request, writeSplitting } from './message-batch.js';
+import { BatchOptions, BatchStats, Heads, isChange, MessageBatchOps, pairKey, Request, writeSplitting } from './message-batch.js';
 import { INSERT_CHUNK, insertParams, insertSql, SqliteOps, UPDATE_SQL, updateParams } from './sqlite-ops.js';
 import { BatchResult, SqliteWriter } from './sqlite-writer.js';
 import type { CrashPoint } from './writer-wire.js';
@@ -120,16 +120,8 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
     const opts = { webhooks: this.webhooks };
     const thread = this.thread;
     if (thread) {
-      const run = () => this.writer.exclusive(() => thread.batch(reqs, opts));
       try {
-        let result: BatchResult;
-        try {
-          result = await run();
-        } catch (err) {
-          if (err instanceof AppError) throw err; // refused as a whole (shutting down): not run
-          this.logger.warn(`the writer thread died with a batch of ${reqs.length} in flight; running it again on a new thread`);
-          result = recovered(await run());
-        }
+        const result = await this.onThread(thread, reqs, opts);
         this.transactions += result.transactions;
         return result;
       } catch (err) {
@@ -145,6 +137,18 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
     const outcomes = await writeSplitting((work) => this.transaction(work), reqs, opts, this.logger, stats);
     this.transactions += stats.transactions;
     return { outcomes, ...stats };
+  }
+
+  /** The batch on the writer thread, and once more on a new one if that thread dies (see writeBatch). */
+  private async onThread(thread: SqliteWriter, reqs: Request[], opts: BatchOptions): Promise<BatchResult> {
+    const run = () => this.writer.exclusive(() => thread.batch(reqs, opts));
+    try {
+      return await run();
+    } catch (err) {
+      if (err instanceof AppError) throw err; // refused as a whole (shutting down): not run
+      this.logger.warn(`the writer thread died with a batch of ${reqs.length} in flight; running it again on a new thread`);
+      return recovered(await run());
+    }
   }
 
   /** Test hook: the writer threads of the next batches die in their transactions (see SqliteWriter). */
