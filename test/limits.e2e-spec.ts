@@ -1,4 +1,5 @@
 import { createChannel, registerUser, startApp, TestApp } from './helpers/test-app.js';
+import { MetricsService } from '../src/metrics/metrics.service.js';
 import { HandshakeRefused, TestClient } from './helpers/ws-client.js';
 
 /** Gateway limits; they do not depend on the database, so they run on SQLite only. */
@@ -164,18 +165,34 @@ describe('WebSocket limits', () => {
       const { client: stuck } = await TestClient.connect(t.wsUrl, slow.token);
       const { client: b } = await TestClient.connect(t.wsUrl, bob.token);
       // The slow client stops reading: its kernel buffers fill, then the server's send buffer.
-      (stuck.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      const tcp = (stuck.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      tcp.pause();
+      // It reads again as soon as the server gives up on it, watched in process rather than after
+      // a batch's round trips: a commit slowed by a busy disk must not be taken for a reader that
+      // stopped (the server cuts a peer that reads nothing for CLOSE_GRACE_MS).
+      const closes = t.app.get(MetricsService).closes;
+      let cut = false;
+      const watch = setInterval(() => {
+        void closes.get().then(({ values }) => {
+          if (!cut && values.some((v) => v.labels.reason === 'slow_consumer' && v.value > 0)) {
+            cut = true;
+            tcp.resume();
+          }
+        });
+      }, 10);
       const text = 'x'.repeat(3900);
       let sent = 0;
-      while (stuck.closed === null && sent < 3000) {
-        const batch = Array.from({ length: 25 }, () =>
-          t.http().post(`/channels/${channelId}/messages`).set(alice.auth).send({ text, clientMsgId: `slow-${sent++}` }).expect(201),
-        );
-        await Promise.all(batch);
-        const metrics = (await t.http().get('/metrics')).text;
-        if (/parley_ws_closes_total\{reason="slow_consumer"\} [1-9]/.test(metrics)) break;
+      try {
+        while (!cut && stuck.closed === null && sent < 3000) {
+          const batch = Array.from({ length: 25 }, () =>
+            t.http().post(`/channels/${channelId}/messages`).set(alice.auth).send({ text, clientMsgId: `slow-${sent++}` }).expect(201),
+          );
+          await Promise.all(batch);
+        }
+      } finally {
+        clearInterval(watch);
       }
-      (stuck.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      expect(cut).toBe(true);
       expect((await stuck.waitClosed(10000)).code).toBe(4008);
       // Bob got every message, in order.
       await b.next('message.new', (d) => d.message.seq === sent, 10000);

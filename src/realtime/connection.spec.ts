@@ -1,5 +1,6 @@
+import { jest } from '@jest/globals';
 import type { WebSocket } from 'ws';
-import { Connection } from './connection.js';
+import { CLOSE_GRACE_MAX_MS, CLOSE_GRACE_MS, Connection } from './connection.js';
 import { textFrame } from './ws-frame.js';
 
 /** A TCP socket that records what reaches the wire: writes made while corked arrive at the uncork, together. */
@@ -68,5 +69,70 @@ describe('Connection writes', () => {
     conns.forEach((c, i) => c.send(`to-${i}`));
     await turn();
     sockets.forEach((s, i) => expect(s.wire).toEqual([[textFrame(`to-${i}`)]]));
+  });
+});
+
+describe('Connection close', () => {
+  /** A ws socket whose close frame stays queued behind `queued` bytes until the test drains them. */
+  function closingSocket(queued: number) {
+    const tcp = { ...fakeTcp().tcp, writableLength: queued };
+    const socket = {
+      readyState: 1,
+      _socket: tcp,
+      close: jest.fn(function (this: { readyState: number }) {
+        this.readyState = 2; // CLOSING: the close frame is queued
+      }),
+      terminate: jest.fn(function (this: { readyState: number }) {
+        this.readyState = 3;
+      }),
+    };
+    const conn = new Connection('c', { id: 'u', username: 'u' }, socket as unknown as WebSocket, null, limits);
+    conn.open('ready');
+    return { conn, socket, tcp };
+  }
+
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('cuts a peer that reads nothing of what is queued ahead of the close frame after CLOSE_GRACE_MS', () => {
+    const { conn, socket } = closingSocket(500_000);
+    conn.close(4008, 'slow consumer');
+    jest.advanceTimersByTime(CLOSE_GRACE_MS - 1);
+    expect(socket.terminate).not.toHaveBeenCalled();
+    jest.advanceTimersByTime(1);
+    expect(socket.terminate).toHaveBeenCalledTimes(1);
+  });
+
+  it('waits for a peer that keeps reading, so it gets its close code, and cuts it once it stops', () => {
+    const { conn, socket, tcp } = closingSocket(500_000);
+    conn.close(4008, 'slow consumer');
+    for (let period = 0; period < 5; period++) {
+      tcp.writableLength -= 50_000; // the peer read some of it in this period
+      jest.advanceTimersByTime(CLOSE_GRACE_MS);
+    }
+    expect(socket.terminate).not.toHaveBeenCalled();
+    jest.advanceTimersByTime(CLOSE_GRACE_MS); // no progress in this period
+    expect(socket.terminate).toHaveBeenCalledTimes(1);
+  });
+
+  it('cuts a peer that reads, but too slowly to finish within CLOSE_GRACE_MAX_MS', () => {
+    const { conn, socket, tcp } = closingSocket(1_000_000_000);
+    conn.close(4008, 'slow consumer');
+    let elapsed = 0;
+    while (socket.terminate.mock.calls.length === 0 && elapsed < 2 * CLOSE_GRACE_MAX_MS) {
+      tcp.writableLength -= 1;
+      jest.advanceTimersByTime(CLOSE_GRACE_MS);
+      elapsed += CLOSE_GRACE_MS;
+    }
+    expect(elapsed).toBeGreaterThanOrEqual(CLOSE_GRACE_MAX_MS);
+    expect(elapsed).toBeLessThanOrEqual(CLOSE_GRACE_MAX_MS + CLOSE_GRACE_MS);
+  });
+
+  it('leaves a socket alone once the close handshake has finished', () => {
+    const { conn, socket } = closingSocket(0);
+    conn.close(1008, 'session ended');
+    socket.readyState = 3;
+    jest.advanceTimersByTime(CLOSE_GRACE_MAX_MS);
+    expect(socket.terminate).not.toHaveBeenCalled();
   });
 });

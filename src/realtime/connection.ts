@@ -41,6 +41,11 @@ function corkForTurn(tcp: TcpSocket): void {
   if (corked.push(tcp) === 1) setImmediate(uncorkAll);
 }
 
+/** How long a closing peer may stay silent before its socket is cut (see Connection.close). */
+export const CLOSE_GRACE_MS = 2000;
+/** How long a closing peer that keeps reading may take in all: ws's own close timeout. */
+export const CLOSE_GRACE_MAX_MS = 30_000;
+
 /** Connection.expiresAtS of a connection that does not expire. */
 const NEVER = -1;
 
@@ -163,8 +168,31 @@ export class Connection {
       this.socket.close(code, reason);
     } catch {
       this.socket.terminate();
+      return;
     }
-    // A peer that never answers the close handshake must not hold the socket forever.
-    setTimeout(() => this.socket.terminate(), 2000).unref();
+    this.reapUnlessDraining(Date.now() + CLOSE_GRACE_MAX_MS, this.queued());
+  }
+
+  /** Bytes of this socket's still in Node's hands (not yet taken by the kernel). */
+  private queued(): number {
+    return (this.socket as unknown as Partial<RawSocket>)._socket?.writableLength ?? 0;
+  }
+
+  /**
+   * A peer that never answers the close handshake must not hold the socket forever: it is cut
+   * after CLOSE_GRACE_MS. But the close frame leaves behind whatever was queued before it (a slow
+   * consumer's is up to SEND_BUFFER_CAP_BYTES), and a peer still reading that queue would lose its
+   * close code (1006 instead of 4008) if cut on a fixed clock. So each period in which the queue
+   * shrank buys another, up to CLOSE_GRACE_MAX_MS in all (ws's own close timeout). Once the queue
+   * is empty the close frame is in the kernel, which sends what it holds before the FIN of a cut
+   * socket (unless unread input makes it reset).
+   */
+  private reapUnlessDraining(deadline: number, queuedBefore: number): void {
+    setTimeout(() => {
+      if (this.socket.readyState === 3) return; // CLOSED: the handshake finished
+      const queued = this.queued();
+      if (queued > 0 && queued < queuedBefore && Date.now() < deadline) this.reapUnlessDraining(deadline, queued);
+      else this.socket.terminate();
+    }, CLOSE_GRACE_MS).unref();
   }
 }
