@@ -115,6 +115,9 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
    * one is acknowledged with `duplicate: false`, and it, or a change already made before, is
    * announced a second time, which ChannelSequencer drops (its rev was delivered). A thread that
    * dies on the second run too fails the batch with `internal` (test/writer-crash.e2e-spec.ts).
+   * A thread that stays alive but fails the request as a whole (an exception outside the batch's
+   * transactions, which are caught per request) is treated the same: that too may come after a
+   * COMMIT (building or sending the reply), so the rerun is not narrowed to a thread's exit.
    */
   async writeBatch(reqs: Request[]): Promise<BatchResult> {
     const opts = { webhooks: this.webhooks };
@@ -146,7 +149,7 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
       return await run();
     } catch (err) {
       if (err instanceof AppError) throw err; // refused as a whole (shutting down): not run
-      this.logger.warn(`the writer thread died with a batch of ${reqs.length} in flight; running it again on a new thread`);
+      this.logger.warn(`the writer thread died or failed with a batch of ${reqs.length} in flight (${(err as Error).message}); running it again`);
       return recovered(await run());
     }
   }

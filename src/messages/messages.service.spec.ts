@@ -1,4 +1,5 @@
-import type { INestApplicationContext } from '@nestjs/common';
+import { jest } from '@jest/globals';
+import { type INestApplicationContext, Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
 import { DATABASES, freshDatabaseUrl, suiteContext, testEnv } from '../../test/helpers/test-app.js';
@@ -122,6 +123,9 @@ describe.each(DATABASES)('MessagesService on %s', (db) => {
         IF NEW.client_msg_id = 'split-40' THEN RAISE EXCEPTION 'refused by the database'; END IF; RETURN NEW; END $$`);
       await ds.query('CREATE TRIGGER refuse_split BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_split()');
     }
+    // Both lines reach the server's logger (on SQLite from the writer thread, through the main thread's).
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    const error = jest.spyOn(Logger.prototype, 'error');
     try {
       const writer = ctx.get(MessageWriter);
       const before = store.transactions;
@@ -139,7 +143,11 @@ describe.each(DATABASES)('MessagesService on %s', (db) => {
       expect(stored.map((r: { client_msg_id: string }) => r.client_msg_id).sort()).toEqual(
         Array.from({ length: 64 }, (_, i) => `split-${i}`).filter((k) => k !== 'split-40').sort(),
       );
+      expect(warn.mock.calls.map(([m]) => String(m))).toContainEqual(expect.stringMatching(/batch of 64 failed \(.*refused by the database.*\); splitting it/));
+      expect(error.mock.calls.map(([m]) => String(m))).toContainEqual(expect.stringMatching(/send failed: .*refused by the database/));
     } finally {
+      warn.mockRestore();
+      error.mockRestore();
       await ds.query(db === 'sqlite' ? 'DROP TRIGGER refuse_split' : 'DROP TRIGGER refuse_split ON messages');
       if (db !== 'sqlite') await ds.query('DROP FUNCTION refuse_split()');
     }

@@ -67,7 +67,8 @@ export class SqliteWriter {
 
   constructor(
     private readonly config: WriterConfig,
-    private readonly log: { error(message: string): void },
+    /** The server's logger: the thread's own lines (WorkerLogLine) go out through it too. */
+    private readonly log: { warn(message: string): void; error(message: string): void },
   ) {}
 
   /** Starts the thread now (at boot), so the first send does not pay for it. */
@@ -126,6 +127,10 @@ export class SqliteWriter {
     worker.unref();
     worker.on('message', (data: string) => {
       const reply = decodeReply(data);
+      if ('log' in reply) {
+        this.log[reply.log](`writer thread: ${reply.message}`);
+        return;
+      }
       const call = this.calls.get(reply.id);
       this.calls.delete(reply.id);
       if (this.calls.size === 0) worker.unref();

@@ -41,9 +41,10 @@ const transaction: RunInTransaction = async (work) => {
   }
 };
 
+/** Logged by the main thread's logger (SqliteWriter), in order with the replies. */
 const log: BatchLog = {
-  warn: (m) => console.warn(`[SqliteWriter] ${m}`),
-  error: (m) => console.error(`[SqliteWriter] ${m}`),
+  warn: (message) => parentPort!.postMessage(encode({ log: 'warn', message })),
+  error: (message) => parentPort!.postMessage(encode({ log: 'error', message })),
 };
 
 async function handle(msg: WorkerRequest): Promise<WorkerReply> {

@@ -29,9 +29,19 @@ export type WorkerReply =
   | { id: number; outcomes: WireOutcome[]; transactions: number; appended: boolean }
   | { id: number; failed?: string };
 
-export const encode = (msg: WorkerRequest | WorkerReply): string => JSON.stringify(msg);
+/**
+ * A line for the server's log, from the writer thread: the thread has no logger of its own (the
+ * main thread's pino logger is not shared across threads), so what it has to say goes out through
+ * the main thread's, with the same format and level as every other line.
+ */
+export interface WorkerLogLine {
+  log: 'warn' | 'error';
+  message: string;
+}
+
+export const encode = (msg: WorkerRequest | WorkerReply | WorkerLogLine): string => JSON.stringify(msg);
 export const decodeRequest = (data: string): WorkerRequest => JSON.parse(data) as WorkerRequest;
-export const decodeReply = (data: string): WorkerReply => JSON.parse(data) as WorkerReply;
+export const decodeReply = (data: string): WorkerReply | WorkerLogLine => JSON.parse(data) as WorkerReply | WorkerLogLine;
 
 /** Writer thread: the outcome of request `req`, as it crosses back. */
 export function toWire(o: Outcome | AppError): WireOutcome {
