@@ -321,6 +321,11 @@ describe.each(DATABASES)('WebSocket protocol v1 on %s', (db) => {
       expect(await a.next('error')).toMatchObject({ code: 'invalid_payload', message: 'seq: seq must be an integer' });
       a.send('message.send', 'not an object');
       expect(await a.next('error')).toMatchObject({ code: 'invalid_payload' });
+      // A channel and a DM at once: which one was meant is not guessed.
+      a.send('message.send', { channelId, to: bob.username, text: 'x', clientMsgId: 'bad-3' });
+      expect(await a.next('error')).toMatchObject({ code: 'invalid_payload', message: 'to: give channelId or to, not both', clientMsgId: 'bad-3', details: { fields: { to: expect.any(Array) } } });
+      a.send('message.send', { text: 'x', clientMsgId: 'bad-4' });
+      expect(await a.next('error')).toMatchObject({ code: 'invalid_payload', clientMsgId: 'bad-4', details: { fields: { channelId: expect.any(Array) } } });
       await b.expectNone('message.new', 200);
       const page = await t.http().get(`/channels/${channelId}/messages`).set(alice.auth).expect(200);
       expect(page.body.messages).toEqual([]);

@@ -65,7 +65,10 @@ export class MessagesService implements OnModuleInit {
    */
   async send(caller: AuthUser, input: SendInput): Promise<SendOutcome> {
     if ((input.channelId === undefined) === (input.to === undefined)) {
-      throw new AppError('invalid_payload', 'give exactly one of channelId or to', { fields: { channelId: ['channelId or to is required'] } });
+      // Both given: the frame's own validation passes each field alone (each is a valid choice).
+      const both = input.channelId !== undefined;
+      const why = both ? 'give channelId or to, not both' : 'channelId or to is required';
+      throw new AppError('invalid_payload', `${both ? 'to' : 'channelId'}: ${why}`, { fields: { [both ? 'to' : 'channelId']: [why] } });
     }
     const state = input.to !== undefined
       ? (await this.channels.getOrCreateDm(caller, input.to)).state
