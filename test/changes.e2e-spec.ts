@@ -219,6 +219,39 @@ describe.each(DATABASES)('messages that change on %s', (db) => {
       expect((await t.http().post(`/channels/${channelId}/messages`).set(b.auth).send({ text: 'x', clientMsgId: randomUUID(), replyToSeq: 0 }).expect(400)).body.code).toBe('invalid_payload');
     });
 
+    it("deleting a message empties its quote in the replies: each reply gets a rev of its own after the delete's, live, in history and on resume", async () => {
+      const [a, b] = [await user(), await user()];
+      const channelId = await createChannel(t, a, [b]);
+      await send(a, channelId, 'the secret plan'); // seq 1, rev 1
+      await send(b, channelId, 'yes', { replyToSeq: 1 }); // 2
+      await send(b, channelId, 'unrelated'); // 3
+      await send(a, channelId, 'also', { replyToSeq: 1 }); // 4
+      await send(b, channelId, 'gone', { replyToSeq: 1 }); // 5
+      await del(b, channelId, 5).expect(200); // rev 6: a deleted reply keeps no quote to empty
+      const { client: cb } = await connect(b);
+      const tomb = (await del(a, channelId, 1).expect(200)).body.message;
+      expect(tomb).toMatchObject({ seq: 1, rev: 7, deleted: true, text: '' });
+      const quote = { seq: 1, sender: { id: a.id, username: a.username }, text: '', deleted: true };
+      // Live, in rev order: the delete, then each reply.
+      const live = [await cb.next('message.updated'), await cb.next('message.updated'), await cb.next('message.updated')].map((d) => d.message);
+      expect(live.map((m: any) => [m.seq, m.rev])).toEqual([[1, 7], [2, 8], [4, 9]]);
+      expect(live[1]).toMatchObject({ text: 'yes', deleted: false, replyTo: quote });
+      expect(live[2]).toMatchObject({ text: 'also', deleted: false, replyTo: quote });
+      await cb.expectNone('message.updated', 200);
+      const all = await history(b, channelId);
+      expect(all.find((m) => m.seq === 2)).toEqual(live[1]);
+      expect(all.find((m) => m.seq === 3).replyTo).toBeUndefined();
+      expect(JSON.stringify(all)).not.toContain('secret plan');
+      expect(await conversation(b, channelId)).toMatchObject({ headSeq: 5, headRev: 9 });
+      // A client that had everything up to rev 6 gets the three changes on resume.
+      cb.send('sync', { channels: { [channelId]: { seq: 5, rev: 6 } }, ref: 'q' });
+      const r = await cb.next('sync.result', (d) => d.ref === 'q');
+      expect(r.changes).toEqual([tomb, live[1], live[2]]);
+      // Deleting it again changes nothing, the replies included.
+      expect((await del(a, channelId, 1).expect(200)).body.message.rev).toBe(7);
+      await cb.expectNone('message.updated', 200);
+    });
+
     it('mentions name members only; mentionCount counts unread mentions, exact after edits, deletes and reads', async () => {
       const [a, b, c, outsider] = [await user(), await user(), await user(), await user()];
       const channelId = await createChannel(t, a, [b, c]);

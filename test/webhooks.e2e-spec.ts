@@ -127,19 +127,24 @@ describe.each(DATABASES)('webhooks on %s', (db: DbKind) => {
     expect(types()[4].data).toMatchObject({ channel: { id: channelId, archived: true }, by });
   });
 
-  it('POSTs message.updated with the current state for edits, reactions and deletes, in rev order after the message', async () => {
+  it('POSTs message.updated with the current state for edits, reactions and deletes (and the quotes a delete empties), in rev order after the message', async () => {
     const alice = await registerUser(t, 'alice');
     const channelId = await createChannel(t, alice);
     const message = await send(t, alice, channelId, 'first');
+    await t.http().post(`/channels/${channelId}/messages`).set(alice.auth).send({ text: 'a reply', clientMsgId: 'wh-reply', replyToSeq: message.seq }).expect(201);
     await t.http().patch(`/channels/${channelId}/messages/${message.seq}`).set(alice.auth).send({ text: 'first, edited' }).expect(200);
     await t.http().put(`/channels/${channelId}/messages/${message.seq}/reactions/${encodeURIComponent('👍')}`).set(alice.auth).expect(200);
     await t.http().delete(`/channels/${channelId}/messages/${message.seq}`).set(alice.auth).expect(200);
-    await eventually('four message events', () => receiver.accepted.filter((r) => channelOf(r.event) === channelId && r.event.type.startsWith('message.')).length === 4);
-    const events = receiver.accepted.filter((r) => channelOf(r.event) === channelId && r.event.type.startsWith('message.')).map((r) => r.event);
-    expect(events.map((e) => [e.type, e.data.message.rev])).toEqual([['message.created', 1], ['message.updated', 2], ['message.updated', 3], ['message.updated', 4]]);
-    expect(events[1].data.message).toMatchObject({ text: 'first, edited', editedAt: expect.any(String) });
-    expect(events[2].data.message.reactions).toEqual([{ emoji: '👍', count: 1, userIds: [alice.id] }]);
-    expect(events[3].data.message).toMatchObject({ deleted: true, text: '' });
+    const mine = () => receiver.accepted.filter((r) => channelOf(r.event) === channelId && r.event.type.startsWith('message.')).map((r) => r.event);
+    await eventually('six message events', () => mine().length === 6);
+    const events = mine();
+    expect(events.map((e) => [e.type, e.data.message.seq, e.data.message.rev])).toEqual([
+      ['message.created', 1, 1], ['message.created', 2, 2], ['message.updated', 1, 3], ['message.updated', 1, 4], ['message.updated', 1, 5], ['message.updated', 2, 6],
+    ]);
+    expect(events[2].data.message).toMatchObject({ text: 'first, edited', editedAt: expect.any(String) });
+    expect(events[3].data.message.reactions).toEqual([{ emoji: '👍', count: 1, userIds: [alice.id] }]);
+    expect(events[4].data.message).toMatchObject({ deleted: true, text: '' });
+    expect(events[5].data.message).toMatchObject({ text: 'a reply', replyTo: { seq: 1, text: '', deleted: true } });
   });
 
   it("delivers a channel's events in order; a failing event holds back its channel only, retried with growing waits", async () => {

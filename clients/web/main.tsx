@@ -362,7 +362,7 @@ function MessageItem({ m, channel }: { m: ChatMessage; channel: ChatConversation
       </div>
       {m.replyTo && (
         <blockquote class="reply-quote">
-          <span class="sender">{m.replyTo.sender?.username ?? 'system'}</span>: {m.replyTo.text}
+          <span class="sender">{m.replyTo.sender?.username ?? 'system'}</span>: {m.replyTo.deleted ? <em>message deleted</em> : m.replyTo.text}
         </blockquote>
       )}
       <p class={`text${m.deleted ? ' deleted' : ''}`}>{m.deleted ? 'message deleted' : m.text}</p>

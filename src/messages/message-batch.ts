@@ -43,6 +43,11 @@ export interface ChangeOutcome {
   message: MessageView;
   /** False for a change that changes nothing (a retry, the same text, a reaction already there). */
   changed: boolean;
+  /**
+   * A delete: the replies that quoted the deleted message, their quote emptied (`replyTo.deleted`),
+   * each a change of its own with a rev after the delete's (so a resume gets them too).
+   */
+  quotes?: MessageView[];
 }
 
 /** The statements of a write batch, run inside one transaction (see writeBatch). */
@@ -60,6 +65,8 @@ export interface MessageBatchOps {
   /** Moves a member's read marker up to seq (never down). */
   advanceMarker(channelId: string, userId: string, seq: number): Promise<void> | void;
   findMessage(channelId: string, seq: number): Promise<MessageView | null> | MessageView | null;
+  /** The channel's messages, not deleted, that answer message `seq` (by the partial index on reply_to_seq), in no order. */
+  repliesTo(channelId: string, seq: number): Promise<MessageView[]> | MessageView[];
   roleOf(channelId: string, userId: string): Promise<string | null> | string | null;
   /** Writes a changed message's mutable columns (text, edited/deleted, reply, lists, rev). */
   update(m: MessageView, now: number): Promise<void> | void;
@@ -127,7 +134,7 @@ export interface BatchOptions {
   webhooks: boolean;
 }
 
-/** Where the batch logs (Nest's Logger on the main thread, the console in the writer thread). */
+/** Where the batch logs: Nest's Logger (in the writer thread, through the main thread's: WorkerLogLine). */
 export interface BatchLog {
   warn(message: string): void;
   error(message: string): void;
@@ -333,7 +340,8 @@ export async function writeBatch(ops: MessageBatchOps, all: Request[], opts: Bat
   // 7. Webhooks (none when WEBHOOK_URL is unset): in this transaction, so none is lost or extra,
   //    and last, as the outbox's per-channel lock asks; new messages first, then the changes in rev order.
   const changed = changeIdx.map((i) => outcomes[i]).filter((o): o is ChangeOutcome => !(o instanceof AppError) && (o as ChangeOutcome).changed);
-  const outboxRows = toOutboxRows(opts.webhooks, [...created.map(webhookEvents.messageCreated), ...changed.map((o) => webhookEvents.messageUpdated(o.message))]);
+  const updated = changed.flatMap((o) => (o.quotes ? [o.message, ...o.quotes] : [o.message])); // rev order: a delete's quotes follow it
+  const outboxRows = toOutboxRows(opts.webhooks, [...created.map(webhookEvents.messageCreated), ...updated.map(webhookEvents.messageUpdated)]);
   if (outboxRows.length > 0) {
     await ops.appendOutbox(outboxRows);
     if (stats) stats.appended = true; // the delivery worker is told after the commit
@@ -363,7 +371,14 @@ async function applyChange(ops: MessageBatchOps, r: ChangeRequest, nextRev: () =
     await ops.update(message, now);
     await ops.setMentions(r.channelId, r.seq, [], true);
     await ops.clearReactions(current.id);
-    return { message, changed: true };
+    // Its text goes from the replies' quotes too: a deleted message must not live on in them.
+    const quotes: MessageView[] = [];
+    for (const reply of (await ops.repliesTo(r.channelId, r.seq)).sort((x, y) => x.seq - y.seq)) {
+      const quote: MessageView = { ...reply, rev: nextRev(), replyTo: { seq: r.seq, sender: reply.replyTo?.sender ?? null, text: '', deleted: true } };
+      await ops.update(quote, now);
+      quotes.push(quote);
+    }
+    return quotes.length > 0 ? { message, changed: true, quotes } : { message, changed: true };
   }
   if (current.deleted) throw new AppError('conflict', 'the message was deleted');
   if (r.op === 'edit') {

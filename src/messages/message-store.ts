@@ -8,7 +8,7 @@ import type { OutboxRow } from '../webhooks/webhook-events.js';
 import { outboxInsertStatements, outboxLockStatement } from '../webhooks/webhook-outbox-sql.js';
 import { MESSAGE_COLUMNS, MessageRow, MessageView, rowToMessage } from './message.mapper.js';
 import { BatchOptions, BatchStats, Heads, isChange, MessageBatchOps, pairKey, Request, writeSplitting } from './message-batch.js';
-import { INSERT_CHUNK, insertParams, insertSql, SqliteOps, UPDATE_SQL, updateParams } from './sqlite-ops.js';
+import { INSERT_CHUNK, insertParams, insertSql, REPLIES_SQL, SqliteOps, UPDATE_SQL, updateParams } from './sqlite-ops.js';
 import { BatchResult, SqliteWriter } from './sqlite-writer.js';
 import type { CrashPoint } from './writer-wire.js';
 
@@ -405,6 +405,10 @@ class PostgresOps implements MessageBatchOps {
       [channelId, seq],
     );
     return rows.length ? rowToMessage(rows[0]) : null;
+  }
+
+  async repliesTo(channelId: string, seq: number): Promise<MessageView[]> {
+    return (await this.rows<MessageRow>(REPLIES_SQL, [channelId, seq])).map(rowToMessage);
   }
 
   async roleOf(channelId: string, userId: string): Promise<string | null> {

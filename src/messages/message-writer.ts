@@ -126,6 +126,7 @@ export class MessageWriter implements BeforeApplicationShutdown {
         if (!o.duplicate) created.push(o.message);
       } else if (o.changed) {
         updated.push(o.message);
+        if (o.quotes) updated.push(...o.quotes); // a delete's replies, their quote emptied
         const asker = (batch[i].req as ChangeRequest).asker;
         if (asker) (origin ??= {})[o.message.rev] = asker;
       }

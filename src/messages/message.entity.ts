@@ -1,4 +1,4 @@
-import { Column, Entity, JoinColumn, ManyToOne, PrimaryColumn, Unique, type Relation } from 'typeorm';
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, Unique, type Relation } from 'typeorm';
 import { Channel } from '../channels/channel.entity.js';
 import { User } from '../users/user.entity.js';
 import { epochMs } from '../common/epoch-ms.transformer.js';
@@ -9,6 +9,8 @@ import { epochMs } from '../common/epoch-ms.transformer.js';
 // The sender's idempotency key: a retry finds the original instead of inserting again.
 @Unique('uq_messages_sender_client_msg', ['senderId', 'clientMsgId'])
 @Unique('uq_messages_channel_rev', ['channelId', 'rev'])
+// A deleted message's replies, whose quotes it empties (partial: only replies have an entry).
+@Index('idx_messages_reply_to', ['channelId', 'replyToSeq'], { where: '"reply_to_seq" IS NOT NULL' })
 export class Message {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;

@@ -4,11 +4,15 @@ import { ApiNullableRef } from '../common/api-nullable.decorator.js';
 import { SYSTEM_USER_ID } from '../users/system-user.js';
 import { UserRef } from '../users/user.mapper.js';
 
-/** A quoted reply's snapshot of the message it answers, taken when the reply was sent. */
+/**
+ * A quoted reply's snapshot of the message it answers, taken when the reply was sent; when that
+ * message is deleted, its text goes from the quotes too (`deleted`, the text empty).
+ */
 export class ReplyRef {
   @ApiProperty({ type: 'integer', minimum: 1, maximum: MAX_SEQ, example: 41 }) seq!: number;
   @ApiNullableRef(UserRef, { description: 'null for a system message' }) sender!: UserRef | null;
-  @ApiProperty({ example: 'lunch at noon?', maxLength: 200, description: 'the first 200 characters of its text, as it was then' }) text!: string;
+  @ApiProperty({ example: 'lunch at noon?', maxLength: 200, description: 'the first 200 characters of its text, as it was then; empty once that message is deleted' }) text!: string;
+  @ApiPropertyOptional({ enum: [true], description: 'the answered message was deleted since (the text is empty): show "deleted message"' }) deleted?: true;
 }
 
 export class ReactionView {

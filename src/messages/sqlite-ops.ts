@@ -24,6 +24,7 @@ export class SqliteOps implements MessageBatchOps {
   private readonly heads: Database.Statement;
   private readonly headRev: Database.Statement;
   private readonly one: Database.Statement;
+  private readonly replies: Database.Statement;
   private readonly role: Database.Statement;
   private readonly updateOne: Database.Statement;
   private readonly dropMentions: Database.Statement;
@@ -44,6 +45,7 @@ export class SqliteOps implements MessageBatchOps {
     this.heads = db.prepare('SELECT head_seq, head_rev, archived_at FROM channels WHERE id = ?');
     this.headRev = db.prepare('UPDATE channels SET head_rev = ? WHERE id = ?');
     this.one = db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.channel_id = ? AND m.seq = ?`);
+    this.replies = db.prepare(REPLIES_SQL.replace(/\$\d+/g, '?'));
     this.role = db.prepare('SELECT role FROM memberships WHERE channel_id = ? AND user_id = ?');
     this.updateOne = db.prepare(UPDATE_SQL.replace(/\$\d+/g, '?'));
     this.dropMentions = db.prepare('DELETE FROM message_mentions WHERE channel_id = ? AND seq = ?');
@@ -107,6 +109,10 @@ export class SqliteOps implements MessageBatchOps {
   findMessage(channelId: string, seq: number): MessageView | null {
     const row = this.one.get(channelId, seq) as MessageRow | undefined;
     return row ? rowToMessage(row) : null;
+  }
+
+  repliesTo(channelId: string, seq: number): MessageView[] {
+    return (this.replies.all(channelId, seq) as MessageRow[]).map(rowToMessage);
   }
 
   roleOf(channelId: string, userId: string): string | null {
@@ -174,6 +180,14 @@ export function insertParams(messages: MessageView[], createdAtMs: number): unkn
   }
   return params;
 }
+
+/**
+ * A message's replies, not deleted (MessageBatchOps.repliesTo), through the partial index
+ * idx_messages_reply_to. No ORDER BY seq: SQLite would rather walk the channel's (channel_id, seq)
+ * index, all of it, to skip a sort; the caller sorts the few rows.
+ */
+export const REPLIES_SQL = `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
+  WHERE m.channel_id = $1 AND m.reply_to_seq = $2 AND m.deleted_at IS NULL`;
 
 export const UPDATE_SQL = `UPDATE messages SET text = $1, rev = $2, edited_at = $3, deleted_at = $4, reply_to = $5, mentions = $6, reactions = $7
   WHERE channel_id = $8 AND seq = $9`;

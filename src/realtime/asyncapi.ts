@@ -77,7 +77,16 @@ const schemas: Record<string, Schema> = {
       createdAt: str({ format: 'date-time' }),
       editedAt: str({ format: 'date-time', description: 'v1.1: when the text was last edited' }),
       deleted: bool({ description: 'v1.1: a tombstone (text empty, no reactions, mentions or reply); the seq stays' }),
-      replyTo: obj({ seq: seq(1), sender: { oneOf: [ref('UserRef'), { type: 'null' }] }, text: str({ maxLength: 200 }) }, ['seq', 'sender', 'text'], { description: 'v1.1: the answered message as it was (first 200 characters)' }),
+      replyTo: obj(
+        {
+          seq: seq(1),
+          sender: { oneOf: [ref('UserRef'), { type: 'null' }] },
+          text: str({ maxLength: 200, description: 'empty once the answered message is deleted' }),
+          deleted: bool({ const: true, description: 'the answered message was deleted since: its text is gone from the quote too (show "deleted message")' }),
+        },
+        ['seq', 'sender', 'text'],
+        { description: 'v1.1: the answered message as it was (first 200 characters); a delete of it empties the quote (a message.updated of the reply)' },
+      ),
       mentions: { type: 'array', items: ref('UserRef'), description: 'v1.1: members named as @username' },
       reactions: {
         type: 'array',
