@@ -177,6 +177,11 @@ describeCluster('several instances on one PostgreSQL database and one Redis', ()
       const everyone = [aliceA, bobB, carolC];
       sendMany(aliceA, channelId, 'chg', 10);
       for (const c of everyone) await waitForSeq(c, channelId, 10);
+      // Two replies to message 6, whose delete below empties their quotes (two more changes).
+      for (const n of [11, 12]) {
+        expect((await api(B.baseUrl, 'POST', `/channels/${channelId}/messages`, { text: `on 6 (${n})`, clientMsgId: `reply-${n}`, replyToSeq: 6 }, bob.token)).status).toBe(201);
+      }
+      for (const c of everyone) await waitForSeq(c, channelId, 12);
 
       for (const seq of seqs(5)) aliceA.send('message.edit', { channelId, seq, text: `edited ${seq}`, ref: `e${seq}` });
       for (const seq of seqs(10)) bobB.send('reaction.add', { channelId, seq, emoji: '👍', ref: `b${seq}` });
@@ -196,11 +201,12 @@ describeCluster('several instances on one PostgreSQL database and one Redis', ()
         expect(new Set(revs).size).toBe(revs.length); // and each change once
         const latest = new Map<number, Data>();
         for (const m of changesOf(c)) latest.set(m.seq, m);
-        expect(seqs(10).map((seq) => latest.get(seq))).toEqual(stored);
+        expect(seqs(12).map((seq) => latest.get(seq))).toEqual(stored);
       }
       // The askers got their answers with their refs, in the same stream.
       for (const seq of seqs(5)) expect(aliceA.log.some((f) => f.event === 'message.updated' && f.data.ref === `e${seq}`)).toBe(true);
       expect(stored.filter((m) => (m as Data).deleted).map((m) => m.seq)).toEqual([6, 7]);
+      expect(stored.slice(10).map((m) => (m as Data).replyTo)).toEqual([11, 12].map(() => ({ seq: 6, sender: { id: alice.id, username: alice.username }, text: '', deleted: true })));
     }, 60000);
 
     clusterIt('unread and mention counts stay exact on every instance after mentions, edits and deletes made elsewhere', async () => {
