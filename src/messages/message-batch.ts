@@ -132,6 +132,12 @@ export type Outcome = SendOutcome | ChangeOutcome;
 export interface BatchOptions {
   /** WEBHOOK_URL is set: the batch appends its events to the outbox (WebhookOutbox.rows). */
   webhooks: boolean;
+  /**
+   * The batch runs again after its writer thread died, maybe after its COMMIT (MessageStore.
+   * writeBatch): a delete found done also brings back the quotes it emptied, so that they are
+   * announced with it (a repeat is dropped by ChannelSequencer, as the rerun's other repeats are).
+   */
+  rerun?: boolean;
 }
 
 /** Where the batch logs: Nest's Logger (in the writer thread, through the main thread's: WorkerLogLine). */
@@ -325,7 +331,7 @@ export async function writeBatch(ops: MessageBatchOps, all: Request[], opts: Bat
       continue;
     }
     try {
-      outcomes[i] = await applyChange(ops, r, () => {
+      outcomes[i] = await applyChange(ops, r, opts, () => {
         const rev = (revs.get(r.channelId) ?? head.headRev) + 1;
         revs.set(r.channelId, rev);
         return rev;
@@ -354,7 +360,7 @@ export async function writeBatch(ops: MessageBatchOps, all: Request[], opts: Bat
  * channel's lock. Nothing changes, and no rev is taken, when the change is already there: a
  * retried edit, delete or reaction answers with the message as it is.
  */
-async function applyChange(ops: MessageBatchOps, r: ChangeRequest, nextRev: () => number, now: number): Promise<ChangeOutcome> {
+async function applyChange(ops: MessageBatchOps, r: ChangeRequest, opts: BatchOptions, nextRev: () => number, now: number): Promise<ChangeOutcome> {
   const role = await ops.roleOf(r.channelId, r.actor.id);
   if (role === null) throw AppError.forbidden('not a member of this channel');
   const current = await ops.findMessage(r.channelId, r.seq);
@@ -364,7 +370,11 @@ async function applyChange(ops: MessageBatchOps, r: ChangeRequest, nextRev: () =
     if (current.sender?.id !== r.actor.id && role !== 'owner' && role !== 'admin') {
       throw AppError.forbidden("only the sender or the channel's owner or admins can delete a message");
     }
-    if (current.deleted) return unchanged;
+    if (current.deleted) {
+      if (!opts.rerun) return unchanged;
+      const emptied = (await ops.repliesTo(r.channelId, r.seq)).filter((m) => m.replyTo?.deleted).sort((x, y) => x.seq - y.seq);
+      return emptied.length > 0 ? { ...unchanged, quotes: emptied } : unchanged;
+    }
     const message: MessageView = { ...current, rev: nextRev(), text: '', deleted: true, mentions: [], reactions: [] };
     delete message.replyTo;
     delete message.editedAt;

@@ -108,8 +108,8 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
    *
    * A dead writer thread: whether it committed the batch before dying is unknown (it may have died
    * between its COMMIT and its reply), so the batch runs once more, on a new thread. What the first
-   * run committed is found there (each send by its clientMsgId, each change already in place) and
-   * counts as new, so the post-commit hook fans it out and the senders get a plain ack: without
+   * run committed is found there (each send by its clientMsgId, each change already in place, a
+   * delete with the quotes it emptied: BatchOptions.rerun) and counts as new, so the post-commit hook fans it out and the senders get a plain ack: without
    * this, messages on disk would have been answered `internal` ("not applied") and never pushed to
    * the members' connections. The cost: a send in that batch that really was a repeat of an earlier
    * one is acknowledged with `duplicate: false`, and it, or a change already made before, is
@@ -144,13 +144,13 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
 
   /** The batch on the writer thread, and once more on a new one if that thread dies (see writeBatch). */
   private async onThread(thread: SqliteWriter, reqs: Request[], opts: BatchOptions): Promise<BatchResult> {
-    const run = () => this.writer.exclusive(() => thread.batch(reqs, opts));
+    const run = (o: BatchOptions) => this.writer.exclusive(() => thread.batch(reqs, o));
     try {
-      return await run();
+      return await run(opts);
     } catch (err) {
       if (err instanceof AppError) throw err; // refused as a whole (shutting down): not run
       this.logger.warn(`the writer thread died or failed with a batch of ${reqs.length} in flight (${(err as Error).message}); running it again`);
-      return recovered(await run());
+      return recovered(await run({ ...opts, rerun: true }));
     }
   }
 

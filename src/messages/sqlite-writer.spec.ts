@@ -94,10 +94,15 @@ describe('SQLite writer thread', () => {
     const id = await channel(a, [b]);
     const writer = suite.ctx.get(MessageWriter);
     const first = await writer.write({ channelId: id, sender: a, text: 'first', clientMsgId: 'after-0' });
+    // A quoted message, deleted in the crashed batch: the quote it empties is announced with it.
+    const quoted = await writer.write({ channelId: id, sender: b, text: 'quoted', clientMsgId: 'quoted' });
+    const reply = await writer.write({ channelId: id, sender: a, text: 'a reply', clientMsgId: 'reply', replyToSeq: quoted.message.seq });
     const fannedOut: number[] = [];
+    const updates: [number, number][] = [];
     const hook = writer.onCommitted;
     writer.onCommitted = (created, updated, origin) => {
       fannedOut.push(...created.filter((m) => m.channelId === id).map((m) => m.seq));
+      updates.push(...updated.filter((m) => m.channelId === id).map((m): [number, number] => [m.seq, m.rev]));
       hook(created, updated, origin);
     };
     try {
@@ -105,15 +110,22 @@ describe('SQLite writer thread', () => {
       const settled = await Promise.all([
         ...Array.from({ length: 10 }, (_, i) => writer.write({ channelId: id, sender: a, text: 'committed', clientMsgId: `after-${i + 1}` })),
         writer.change({ channelId: id, seq: first.message.seq, actor: b, op: 'react', emoji: '👍', add: true }),
+        writer.change({ channelId: id, seq: quoted.message.seq, actor: b, op: 'delete' }),
       ]);
       const sends = settled.slice(0, 10) as { duplicate: boolean; message: { seq: number } }[];
-      expect(sends.map((o) => [o.duplicate, o.message.seq])).toEqual(Array.from({ length: 10 }, (_, i) => [false, i + 2]));
-      expect(fannedOut).toEqual(Array.from({ length: 10 }, (_, i) => i + 2));
-      // The reaction was committed by the dead run: it is answered as the change it made, once.
-      expect(settled[10]).toMatchObject({ changed: true, message: { reactions: [{ emoji: '👍', count: 1 }] } });
-      expect(onDisk(id).map((r) => r.seq)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
-      // A real retry later is a duplicate again.
-      expect(await writer.write({ channelId: id, sender: a, text: 'committed', clientMsgId: 'after-3' })).toMatchObject({ duplicate: true, message: { seq: 4 } });
+      expect(sends.map((o) => [o.duplicate, o.message.seq])).toEqual(Array.from({ length: 10 }, (_, i) => [false, i + 4]));
+      expect(fannedOut).toEqual(Array.from({ length: 10 }, (_, i) => i + 4));
+      // The reaction and the delete were committed by the dead run: each is answered as the
+      // change it made, once, and the delete's emptied quote goes out with it (revs 14, 15, 16).
+      expect(settled[10]).toMatchObject({ changed: true, message: { rev: 14, reactions: [{ emoji: '👍', count: 1 }] } });
+      expect(settled[11]).toMatchObject({ changed: true, message: { rev: 15, deleted: true }, quotes: [{ seq: reply.message.seq, rev: 16, replyTo: { text: '', deleted: true } }] });
+      expect(updates).toEqual([[1, 14], [2, 15], [3, 16]]);
+      expect(onDisk(id).map((r) => r.seq)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
+      // A real retry later is a duplicate again, and so is the delete (no quotes this time).
+      expect(await writer.write({ channelId: id, sender: a, text: 'committed', clientMsgId: 'after-3' })).toMatchObject({ duplicate: true, message: { seq: 6 } });
+      const again = await writer.change({ channelId: id, seq: quoted.message.seq, actor: b, op: 'delete' });
+      expect(again).toMatchObject({ changed: false, message: { rev: 15 } });
+      expect(again.quotes).toBeUndefined();
     } finally {
       writer.onCommitted = hook;
     }
