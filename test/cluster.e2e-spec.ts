@@ -232,6 +232,22 @@ describeCluster('several instances on one PostgreSQL database and one Redis', ()
   });
 
   describe('read markers and unread counts', () => {
+    clusterIt("a mute on A reaches the member's connections on B and C, and every instance's list shows it", async () => {
+      const [alice, bob] = await cluster.users(2);
+      const channelId = await cluster.channel(alice, [bob]);
+      const bobB = await cluster.connect(bob, B);
+      const bobC = await cluster.connect(bob, C);
+      const mutedOn = async (node: ServerProcess) =>
+        (await api(node.baseUrl, 'GET', '/conversations', undefined, bob.token)).body.find((x: Data) => x.channelId === channelId).muted;
+      for (const node of [A, B, C]) expect(await mutedOn(node)).toBe(false); // each instance has the channel cached
+      expect((await api(A.baseUrl, 'POST', `/channels/${channelId}/mute`, undefined, bob.token)).status).toBe(200);
+      for (const c of [bobB, bobC]) expect((await c.next('conversation.update', (d) => d.conversation.channelId === channelId)).conversation.muted).toBe(true);
+      for (const node of [A, B, C]) await eventually('muted on every instance', async () => (await mutedOn(node)) === true);
+      expect((await api(C.baseUrl, 'DELETE', `/channels/${channelId}/mute`, undefined, bob.token)).status).toBe(200);
+      await bobB.next('conversation.update', (d) => d.conversation.channelId === channelId && d.conversation.muted === false);
+      for (const node of [A, B, C]) await eventually('unmuted on every instance', async () => (await mutedOn(node)) === false);
+    }, 60000);
+
     clusterIt("a read on B updates the reader's connection on C, and unread counts stay exact whichever instance computes them", async () => {
       const [alice, bob] = await cluster.users(2);
       const channelId = await cluster.channel(alice, [bob]);

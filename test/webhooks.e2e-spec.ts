@@ -275,6 +275,33 @@ describe.each(DATABASES)('webhooks on %s', (db: DbKind) => {
       }
     });
 
+    it("shows muted in the member's own conversation: the list, and conversation.update to each of their devices; the others' view is unchanged", async () => {
+      const [alice, bob] = [await registerUser(t, 'alice'), await registerUser(t, 'bob')];
+      const channelId = await createChannel(t, alice, [bob]);
+      const mine = async (u: TestUser) => (await t.http().get('/conversations').set(u.auth).expect(200)).body.find((c: { channelId: string }) => c.channelId === channelId);
+      expect(await mine(bob)).toMatchObject({ muted: false });
+      const [{ client: phone }, { client: laptop }, { client: aliceClient }] = await Promise.all([
+        TestClient.connect(t.wsUrl, bob.token), TestClient.connect(t.wsUrl, bob.token), TestClient.connect(t.wsUrl, alice.token),
+      ]);
+      try {
+        await t.http().post(`/channels/${channelId}/mute`).set(bob.auth).expect(200);
+        for (const c of [phone, laptop]) expect((await c.next('conversation.update', (d) => d.conversation.channelId === channelId)).conversation).toMatchObject({ muted: true, unreadCount: 0 });
+        expect(await mine(bob)).toMatchObject({ muted: true });
+        expect(await mine(alice)).toMatchObject({ muted: false });
+        await aliceClient.expectNone('conversation.update', 200);
+        // Muting again changes nothing and says nothing; a message's update still shows it muted.
+        await t.http().post(`/channels/${channelId}/mute`).set(bob.auth).expect(200);
+        await phone.expectNone('conversation.update', 200);
+        await send(t, alice, channelId, 'hello');
+        expect((await phone.next('conversation.update', (d) => d.conversation.channelId === channelId && d.conversation.unreadCount === 1)).conversation.muted).toBe(true);
+        await t.http().delete(`/channels/${channelId}/mute`).set(bob.auth).expect(200);
+        expect((await laptop.next('conversation.update', (d) => d.conversation.channelId === channelId && !d.conversation.muted)).conversation).toMatchObject({ muted: false, unreadCount: 1 });
+        expect(await mine(bob)).toMatchObject({ muted: false });
+      } finally {
+        await Promise.all([phone.close(), laptop.close(), aliceClient.close()]);
+      }
+    });
+
     it('mute: members only, by channel id', async () => {
       const [alice, bob] = [await registerUser(t, 'alice'), await registerUser(t, 'bob')];
       const pub = await createChannel(t, alice);

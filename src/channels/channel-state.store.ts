@@ -17,6 +17,8 @@ export interface MemberState {
   acceptedAt: number | null;
   /** DMs: hidden by this member while the head is at or below it (see Membership.hiddenSeq). */
   hiddenSeq?: number | null;
+  /** Since when the member muted the conversation (no notification.needed); null or absent: not muted. */
+  mutedAt?: number | null;
 }
 
 /** Channels kept in memory at most (a few KB each, more for big channels). */
@@ -151,6 +153,10 @@ export class ChannelStateStore {
     bus.on('member.hidden', ({ channelId, userId, hiddenSeq }) => {
       const member = this.touch(channelId)?.members.get(userId);
       if (member) member.hiddenSeq = hiddenSeq;
+    }, 'state');
+    bus.on('member.muted', ({ channelId, userId, mutedAt }) => {
+      const member = this.touch(channelId)?.members.get(userId);
+      if (member) member.mutedAt = mutedAt;
     }, 'state');
   }
 
@@ -352,11 +358,11 @@ export class ChannelStateStore {
     const row = await this.db
       .createQueryBuilder()
       .select(['ms.user_id AS user_id', 'u.username AS username', 'ms.role AS role'])
-      .addSelect(['ms.last_read_seq AS last_read_seq', 'ms.joined_at AS joined_at', 'ms.accepted_at AS accepted_at', 'ms.hidden_seq AS hidden_seq'])
+      .addSelect(['ms.last_read_seq AS last_read_seq', 'ms.joined_at AS joined_at', 'ms.accepted_at AS accepted_at', 'ms.hidden_seq AS hidden_seq', 'ms.muted_at AS muted_at'])
       .from('memberships', 'ms')
       .innerJoin('users', 'u', 'u.id = ms.user_id')
       .where('ms.channel_id = :channelId AND ms.user_id = :userId', { channelId: state.id, userId })
-      .getRawOne<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null; hidden_seq: number | string | null }>();
+      .getRawOne<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null; hidden_seq: number | string | null; muted_at: number | string | null }>();
     if (!row) return false;
     if (!state.members.has(userId) && this.states.peek(state.id) === state) {
       state.members.set(userId, {
@@ -367,6 +373,7 @@ export class ChannelStateStore {
         joinedAt: Number(row.joined_at),
         acceptedAt: row.accepted_at === null ? null : Number(row.accepted_at),
         hiddenSeq: row.hidden_seq === null ? null : Number(row.hidden_seq),
+        mutedAt: row.muted_at === null ? null : Number(row.muted_at),
       });
       this.index(userId, state.id);
     }
@@ -440,11 +447,11 @@ export class ChannelStateStore {
       this.db
         .createQueryBuilder()
         .select(['ms.user_id AS user_id', 'u.username AS username', 'ms.role AS role'])
-        .addSelect(['ms.last_read_seq AS last_read_seq', 'ms.joined_at AS joined_at', 'ms.accepted_at AS accepted_at', 'ms.hidden_seq AS hidden_seq'])
+        .addSelect(['ms.last_read_seq AS last_read_seq', 'ms.joined_at AS joined_at', 'ms.accepted_at AS accepted_at', 'ms.hidden_seq AS hidden_seq', 'ms.muted_at AS muted_at'])
         .from('memberships', 'ms')
         .innerJoin('users', 'u', 'u.id = ms.user_id')
         .where('ms.channel_id = :channelId', { channelId })
-        .getRawMany<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null; hidden_seq: number | string | null }>(),
+        .getRawMany<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null; hidden_seq: number | string | null; muted_at: number | string | null }>(),
       this.db
         .createQueryBuilder()
         .select(MESSAGE_COLUMNS)
@@ -493,6 +500,7 @@ export class ChannelStateStore {
             joinedAt: Number(m.joined_at),
             acceptedAt: m.accepted_at === null ? null : Number(m.accepted_at),
             hiddenSeq: m.hidden_seq === null ? null : Number(m.hidden_seq),
+            mutedAt: m.muted_at === null ? null : Number(m.muted_at),
           },
         ]),
       ),

@@ -30,6 +30,7 @@ export class ConversationView {
       'not accepted yet (post in it, read a channel, or POST /channels/{id}/accept). No presence flows through it until then.',
   })
   accepted!: boolean;
+  @ApiProperty({ description: 'true while you muted it (POST /channels/{id}/mute): no notification.needed webhook event (mobile push) for you here' }) muted!: boolean;
   @ApiProperty({ type: String, nullable: true, maxLength: 250, description: "the channel's topic; null when none, and for DMs" }) topic!: string | null;
   @ApiProperty({ description: 'true once the owner archived the channel: read-only (sends, joins, edits and changes refused)' }) archived!: boolean;
 }
@@ -55,6 +56,7 @@ export function toConversation(
     unreadCount: unreadCount(state, lastReadSeq),
     mentionCount: mentionCount(state, userId, lastReadSeq),
     accepted: (state.members.get(userId)?.acceptedAt ?? null) !== null,
+    muted: (state.members.get(userId)?.mutedAt ?? null) !== null,
     topic: state.topic ?? null,
     archived: (state.archivedAt ?? null) !== null,
   };

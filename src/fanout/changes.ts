@@ -53,6 +53,8 @@ export interface ChangeMap {
   'member.role': { channelId: string; user: UserRef; role: MemberRole; by: UserRef };
   /** A member hid a DM at this head: it leaves their list until a message comes after it. */
   'member.hidden': { channelId: string; userId: string; hiddenSeq: number };
+  /** A member muted (mutedAt) or unmuted (null) a conversation: their own devices' lists show it. */
+  'member.muted': { channelId: string; userId: string; mutedAt: number | null };
 }
 
 export interface ChangeOrigin {
@@ -64,7 +66,7 @@ export type ChangeName = keyof ChangeMap;
 
 export const CHANGE_NAMES: ChangeName[] = [
   'messages.created', 'messages.updated', 'read.moved', 'member.joined', 'member.left', 'conversation.created', 'typing', 'presence.changed',
-  'session.ended', 'member.accepted', 'block.changed', 'channel.updated', 'member.role', 'member.hidden',
+  'session.ended', 'member.accepted', 'block.changed', 'channel.updated', 'member.role', 'member.hidden', 'member.muted',
 ];
 
 /** Where a change comes from: this instance, or another one through the bus. */

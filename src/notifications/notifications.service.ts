@@ -75,15 +75,18 @@ export class NotificationsService implements OnModuleInit {
 
   async mute(caller: UserRef, channelId: string, muted: boolean): Promise<MuteState> {
     await this.channels.requireMember(channelId, caller.id);
-    await this.writer.transaction((em) =>
+    const mutedAt = muted ? Date.now() : null;
+    const result = await this.writer.transaction((em) =>
       em
         .createQueryBuilder()
         .update(Membership)
-        .set({ mutedAt: muted ? Date.now() : null })
+        .set({ mutedAt })
         // Idempotent: muting a muted channel keeps its first time.
         .where(`channelId = :channelId AND userId = :userId AND mutedAt IS ${muted ? '' : 'NOT '}NULL`, { channelId, userId: caller.id })
         .execute(),
     );
+    // The member's devices, on every instance, get their conversation again (`muted`).
+    if (result.affected) this.bus.publish('member.muted', { channelId, userId: caller.id, mutedAt });
     return { channelId, muted };
   }
 

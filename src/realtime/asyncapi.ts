@@ -120,10 +120,11 @@ const schemas: Record<string, Schema> = {
         type: 'boolean',
         description: 'false while this is a request you have not accepted (a DM someone opened with you, a channel someone added you to); post in it, read a channel, or POST /channels/{id}/accept',
       },
+      muted: bool({ description: 'true while you muted it (POST /channels/{id}/mute): no notification.needed webhook event (mobile push) for you here' }),
       topic: { type: ['string', 'null'], maxLength: 250, description: "the channel's topic; null when none, and for DMs" },
       archived: bool({ description: 'true once the owner archived the channel: read-only (sends, joins, edits and changes answer forbidden, details.reason archived)' }),
     },
-    ['channelId', 'kind', 'name', 'lastMessage', 'headSeq', 'headRev', 'lastReadSeq', 'unreadCount', 'mentionCount', 'accepted', 'topic', 'archived'],
+    ['channelId', 'kind', 'name', 'lastMessage', 'headSeq', 'headRev', 'lastReadSeq', 'unreadCount', 'mentionCount', 'accepted', 'muted', 'topic', 'archived'],
   ),
 };
 

@@ -104,6 +104,10 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     this.bus.on('member.hidden', ({ channelId, userId }) => {
       this.registry.toUsers([userId], frame('conversation.hidden', { channelId }));
     });
+    this.bus.on('member.muted', ({ channelId, userId }) => {
+      const channel = this.store.peek(channelId);
+      if (channel?.members.has(userId)) this.registry.toUsers([userId], this.conversationFrame(channel, userId));
+    });
     this.bus.on('conversation.created', ({ channelId, userIds, origin }) => {
       this.withChannel(channelId, userIds, (channel) => {
         for (const userId of userIds) this.registry.toUsers([userId], this.conversationFrame(channel, userId), { exceptConnectionId: origin });
@@ -285,7 +289,8 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       const member = channel.members.get(userId);
       const lastReadSeq = member?.lastReadSeq ?? channel.headSeq;
       const accepted = (member?.acceptedAt ?? null) !== null;
-      return `${head}${lastReadSeq},"unreadCount":${unreadCount(channel, lastReadSeq)},"mentionCount":${mentionCount(channel, userId, lastReadSeq)},"accepted":${accepted}}}}`;
+      const muted = (member?.mutedAt ?? null) !== null;
+      return `${head}${lastReadSeq},"unreadCount":${unreadCount(channel, lastReadSeq)},"mentionCount":${mentionCount(channel, userId, lastReadSeq)},"accepted":${accepted},"muted":${muted}}}}`;
     };
   }
 }
