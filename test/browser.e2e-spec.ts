@@ -140,11 +140,15 @@ const T = 20000; // generous: a loaded 2-core machine
       await bobsView.getByRole('button', { name: 'React' }).click();
       await bobsView.getByRole('button', { name: 'React with 👍' }).click();
       await log(alice).locator('li.message', { hasText: 'Yes, right here' }).getByRole('button', { name: /^👍 1/ }).waitFor();
-      // Delete (bob deletes his question).
+      // Delete (bob deletes a message alice has answered): the quote in her reply goes too.
       await say(bob, 'oops, wrong chat');
       await log(alice).getByText('oops, wrong chat').waitFor();
-      await log(bob).locator('li.message', { hasText: 'oops, wrong chat' }).getByRole('button', { name: 'Delete' }).click();
+      await log(alice).locator('li.message', { hasText: 'oops, wrong chat' }).getByRole('button', { name: `Reply to ${bobName}` }).click();
+      await say(alice, 'which chat?');
+      await log(bob).locator('li.message', { hasText: 'which chat?' }).locator('.reply-quote', { hasText: 'oops, wrong chat' }).waitFor();
+      await log(bob).locator('li.message', { hasText: 'oops, wrong chat' }).first().getByRole('button', { name: 'Delete' }).click();
       await log(alice).locator('li.message .text.deleted').first().waitFor();
+      await log(alice).locator('li.message', { hasText: 'which chat?' }).locator('.reply-quote', { hasText: 'message deleted' }).waitFor();
       expect(await log(alice).getByText('oops, wrong chat').count()).toBe(0);
       // Search: a hit opens its conversation and shows the message.
       await alice.getByLabel('Search messages').fill('right');
