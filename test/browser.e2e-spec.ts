@@ -155,6 +155,12 @@ const T = 20000; // generous: a loaded 2-core machine
       await alice.getByLabel('Search messages').press('Enter');
       await alice.getByRole('list', { name: 'Search results' }).getByRole('button', { name: /Yes, right here/ }).click();
       await log(alice).locator('li.message.focused', { hasText: 'Yes, right here' }).waitFor();
+      // Mute: the server's conversation.update marks it in the list; unmute takes it away.
+      await alice.getByRole('button', { name: 'Mute', exact: true }).click();
+      await alice.getByRole('button', { name: new RegExp(`^${bobName}.*, muted$`) }).waitFor();
+      await alice.getByRole('button', { name: 'Unmute', exact: true }).click();
+      await alice.getByRole('button', { name: 'Mute', exact: true }).waitFor();
+      expect(await alice.getByRole('button', { name: /, muted$/ }).count()).toBe(0);
     }
     await alice.screenshot({ path: join(SHOTS, 'chat-desktop.png') });
     await bob.screenshot({ path: join(SHOTS, 'chat-phone.png') });

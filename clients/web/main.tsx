@@ -146,12 +146,15 @@ function ConversationItem({ c }: { c: ChatConversation }) {
   const title = c.kind === 'dm' ? c.name : `#${c.name}`;
   const last = c.lastMessage as ChatMessage | null;
   const preview = last ? `${last.sender?.username ?? 'system'}: ${last.deleted ? 'message deleted' : last.text}` : 'No messages yet';
-  const label = [title, c.peer ? c.peer.status : '', c.unreadCount ? `${c.unreadCount} unread` : '', c.mentionCount ? `${c.mentionCount} mentions` : ''].filter(Boolean).join(', ');
+  const label = [title, c.peer ? c.peer.status : '', c.unreadCount ? `${c.unreadCount} unread` : '', c.mentionCount ? `${c.mentionCount} mentions` : '', c.muted ? 'muted' : ''].filter(Boolean).join(', ');
   return (
     <li>
       <button type="button" class="conversation" aria-current={s.currentId === c.channelId ? 'true' : undefined} aria-label={label} onClick={() => void s.open(c.channelId)}>
         {c.peer && <span class={`dot ${c.peer.status}`} title={c.peer.status} />}
-        <span class="title">{title}</span>
+        <span class="title">
+          {title}
+          {c.muted && <span class="muted-mark" title="muted"> 🔕</span>}
+        </span>
         <span class="preview">{preview}</span>
         {c.unreadCount > 0 && (
           <span class="badge unread" data-testid="unread">
@@ -304,6 +307,10 @@ function Chat() {
           {title}
         </h2>
         {c.peer && <span class="status">{c.peer.status}</span>}
+        {/* Muting stops the mobile-push webhook for this conversation; the server confirms with a conversation.update. */}
+        <button type="button" class="mute" aria-pressed={c.muted ? 'true' : 'false'} onClick={() => void s.run(() => s.client!.api(c.muted ? 'DELETE' : 'POST', `/channels/${c.channelId}/mute`))}>
+          {c.muted ? 'Unmute' : 'Mute'}
+        </button>
       </header>
       <div
         class="messages"
