@@ -21,6 +21,9 @@ export interface MemberState {
   mutedAt?: number | null;
 }
 
+/** A membership row as the member look-ups read it (numbers may come back as strings from PostgreSQL). */
+type MemberRow = { user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null; hidden_seq: number | string | null; muted_at: number | string | null };
+
 /** Channels kept in memory at most (a few KB each, more for big channels). */
 const MAX_CACHED_CHANNELS = 100_000;
 /**
@@ -362,7 +365,7 @@ export class ChannelStateStore {
       .from('memberships', 'ms')
       .innerJoin('users', 'u', 'u.id = ms.user_id')
       .where('ms.channel_id = :channelId AND ms.user_id = :userId', { channelId: state.id, userId })
-      .getRawOne<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null; hidden_seq: number | string | null; muted_at: number | string | null }>();
+      .getRawOne<MemberRow>();
     if (!row) return false;
     if (!state.members.has(userId) && this.states.peek(state.id) === state) {
       state.members.set(userId, {
@@ -451,7 +454,7 @@ export class ChannelStateStore {
         .from('memberships', 'ms')
         .innerJoin('users', 'u', 'u.id = ms.user_id')
         .where('ms.channel_id = :channelId', { channelId })
-        .getRawMany<{ user_id: string; username: string; role: MemberRole; last_read_seq: number | string; joined_at: number | string; accepted_at: number | string | null; hidden_seq: number | string | null; muted_at: number | string | null }>(),
+        .getRawMany<MemberRow>(),
       this.db
         .createQueryBuilder()
         .select(MESSAGE_COLUMNS)
