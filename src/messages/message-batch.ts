@@ -155,12 +155,14 @@ export interface BatchStats {
   appended: boolean;
 }
 
-/** The outbox rows of these events; none when webhooks are off (the send path pays nothing then). */
-function toOutboxRows(webhooks: boolean, events: WebhookEvent[]): OutboxRow[] {
-  if (!webhooks || events.length === 0) return [];
+/** The outbox rows of these events. */
+function toOutboxRows(events: WebhookEvent[]): OutboxRow[] {
   const now = Date.now();
   return events.map((e) => toOutboxRow(e, now));
 }
+
+/** The messages a change changed, in rev order: the message, then (a delete) the replies whose quote it emptied. */
+export const changedMessages = (o: ChangeOutcome): MessageView[] => (o.quotes ? [o.message, ...o.quotes] : [o.message]);
 
 export const isChange = (r: Request): r is ChangeRequest => 'op' in r;
 
@@ -343,14 +345,16 @@ export async function writeBatch(ops: MessageBatchOps, all: Request[], opts: Bat
   }
   for (const [channelId, rev] of revs) await ops.setHeadRev(channelId, rev);
 
-  // 7. Webhooks (none when WEBHOOK_URL is unset): in this transaction, so none is lost or extra,
-  //    and last, as the outbox's per-channel lock asks; new messages first, then the changes in rev order.
-  const changed = changeIdx.map((i) => outcomes[i]).filter((o): o is ChangeOutcome => !(o instanceof AppError) && (o as ChangeOutcome).changed);
-  const updated = changed.flatMap((o) => (o.quotes ? [o.message, ...o.quotes] : [o.message])); // rev order: a delete's quotes follow it
-  const outboxRows = toOutboxRows(opts.webhooks, [...created.map(webhookEvents.messageCreated), ...updated.map(webhookEvents.messageUpdated)]);
-  if (outboxRows.length > 0) {
-    await ops.appendOutbox(outboxRows);
-    if (stats) stats.appended = true; // the delivery worker is told after the commit
+  // 7. Webhooks: in this transaction, so none is lost or extra, and last, as the outbox's
+  //    per-channel lock asks; new messages first, then the changes in rev order. With WEBHOOK_URL
+  //    unset nothing of it is built (the send path pays nothing).
+  if (opts.webhooks) {
+    const changed = changeIdx.map((i) => outcomes[i]).filter((o): o is ChangeOutcome => !(o instanceof AppError) && (o as ChangeOutcome).changed);
+    const events = [...created.map(webhookEvents.messageCreated), ...changed.flatMap(changedMessages).map(webhookEvents.messageUpdated)];
+    if (events.length > 0) {
+      await ops.appendOutbox(toOutboxRows(events));
+      if (stats) stats.appended = true; // the delivery worker is told after the commit
+    }
   }
   return outcomes;
 }
@@ -372,7 +376,7 @@ async function applyChange(ops: MessageBatchOps, r: ChangeRequest, opts: BatchOp
     }
     if (current.deleted) {
       if (!opts.rerun) return unchanged;
-      const emptied = (await ops.repliesTo(r.channelId, r.seq)).filter((m) => m.replyTo?.deleted).sort((x, y) => x.seq - y.seq);
+      const emptied = (await repliesInOrder(ops, r)).filter((m) => m.replyTo?.deleted);
       return emptied.length > 0 ? { ...unchanged, quotes: emptied } : unchanged;
     }
     const message: MessageView = { ...current, rev: nextRev(), text: '', deleted: true, mentions: [], reactions: [] };
@@ -383,7 +387,7 @@ async function applyChange(ops: MessageBatchOps, r: ChangeRequest, opts: BatchOp
     await ops.clearReactions(current.id);
     // Its text goes from the replies' quotes too: a deleted message must not live on in them.
     const quotes: MessageView[] = [];
-    for (const reply of (await ops.repliesTo(r.channelId, r.seq)).sort((x, y) => x.seq - y.seq)) {
+    for (const reply of await repliesInOrder(ops, r)) {
       const quote: MessageView = { ...reply, rev: nextRev(), replyTo: { seq: r.seq, sender: reply.replyTo?.sender ?? null, text: '', deleted: true } };
       await ops.update(quote, now);
       quotes.push(quote);
@@ -411,6 +415,11 @@ async function applyChange(ops: MessageBatchOps, r: ChangeRequest, opts: BatchOp
   const message: MessageView = { ...current, rev: nextRev(), reactions: summarize(await ops.reactionsOf(current.id)) };
   await ops.update(message, now);
   return { message, changed: true };
+}
+
+/** The replies to the changed message, in seq order (the query leaves the order: see REPLIES_SQL). */
+async function repliesInOrder(ops: MessageBatchOps, r: ChangeRequest): Promise<MessageView[]> {
+  return (await ops.repliesTo(r.channelId, r.seq)).sort((x, y) => x.seq - y.seq);
 }
 
 /** The rendered reactions: per emoji in order of first use, the count and the first reactors. */

@@ -109,12 +109,13 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
    * A dead writer thread: whether it committed the batch before dying is unknown (it may have died
    * between its COMMIT and its reply), so the batch runs once more, on a new thread. What the first
    * run committed is found there (each send by its clientMsgId, each change already in place, a
-   * delete with the quotes it emptied: BatchOptions.rerun) and counts as new, so the post-commit hook fans it out and the senders get a plain ack: without
-   * this, messages on disk would have been answered `internal` ("not applied") and never pushed to
-   * the members' connections. The cost: a send in that batch that really was a repeat of an earlier
-   * one is acknowledged with `duplicate: false`, and it, or a change already made before, is
-   * announced a second time, which ChannelSequencer drops (its rev was delivered). A thread that
-   * dies on the second run too fails the batch with `internal` (test/writer-crash.e2e-spec.ts).
+   * delete with the quotes it emptied: BatchOptions.rerun) and counts as new, so the post-commit
+   * hook fans it out and the senders get a plain ack: without this, messages on disk would have
+   * been answered `internal` ("not applied") and never pushed to the members' connections. The
+   * cost: a send in that batch that really was a repeat of an earlier one is acknowledged with
+   * `duplicate: false`, and it, or a change already made before, is announced a second time,
+   * which ChannelSequencer drops (its rev was delivered). A thread that dies on the second run
+   * too fails the batch with `internal` (test/writer-crash.e2e-spec.ts).
    * A thread that stays alive but fails the request as a whole (an exception outside the batch's
    * transactions, which are caught per request) is treated the same: that too may come after a
    * COMMIT (building or sending the reply), so the rerun is not narrowed to a thread's exit.

@@ -3,7 +3,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { WebhookOutbox } from '../webhooks/webhook-outbox.js';
 import type { ChangeOrigin } from '../fanout/changes.js';
 import type { MessageView } from './message.mapper.js';
-import { ChangeRequest, MAX_BATCH, Outcome, Request } from './message-batch.js';
+import { ChangeRequest, changedMessages, MAX_BATCH, Outcome, Request } from './message-batch.js';
 import { MessageStore } from './message-store.js';
 import type { BatchResult } from './sqlite-writer.js';
 import type { ChangeOutcome, SendOutcome, SendRequest } from './message-batch.js';
@@ -125,8 +125,7 @@ export class MessageWriter implements BeforeApplicationShutdown {
       if ('duplicate' in o) {
         if (!o.duplicate) created.push(o.message);
       } else if (o.changed) {
-        updated.push(o.message);
-        if (o.quotes) updated.push(...o.quotes); // a delete's replies, their quote emptied
+        updated.push(...changedMessages(o)); // a delete's replies too, their quote emptied
         const asker = (batch[i].req as ChangeRequest).asker;
         if (asker) (origin ??= {})[o.message.rev] = asker;
       }
