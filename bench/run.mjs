@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Parley benchmark harness. Usage: node bench/run.mjs [--quick] [--repeats N] [--only fanout,ingest,connections,history,inbound,cluster,search,window]
-//                                                     [--servers parley,ws,sio] [--keep]
+//                                                     [--servers parley,ws,sio] [--rates 50000,100000] [--keep]
 // See bench/README.md. Results: bench/results/<scenario>.json and bench/results/summary.json.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -49,6 +49,9 @@ if (soft < Math.min(hard, 20_000) && !process.env.BENCH_ULIMIT_RAISED) {
 const quick = flag('quick');
 // Fan-out rungs and window runs are repeated (median and spread): 3 by default, 1 with --quick.
 const repeats = Math.max(1, Math.min(9, Number(opt('repeats')) || (quick ? 1 : 3)));
+// --rates 50000,100000: only these rungs of the fan-out ladder (a focused measurement; the goals
+// need the whole ladder, so a run with --rates says so in its notes).
+const rates = opt('rates') ? opt('rates').split(',').map(Number).filter((x) => x > 0) : null;
 const only = (opt('only') || Object.keys(SCENARIOS).filter((k) => !OPT_IN.has(k)).join(',')).split(',').filter(Boolean);
 for (const s of only) if (!SCENARIOS[s]) { console.error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(', ')}`); process.exit(2); }
 let kinds = (opt('servers') || 'parley,ws,sio').split(',').filter(Boolean);
@@ -62,7 +65,7 @@ mkdirSync(logDir, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), 'parley-bench-'));
 
 const ctx = {
-  quick, repeats, log, logDir, kinds, fdLimit: Math.min(soft, hard), keep: flag('keep'),
+  quick, repeats, rates, log, logDir, kinds, fdLimit: Math.min(soft, hard), keep: flag('keep'),
   dbFile: join(work, 'bench.sqlite'),
   users: {
     fan: makeUsers('fan', 1000), // fan-out channel members
@@ -75,6 +78,7 @@ const ctx = {
   notes: [],
 };
 
+if (rates) ctx.notes.push(`Fan-out ladder limited to ${rates.join(', ')} deliveries/s (--rates): its maximum is that of these rungs only.`);
 const summary = { startedAt: new Date().toISOString(), machine: { ...machineInfo(), fdLimit: ctx.fdLimit }, quick, repeats, scenarios: {}, ratios: {}, notes: ctx.notes };
 try {
   log(`machine: ${JSON.stringify(summary.machine)}`);

@@ -348,9 +348,23 @@ describe.each(DATABASES)('WebSocket protocol v1 on %s', (db) => {
     const doc = (await t.http().get('/asyncapi.json').expect(200)).body;
     expect(doc.asyncapi).toBe('3.1.0');
     const metrics = (await t.http().get('/metrics').expect(200)).text;
-    for (const name of ['parley_ws_connections', 'parley_messages_sent_total', 'parley_messages_delivered_total', 'parley_send_ack_seconds_bucket', 'parley_errors_total']) {
+    for (const name of ['parley_ws_connections', 'parley_messages_sent_total', 'parley_messages_delivered_total', 'parley_send_ack_seconds_bucket', 'parley_fanout_write_seconds_bucket', 'parley_errors_total']) {
       expect(metrics).toContain(name);
     }
     expect(metrics).toMatch(/parley_errors_total\{code="bad_json",transport="ws"\} [1-9]/);
+  });
+
+  it("times each commit's fan-out to a channel's connections (parley_fanout_write_seconds)", async () => {
+    const walks = async () => Number(/^parley_fanout_write_seconds_count (\d+)$/m.exec((await t.http().get('/metrics').expect(200)).text)?.[1]);
+    const [alice, bob] = await Promise.all([registerUser(t, 'alice'), registerUser(t, 'bob')]);
+    const channelId = await createChannel(t, alice, [bob]);
+    const a = (await connect(alice)).client;
+    const b = (await connect(bob)).client;
+    const before = await walks();
+    a.send('message.send', { channelId, text: 'timed', clientMsgId: 'walk-1' });
+    await a.next('message.ack');
+    await b.next('message.new');
+    // One channel in one commit: one walk (and the sum of the times grew with it).
+    expect(await walks()).toBe(before + 1);
   });
 });

@@ -7,6 +7,7 @@
 // runs two instances): their CPU is summed, and kept per instance too.
 import { nowUs, machineCpu, machineCoresSince, waitQuiet, median, round2 } from './util.mjs';
 import { drainDeliveries } from './channel.mjs';
+import { stageBuckets, stagesBetween } from './parley.mjs';
 
 export const P99_GOAL_MS = 50;
 // Delivery rates measured (deliveries/s), up to what one 2-core machine's client can take.
@@ -25,6 +26,10 @@ export function medianStep(runs) {
   const rep = byP99[(byP99.length - 1) >> 1];
   const m = { ...rep, repeats: runs.length };
   for (const k of ['p50', 'p99', 'max', 'lossPct', 'achieved', 'serverCpuCores', 'serverCpuUsPerDelivery', 'serverEldP99Ms', 'otherCores']) m[k] = median(runs.map((x) => x[k]));
+  for (const k of ['ackP50', 'ackP99', 'walkP50', 'walkP99']) {
+    const v = runs.map((x) => x[k]).filter(Number.isFinite);
+    if (v.length) m[k] = median(v);
+  }
   const span = (k) => runs.map((x) => x[k]).filter(Number.isFinite);
   m.p50Min = Math.min(...span('p50')); m.p50Max = Math.max(...span('p50'));
   m.p99Min = Math.min(...span('p99')); m.p99Max = Math.max(...span('p99'));
@@ -42,14 +47,14 @@ export function medianStep(runs) {
 // counted as other load): { name: start }, where start() returns a function giving the CPU
 // seconds used since that start (e.g. { redis, db }).
 // Resolves with { degree, ladder, fixed, maxRate, limitedBy, maxRateNote, repeats, stepMs }.
-export async function runLadder({ ctx, label, servers, ch, members, extraCpu = {}, ladder = LADDER }) {
+export async function runLadder({ ctx, label, servers, ch, members, extraCpu = {}, ladder = ctx.rates ?? LADDER }) {
   return (await runLadders(ctx, [{ label, servers, ch, members, extraCpu }], ladder))[0];
 }
 
 // Several set-ups on one ladder, interleaved: each repeat of a rung runs every set-up once,
 // in alternating order (A B, then B A, ...), so that load from elsewhere on the machine falls on
 // all of them alike and their maxima compare. One set-up is runLadder.
-export async function runLadders(ctx, setups, ladder = LADDER) {
+export async function runLadders(ctx, setups, ladder = ctx.rates ?? LADDER) {
   const sus = setups.map((su) => ({ extraCpu: {}, ...su, degree: su.members, res: { ladder: [], fixed: [] } }));
   // A step that fails while something else loaded the machine is run once more.
   const step = async (su, rate, durationMs) => {
@@ -115,6 +120,7 @@ async function runStep({ ctx, label, servers, sender, all, channelId, extraCpu, 
   const msgRate = rate / degree; // one message makes `degree` deliveries
   await Promise.all(all.map((g) => g.all('reset')));
   await Promise.all(servers.map((s) => s.stats({ reset: true })));
+  const stages0 = await stageBuckets(servers);
   const cpu0 = servers.map((s) => s.cpuSec());
   const since = Object.entries(extraCpu).map(([k, start]) => [k, start()]);
   const m0 = machineCpu();
@@ -127,6 +133,7 @@ async function runStep({ ctx, label, servers, sender, all, channelId, extraCpu, 
   const extra = Object.fromEntries(since.map(([k, f]) => [k, round2(f() / wallS)]));
   const machine = machineCoresSince(m0);
   const st = await Promise.all(servers.map((srv) => srv.stats()));
+  const stages = stagesBetween(stages0, await stageBuckets(servers));
   const snaps = await Promise.all(all.map((g) => g.snap()));
   const lat = snaps[0].lat.merge(snaps[1].lat);
   const clientCpu = [...snaps[0].clientCpuCores, ...snaps[1].clientCpuCores];
@@ -152,6 +159,8 @@ async function runStep({ ctx, label, servers, sender, all, channelId, extraCpu, 
     x.serverEldP99MsEach = st.map((v) => v.eld.p99);
   }
   if (Object.keys(extra).length) x.extraCores = extra;
+  // Parley: where the time went inside the server (lib/parley.mjs, stagesBetween).
+  for (const [k, v] of Object.entries(stages)) Object.assign(x, { [`${k}P50`]: v.p50, [`${k}P99`]: v.p99 });
   // The client shares the two cores: a client process near a full core cannot
   // keep up, and clients taking a whole core between them starve the server.
   x.clientBound = clientCpu.some((c) => c >= 0.9) || clientCpu.reduce((a, b) => a + b, 0) >= 1.0;
@@ -163,7 +172,8 @@ async function runStep({ ctx, label, servers, sender, all, channelId, extraCpu, 
   x.noisy = x.otherCores > 0.3 || x.stealCores > 0.2;
   const each = x.serverCpuCoresEach ? ` (${x.serverCpuCoresEach.join('+')})` : '';
   const ex = Object.entries(extra).map(([k, v]) => `, ${k} ${v}`).join('');
-  ctx.log(`  ${label} ${x.target}/s: p50 ${x.p50} p99 ${x.p99} ms, loss ${x.lossPct}%, srv ${x.serverCpuCores} cores${each}${ex}, client ${clientCpu.join('/')}, other ${x.otherCores}${x.clientBound ? ' CLIENT-BOUND' : ''}${x.noisy ? ' NOISY' : ''}`);
+  const inside = x.walkP50 !== undefined ? ` (inside: ack p50 ${x.ackP50} p99 ${x.ackP99}, walk p50 ${x.walkP50} p99 ${x.walkP99})` : '';
+  ctx.log(`  ${label} ${x.target}/s: p50 ${x.p50} p99 ${x.p99} ms${inside}, loss ${x.lossPct}%, srv ${x.serverCpuCores} cores${each}${ex}, client ${clientCpu.join('/')}, other ${x.otherCores}${x.clientBound ? ' CLIENT-BOUND' : ''}${x.noisy ? ' NOISY' : ''}`);
   return x;
 }
 
@@ -175,6 +185,9 @@ export function ladderRows(label, v) {
     'loss %': x.lossPct, result: x.pass ? 'pass' : 'FAIL', 'srv us/deliv': x.serverCpuUsPerDelivery,
     'srv cores': x.serverCpuCoresEach ? `${x.serverCpuCores} (${x.serverCpuCoresEach.join('+')})` : x.serverCpuCores,
     'srv EL p99 ms': x.serverEldP99MsEach ? x.serverEldP99MsEach.join('/') : x.serverEldP99Ms,
+    // Parley only: frame read to ack (the commit), and one commit's walk over the members' sockets.
+    'ack p50/p99 ms': x.ackP50 !== undefined ? `${x.ackP50}/${x.ackP99}` : undefined,
+    'walk p50/p99 ms': x.walkP50 !== undefined ? `${x.walkP50}/${x.walkP99}` : undefined,
     ...(x.extraCores ? Object.fromEntries(Object.entries(x.extraCores).map(([k, c]) => [`${k} cores`, c])) : {}),
     'client cores': x.clientCpu?.join('+'), flags: [x.clientBound && 'client-bound', x.noisy && 'other load'].filter(Boolean).join(', '),
   }));

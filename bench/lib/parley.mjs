@@ -43,7 +43,53 @@ export function parleyEnv(dbFile) {
 // env: overrides (DATABASE_URL, REDIS_URL, ...); an empty string unsets a variable for Parley.
 export async function startParley({ dbFile, logDir, name = 'parley', env = {} }) {
   const port = await freePort();
-  return startServer({ name, script: MAIN, env: { ...parleyEnv(dbFile), ...env }, port, logDir });
+  const srv = await startServer({ name, script: MAIN, env: { ...parleyEnv(dbFile), ...env }, port, logDir });
+  srv.parley = true; // has /metrics (serverStages)
+  return srv;
+}
+
+// Where a fan-out step's time went inside Parley, from its own histograms on /metrics (read before
+// and after the step, every instance's buckets summed): a send's frame read to its ack written
+// (the commit: hand-over, transaction, fsync, reply), and one commit's frames written to a
+// channel's connections (the walk over the members' sockets). Percentiles are interpolated within
+// the buckets (linear, as Prometheus' histogram_quantile does), so they are estimates.
+const STAGES = { ack: 'parley_send_ack_seconds', walk: 'parley_fanout_write_seconds' };
+
+export async function stageBuckets(servers) {
+  const out = {};
+  for (const srv of servers.filter((s) => s.parley)) {
+    const text = await fetch(`${srv.url}/metrics`).then((r) => r.text(), () => null);
+    if (text === null) continue;
+    for (const [stage, name] of Object.entries(STAGES)) {
+      const re = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)$`, 'gm');
+      const acc = (out[stage] ??= new Map());
+      for (const [, le, n] of text.matchAll(re)) acc.set(le, (acc.get(le) ?? 0) + Number(n));
+    }
+  }
+  return out;
+}
+
+// { ack: { n, p50, p99 }, walk: { ... } } in ms, between two stageBuckets() readings.
+export function stagesBetween(before, after) {
+  const res = {};
+  for (const stage of Object.keys(STAGES)) {
+    const a = after[stage];
+    if (!a) continue;
+    const rows = [...a].map(([le, n]) => [le === '+Inf' ? Infinity : Number(le), n - (before[stage]?.get(le) ?? 0)]).sort((x, y) => x[0] - y[0]);
+    const total = rows.at(-1)?.[1] ?? 0;
+    if (!total) continue;
+    const q = (p) => {
+      const want = p * total;
+      let lo = 0, below = 0;
+      for (const [le, cum] of rows) {
+        if (cum >= want) return le === Infinity ? lo : lo + ((le - lo) * (want - below)) / Math.max(1, cum - below);
+        lo = le; below = cum;
+      }
+      return lo;
+    };
+    res[stage] = { n: total, p50: Math.round(q(0.5) * 1e5) / 100, p99: Math.round(q(0.99) * 1e5) / 100 };
+  }
+  return res;
 }
 
 // Parley refuses a token that names no session (`sid`): each seeded user has one.

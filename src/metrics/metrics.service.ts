@@ -27,6 +27,12 @@ export class MetricsService {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
   });
+  readonly fanoutWriteSeconds = new Histogram({
+    name: 'parley_fanout_write_seconds',
+    help: "Writing one commit's messages of one channel to its members' connections on this instance (the event loop is busy that long)",
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
   readonly errors = new Counter({ name: 'parley_errors_total', help: 'Errors answered to clients, by code', labelNames: ['code', 'transport'] as const, registers: [this.registry] });
   readonly closes = new Counter({ name: 'parley_ws_closes_total', help: 'Connections closed by the server, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
 

@@ -202,10 +202,11 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     const frames = items.map(({ message, isNew }) => (isNew ? messageNewFrame(message) : messageUpdatedFrame(message)));
     // When the channel's update is due, each member's conversation.update rides in the same
     // write as the messages; otherwise it waits (folded) for the end of the interval.
+    const started = performance.now();
     const personal = this.dueForUpdate(channel) ? this.conversationFrames(channel) : undefined;
     const delivered = frames.length * this.registry.toMembers(channel.members, frames, { personal });
     if (!personal) this.scheduleConversationUpdates(channel);
-    this.metrics.messagesDelivered.inc(delivered);
+    this.countDelivered(delivered, started);
   }
 
   /**
@@ -214,6 +215,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
    * same rev order as everyone else. Changes are rare; this path need not be the fast one.
    */
   private deliverAnswering(channel: ChannelState, items: OriginDelivery[]): void {
+    const started = performance.now();
     let delivered = 0;
     for (const { message, isNew, origin } of items) {
       if (isNew) {
@@ -229,7 +231,17 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       }
     }
     this.scheduleConversationUpdates(channel);
+    this.countDelivered(delivered, started);
+  }
+
+  /**
+   * A channel's share of a commit, delivered: how many frames, and how long writing them held the
+   * event loop (the walk over a large channel's connections is most of a message's latency here,
+   * and what a bigger channel or a slower machine makes longer: docs/deployment.md).
+   */
+  private countDelivered(delivered: number, started: number): void {
     this.metrics.messagesDelivered.inc(delivered);
+    if (delivered > 0) this.metrics.fanoutWriteSeconds.observe((performance.now() - started) / 1000);
   }
 
   /** True (and the channel's clock restarted) when its last update is an interval old. */
