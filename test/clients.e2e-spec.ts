@@ -393,6 +393,12 @@ describe('SDK against the built server (SQLite)', () => {
     expect(read.unreadCount).toBe(0);
     expect(b.client.conversation(channelId)?.unreadCount).toBe(0);
 
+    expect(await b.client.mute(channelId)).toEqual({ channelId, muted: true });
+    expect(b.client.conversation(channelId)?.muted).toBe(true);
+    expect(await b.client.mute(channelId, false)).toEqual({ channelId, muted: false });
+    await eventually("bob's list: unmuted (the server's conversation.update agrees)", () => b.client.conversation(channelId)?.muted === false);
+    expect(a.client.conversation(channelId)?.muted).toBe(false); // alice's own view: never muted
+
     for (let i = 0; i < 5; i++) await a.client.send({ channelId, text: `more ${i}` });
     const page = await b.client.history(channelId, { beforeSeq: 7, limit: 3 });
     expect(page.messages.map((m) => m.seq)).toEqual([4, 5, 6]);

@@ -308,7 +308,7 @@ function Chat() {
         </h2>
         {c.peer && <span class="status">{c.peer.status}</span>}
         {/* Muting stops the mobile-push webhook for this conversation; the server confirms with a conversation.update. */}
-        <button type="button" class="mute" aria-pressed={c.muted ? 'true' : 'false'} onClick={() => void s.run(() => s.client!.api(c.muted ? 'DELETE' : 'POST', `/channels/${c.channelId}/mute`))}>
+        <button type="button" class="mute" aria-pressed={c.muted ? 'true' : 'false'} onClick={() => void s.run(() => s.client!.mute(c.channelId, !c.muted))}>
           {c.muted ? 'Unmute' : 'Mute'}
         </button>
       </header>

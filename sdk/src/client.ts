@@ -376,6 +376,19 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     return this.api('GET', `/search/messages?${qs}`);
   }
 
+  /**
+   * Mutes a conversation for you (the server makes no `notification.needed` webhook event, the
+   * mobile push, for you in it; messages and unread counts are unchanged), or with `false` unmutes
+   * it. Idempotent. Every one of your connections gets the conversation's new `muted` through a
+   * `conversation.update`; this client's list has it at once.
+   */
+  async mute(channelId: string, muted = true): Promise<{ channelId: string; muted: boolean }> {
+    const res = await this.api<{ channelId: string; muted: boolean }>(muted ? 'POST' : 'DELETE', `/channels/${encodeURIComponent(channelId)}/mute`);
+    const c = this.convs.get(channelId);
+    if (c && c.muted !== res.muted) this.applyConversation({ ...c, muted: res.muted }, 'update');
+    return res;
+  }
+
   /** A change is answered by the `message.updated` carrying its ref (applied by onFrame). */
   private async change(event: 'message.edit' | 'message.delete' | 'reaction.add' | 'reaction.remove', data: Record<string, unknown>): Promise<Message> {
     return ((await this.request(event, data, ['message.updated'])) as ServerEventMap['message.updated']).message;
