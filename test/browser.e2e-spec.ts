@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { eventually, sleep } from './helpers/cluster.js';
-import { ServerProcess } from './helpers/server-process.js';
+import { api, ServerProcess } from './helpers/server-process.js';
 import { freshDatabaseUrl } from './helpers/test-app.js';
 
 /**
@@ -222,6 +222,54 @@ const T = 20000; // generous: a loaded 2-core machine
   async function unlabelled(p: Page): Promise<string[]> {
     return (await p.evaluate(`[...document.querySelectorAll('button, input, textarea')].filter((e) => !(e.getAttribute('aria-label') || (e.labels && e.labels.length && e.labels[0].textContent.trim()) || e.textContent.trim())).map((e) => e.outerHTML.slice(0, 80))`)) as string[];
   }
+
+  it('keeps unsent messages across a page reload and sends each once, also one the server stored but whose ack was lost', async () => {
+    const suffix = Math.random().toString(36).slice(2, 6);
+    const { register } = await import('../sdk/src/index.js');
+    const hal = await register(server.baseUrl, { username: `hal_${suffix}`, password: PASSWORD });
+    const ivy = await register(server.baseUrl, { username: `ivy_${suffix}`, password: PASSWORD });
+    const p = await page({ width: 1200, height: 760 });
+    // Between the page and the server: sends dropped on the way in, or acks (and message.new) on the way out.
+    let mode: 'pass' | 'drop-sends' | 'drop-acks' = 'pass';
+    await p.context().routeWebSocket(() => true, (ws) => {
+      const srv = ws.connectToServer();
+      ws.onMessage((m) => {
+        if (!(mode === 'drop-sends' && String(m).includes('"event":"message.send"'))) srv.send(m);
+      });
+      srv.onMessage((m) => {
+        if (!(mode === 'drop-acks' && /"event":"message\.(ack|new)"/.test(String(m)))) ws.send(m);
+      });
+    });
+    await p.getByLabel('Username').fill(hal.user.username);
+    await p.getByLabel('Password').fill(PASSWORD);
+    await p.getByLabel('Password').press('Enter');
+    await p.getByText(`Signed in as ${hal.user.username}`).waitFor();
+    await p.getByLabel('Find a user').fill(ivy.user.username);
+    await p.getByRole('button', { name: `Message ${ivy.user.username}` }).click();
+    await p.getByRole('heading', { name: ivy.user.username }).waitFor();
+    const { channelId } = (await api<{ channelId: string }>(server.baseUrl, 'POST', '/dms', { username: hal.user.username }, ivy.accessToken)).body;
+    const stored = async () => (await api<{ messages: { text: string }[] }>(server.baseUrl, 'GET', `/channels/${channelId}/messages`, undefined, ivy.accessToken)).body.messages.map((m) => m.text);
+    const saved = () => p.evaluate((key) => localStorage.getItem(key), `parley.outbox.${hal.user.id}`);
+
+    mode = 'drop-sends';
+    await say(p, 'never reached the server');
+    mode = 'drop-acks';
+    await say(p, 'stored, ack lost');
+    await eventually('the server stored the second', async () => (await stored()).includes('stored, ack lost'), T);
+    expect(await stored()).toEqual(['stored, ack lost']);
+    expect(await log(p).getByText('Sending…').count()).toBe(2);
+    expect(JSON.parse((await saved())!).map((o: { text: string }) => o.text)).toEqual(['never reached the server', 'stored, ack lost']);
+
+    mode = 'pass';
+    await p.reload();
+    await p.getByText(`Signed in as ${hal.user.username}`).waitFor();
+    await p.getByRole('button', { name: new RegExp(`^${ivy.user.username}`) }).click();
+    await eventually('both sends answered', async () => (await saved()) === null && (await log(p).getByText('Sending…').count()) === 0, T);
+    // Each once: the resent ack-lost one came back as the message the server already had.
+    expect(await stored()).toEqual(['stored, ack lost', 'never reached the server']);
+    await eventually('the page shows them once each', async () => JSON.stringify(await texts(p)) === JSON.stringify(['stored, ack lost', 'never reached the server']), T);
+    expect(errors).toEqual([]);
+  }, 120000);
 
   it('keyboard only, with a label on every control: log in, find a user, message them, reply and cancel with Escape', async () => {
     const suffix = Math.random().toString(36).slice(2, 6);

@@ -32,6 +32,8 @@ export interface ChatView {
 
 const SESSION_KEY = 'parley.session';
 const API_KEY = 'parley.api';
+/** The sends not stored yet, per user: kept across a reload or a browser restart (see Store.saveOutbox). */
+const outboxKey = (userId: string) => `parley.outbox.${userId}`;
 
 /** The API's base URL: `?api=`, then the last one used, then the page's meta tag, then this origin. */
 export function apiBase(): string {
@@ -68,6 +70,8 @@ export class Store {
   notice: string | null = null;
   private readonly listeners = new Set<() => void>();
   private scheduled = false;
+  /** Sends this page saw stored or discarded: another tab's saved outbox may still list them. */
+  private readonly finished = new Set<string>();
 
   subscribe(listener: () => void): () => void {
     this.listeners.add(listener);
@@ -141,7 +145,51 @@ export class Store {
     });
     client.connect().catch(() => undefined); // failures show through 'state'
     document.addEventListener('visibilitychange', () => this.markCurrentRead());
+    this.restoreOutbox();
     this.changed();
+  }
+
+  /**
+   * The sends a reload or a closed browser left unanswered, sent again with their clientMsgId:
+   * one the server stored already (its ack was lost) comes back as the stored message, not as a
+   * second one. One the server refused stays shown as failed, to retry or discard.
+   */
+  private restoreOutbox(): void {
+    for (const o of this.loadOutbox()) {
+      if (o.status === 'failed') {
+        const view = this.chat(o.channelId);
+        if (!view.outgoing.some((x) => x.clientMsgId === o.clientMsgId)) view.outgoing.push(o);
+      } else this.send(o.channelId, o.text, o.replyToSeq, o.clientMsgId);
+    }
+  }
+
+  private loadOutbox(): OutgoingMessage[] {
+    if (!this.me) return [];
+    try {
+      const saved = JSON.parse(localStorage.getItem(outboxKey(this.me.id)) ?? '[]') as OutgoingMessage[];
+      return Array.isArray(saved) ? saved.filter((o) => typeof o?.clientMsgId === 'string' && typeof o.channelId === 'string' && typeof o.text === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Writes the unanswered sends to localStorage. Other tabs of the same user write there too, so
+   * the saved list is merged, not replaced: theirs are kept unless this page saw them finish (a
+   * send resent by two tabs is still stored once: the server knows its clientMsgId).
+   */
+  private saveOutbox(): void {
+    if (!this.me || !this.client) return; // logged out: what the closed client rejects is not saved back
+    const mine = [...this.chats.values()].flatMap((v) => v.outgoing);
+    const ids = new Set(mine.map((o) => o.clientMsgId));
+    const others = this.loadOutbox().filter((o) => !ids.has(o.clientMsgId) && !this.finished.has(o.clientMsgId));
+    const all = [...others, ...mine].map(({ clientMsgId, channelId, text, replyToSeq, status, error }) => ({ clientMsgId, channelId, text, replyToSeq, status, error }));
+    try {
+      if (all.length) localStorage.setItem(outboxKey(this.me.id), JSON.stringify(all));
+      else localStorage.removeItem(outboxKey(this.me.id));
+    } catch {
+      // Storage full or refused (private mode): the sends still go out, they just do not outlive the page.
+    }
   }
 
   logout(notice?: string): void {
@@ -150,6 +198,8 @@ export class Store {
     if (client && !notice) void client.api('POST', '/auth/logout').catch(() => undefined).finally(() => client.close());
     else client?.close();
     localStorage.removeItem(SESSION_KEY);
+    // Logging out gives up what was not sent: the next user of this browser must not send it.
+    if (this.me) localStorage.removeItem(outboxKey(this.me.id));
     this.conversations = [];
     this.chats.clear();
     this.currentId = null;
@@ -161,7 +211,11 @@ export class Store {
   private onMessage(m: ChatMessage): void {
     const view = this.chat(m.channelId);
     view.messages.set(m.seq, m);
-    view.outgoing = view.outgoing.filter((o) => o.clientMsgId !== m.clientMsgId);
+    if (view.outgoing.some((o) => o.clientMsgId === m.clientMsgId)) {
+      view.outgoing = view.outgoing.filter((o) => o.clientMsgId !== m.clientMsgId);
+      this.finished.add(m.clientMsgId);
+      this.saveOutbox();
+    }
     const who = this.typing.get(m.channelId);
     if (m.sender) who?.delete(m.sender.username);
     if (m.sender && m.sender.id !== this.me?.id && document.hidden && 'Notification' in window && Notification.permission === 'granted') {
@@ -219,6 +273,7 @@ export class Store {
       existing.status = 'sending';
       existing.error = undefined;
     } else view.outgoing.push({ clientMsgId, channelId, text, replyToSeq, status: 'sending' });
+    this.saveOutbox(); // before it goes out: a reload from here on finds it
     this.changed();
     this.client!.send({ channelId, text, clientMsgId, ...(replyToSeq !== undefined ? { replyToSeq } : {}) }).then(
       (m) => this.onMessage(m),
@@ -227,6 +282,7 @@ export class Store {
         if (o) {
           o.status = 'failed';
           o.error = explain(err);
+          this.saveOutbox();
         }
         this.changed();
       },
@@ -241,6 +297,8 @@ export class Store {
   discard(o: OutgoingMessage): void {
     const view = this.chat(o.channelId);
     view.outgoing = view.outgoing.filter((x) => x !== o);
+    this.finished.add(o.clientMsgId);
+    this.saveOutbox();
     this.changed();
   }
 
