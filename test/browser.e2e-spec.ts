@@ -249,7 +249,7 @@ const T = 20000; // generous: a loaded 2-core machine
     await p.getByRole('heading', { name: ivy.user.username }).waitFor();
     const { channelId } = (await api<{ channelId: string }>(server.baseUrl, 'POST', '/dms', { username: hal.user.username }, ivy.accessToken)).body;
     const stored = async () => (await api<{ messages: { text: string }[] }>(server.baseUrl, 'GET', `/channels/${channelId}/messages`, undefined, ivy.accessToken)).body.messages.map((m) => m.text);
-    const saved = () => p.evaluate((key) => localStorage.getItem(key), `parley.outbox.${hal.user.id}`);
+    const saved = () => p.evaluate(`localStorage.getItem(${JSON.stringify(`parley.outbox.${hal.user.id}`)})`) as Promise<string | null>;
 
     mode = 'drop-sends';
     await say(p, 'never reached the server');
