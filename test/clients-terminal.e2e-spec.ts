@@ -1,5 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { register } from '../sdk/src/index.js';
 import { eventually, sleep } from './helpers/cluster.js';
@@ -57,6 +58,10 @@ describe('terminal client (npm run chat) as a child process', () => {
   let server: ServerProcess;
   let term: Terminal | undefined;
   let bob: SdkProbe | undefined;
+  let erin: SdkProbe | undefined;
+  // Where the terminal client keeps its unsent lines (not the home folder of whoever runs the tests).
+  const stateDir = mkdtempSync(join(tmpdir(), 'parley-chat-state-'));
+  const chat = (...args: string[]) => new Terminal(spawn(process.execPath, [CHAT, '--url', server.baseUrl, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PARLEY_STATE_DIR: stateDir } }));
 
   beforeAll(async () => {
     if (!existsSync(CHAT)) throw new Error('dist/cli/chat.js is missing: run `npm run build` (npm test does)');
@@ -64,9 +69,11 @@ describe('terminal client (npm run chat) as a child process', () => {
   });
   afterAll(async () => {
     bob?.client.close();
+    erin?.client.close(); // a failed test must not leave it reconnecting (Jest would not exit)
     term?.child.kill('SIGKILL');
     if (server?.alive) await server.kill('SIGKILL');
     await db.cleanup();
+    rmSync(stateDir, { recursive: true, force: true });
   });
 
   it('signs up, chats both ways, lists conversations, pages history, shows joins and presence, and survives a server restart', async () => {
@@ -76,7 +83,7 @@ describe('terminal client (npm run chat) as a child process', () => {
     await bob.client.connect();
 
     const alice = `alice_${suffix}`;
-    term = new Terminal(spawn(process.execPath, [CHAT, '--url', server.baseUrl, '--user', alice, '--register'], { stdio: ['pipe', 'pipe', 'pipe']}));
+    term = chat('--user', alice, '--register');
     term.type(PASSWORD); // not a terminal: the first line is the password
     await term.waitFor(new RegExp(`^\\* connected as ${alice}`));
     await term.waitFor(/no conversations yet/);
@@ -140,6 +147,41 @@ describe('terminal client (npm run chat) as a child process', () => {
     await term.waitFor(new RegExp(`^\\* ${bobAuth.user.username} is (online|offline)$`), at);
     const exited = new Promise<number | null>((resolve) => term!.child.once('exit', resolve));
     term.type('/quit');
+    expect(await Promise.race([exited, sleep(10000).then(() => 'still running')])).toBe(0);
+  }, 120000);
+
+  it('keeps what was typed while the server was away across a /quit: the next start sends it, once', async () => {
+    const suffix = Math.random().toString(36).slice(2, 7);
+    const erinAuth = await register(server.baseUrl, { username: `erin_${suffix}`, password: PASSWORD });
+    erin = await SdkProbe.create({ url: server.baseUrl, token: erinAuth.accessToken });
+    await erin.client.connect();
+    const room = `outbox_${suffix}`;
+    const { channelId } = await erin.client.join({ name: room });
+    const fay = `fay_${suffix}`;
+    let t = (term = chat('--user', fay, '--register'));
+    t.type(PASSWORD);
+    await t.waitFor(new RegExp(`^\\* connected as ${fay}`));
+    t.type(`/join ${room}`);
+    await t.waitFor(new RegExp(`^\\* you are in #${room}`));
+
+    await server.kill('SIGKILL');
+    await t.waitFor(/^\* connection lost/);
+    t.type('typed while the server was away');
+    await eventually('the unsent line is in the outbox file', () => readdirSync(stateDir).some((f) => f.startsWith('outbox-')));
+    let exited = new Promise<number | null>((resolve) => t.child.once('exit', resolve));
+    t.type('/quit');
+    expect(await Promise.race([exited, sleep(10000).then(() => 'still running')])).toBe(0);
+
+    server = await ServerProcess.start(env, server.port);
+    await eventually('erin reconnected', () => erin!.client.state === 'ready', 30000);
+    t = term = chat('--user', fay);
+    t.type(PASSWORD);
+    await t.waitFor(/^\* sending 1 message left unsent last time$/, 0, 30000);
+    await eventually('erin gets the line', () => erin!.texts(channelId).includes('typed while the server was away'), 30000);
+    await eventually('the outbox file is gone once the server stored it', () => !readdirSync(stateDir).some((f) => f.startsWith('outbox-')));
+    expect(erin.texts(channelId).filter((x) => x === 'typed while the server was away')).toHaveLength(1);
+    exited = new Promise<number | null>((resolve) => t.child.once('exit', resolve));
+    t.type('/quit');
     expect(await Promise.race([exited, sleep(10000).then(() => 'still running')])).toBe(0);
   }, 120000);
 });

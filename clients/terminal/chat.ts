@@ -6,12 +6,17 @@
  * Asks for the password (or reads it as the first line of stdin when that is not a terminal, or
  * from PARLEY_PASSWORD). Lines you type go to the current conversation; commands start with `/`
  * (see HELP). Every line it prints is one of: `[#room] user: text` (a message), `* …` (a system
- * line: joins, leaves, presence, connection state) or `! code: message` (an error).
+ * line: joins, leaves, presence, connection state) or `! code: message` (an error). Lines not
+ * stored yet wait in a file (Outbox, below) and are sent at the next start if the program ends first.
  */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface, Interface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { login, ParleyClient, ParleyError, refreshingToken, register } from '../../sdk/src/index.js';
+import { login, newClientMsgId, ParleyClient, ParleyError, refreshingToken, register } from '../../sdk/src/index.js';
 import type { Conversation, Message, WebSocketConstructor } from '../../sdk/src/index.js';
 
 const HELP = `commands:
@@ -76,6 +81,63 @@ function askPassword(): Promise<string> {
       });
     } else void nextLine().then(resolve);
   });
+}
+
+interface Unsent {
+  clientMsgId: string;
+  channelId: string;
+  text: string;
+}
+
+/**
+ * The lines sent but not stored yet, in a file, so that they outlive the program (/quit or Ctrl-C
+ * while the server is away, a closed terminal, a crash): the next start sends them again with
+ * their clientMsgId, and the server stores each once, also one it had stored before its ack was
+ * lost. One file per server and user, in PARLEY_STATE_DIR or ~/.parley, readable by you only;
+ * removed when empty.
+ */
+class Outbox {
+  private readonly file: string;
+  private entries: Unsent[] = [];
+
+  constructor(url: string, userId: string) {
+    const dir = process.env.PARLEY_STATE_DIR || join(homedir(), '.parley');
+    const server = createHash('sha256').update(url).digest('hex').slice(0, 16);
+    this.file = join(dir, `outbox-${server}-${userId}.json`);
+    try {
+      const saved = JSON.parse(readFileSync(this.file, 'utf8')) as Unsent[];
+      if (Array.isArray(saved)) this.entries = saved.filter((e) => typeof e?.clientMsgId === 'string' && typeof e.channelId === 'string' && typeof e.text === 'string');
+    } catch {
+      // none yet (or unreadable: starting empty loses nothing the server has)
+    }
+  }
+
+  list(): Unsent[] {
+    return [...this.entries];
+  }
+
+  add(entry: Unsent): void {
+    if (this.entries.some((e) => e.clientMsgId === entry.clientMsgId)) return;
+    this.entries.push(entry);
+    this.save();
+  }
+
+  remove(clientMsgId: string): void {
+    this.entries = this.entries.filter((e) => e.clientMsgId !== clientMsgId);
+    this.save();
+  }
+
+  /** Written whole and renamed into place: a crash mid-write leaves the previous list, not half of one. */
+  private save(): void {
+    try {
+      if (this.entries.length === 0) return rmSync(this.file, { force: true });
+      mkdirSync(join(this.file, '..'), { recursive: true, mode: 0o700 });
+      writeFileSync(`${this.file}.tmp`, JSON.stringify(this.entries), { mode: 0o600 });
+      renameSync(`${this.file}.tmp`, this.file);
+    } catch (err) {
+      problem(new Error(`unsent messages not saved to ${this.file}: ${(err as Error).message}`));
+    }
+  }
 }
 
 const label = (c: Conversation | undefined) => (c ? (c.kind === 'dm' ? `@${c.name}` : `#${c.name}`) : '?');
@@ -170,6 +232,23 @@ async function main(): Promise<void> {
   list(client);
   system('type /help for commands');
 
+  // A line is in the outbox file from before it goes out until the server has answered it.
+  const outbox = new Outbox(url, auth.user.id);
+  const send = (entry: Unsent) => {
+    outbox.add(entry);
+    client.send(entry).then(
+      () => outbox.remove(entry.clientMsgId),
+      (err) => {
+        if (err instanceof ParleyError && err.code === 'closed') return; // we are leaving: kept for the next start
+        outbox.remove(entry.clientMsgId); // refused by the server: said below, not retried
+        problem(err);
+      },
+    );
+  };
+  const unsent = outbox.list();
+  if (unsent.length > 0) system(`sending ${unsent.length} message${unsent.length === 1 ? '' : 's'} left unsent last time`);
+  for (const entry of unsent) send(entry);
+
   const byName = (name: string) => {
     const plain = name.replace(/^[#@]/, '').toLowerCase();
     return client.conversations.find((c) => c.name.toLowerCase() === plain);
@@ -233,8 +312,9 @@ async function main(): Promise<void> {
       return Promise.resolve(command(rest.join(' '))).catch(problem);
     }
     if (!current) return out('! no current conversation: /join a channel or /dm someone first');
-    // Sent even while the server is away: the SDK keeps it until it is stored.
-    client.send({ channelId: current, text }).catch(problem);
+    // Sent even while the server is away: the SDK keeps it until it is stored, the outbox file
+    // until then even if this program ends.
+    send({ channelId: current, text, clientMsgId: newClientMsgId() });
   };
   let queue = Promise.resolve();
   onLine = (line) => (queue = queue.then(() => handle(line)));
