@@ -94,21 +94,28 @@ interface Unsent {
  * while the server is away, a closed terminal, a crash): the next start sends them again with
  * their clientMsgId, and the server stores each once, also one it had stored before its ack was
  * lost. One file per server and user, in PARLEY_STATE_DIR or ~/.parley, readable by you only;
- * removed when empty.
+ * removed when empty. Two programs of the same user share it: each keeps the other's lines.
  */
 class Outbox {
   private readonly file: string;
-  private entries: Unsent[] = [];
+  private entries: Unsent[];
+  /** The lines this program took on (found at start, or typed here), finished ones included. */
+  private readonly mine = new Set<string>();
 
   constructor(url: string, userId: string) {
     const dir = process.env.PARLEY_STATE_DIR || join(homedir(), '.parley');
     const server = createHash('sha256').update(url).digest('hex').slice(0, 16);
     this.file = join(dir, `outbox-${server}-${userId}.json`);
+    this.entries = this.read();
+    for (const e of this.entries) this.mine.add(e.clientMsgId);
+  }
+
+  private read(): Unsent[] {
     try {
       const saved = JSON.parse(readFileSync(this.file, 'utf8')) as Unsent[];
-      if (Array.isArray(saved)) this.entries = saved.filter((e) => typeof e?.clientMsgId === 'string' && typeof e.channelId === 'string' && typeof e.text === 'string');
+      return Array.isArray(saved) ? saved.filter((e) => typeof e?.clientMsgId === 'string' && typeof e.channelId === 'string' && typeof e.text === 'string') : [];
     } catch {
-      // none yet (or unreadable: starting empty loses nothing the server has)
+      return []; // none yet (or unreadable: starting empty loses nothing the server has)
     }
   }
 
@@ -118,6 +125,7 @@ class Outbox {
 
   add(entry: Unsent): void {
     if (this.entries.some((e) => e.clientMsgId === entry.clientMsgId)) return;
+    this.mine.add(entry.clientMsgId);
     this.entries.push(entry);
     this.save();
   }
@@ -130,10 +138,11 @@ class Outbox {
   /** Written whole and renamed into place: a crash mid-write leaves the previous list, not half of one. */
   private save(): void {
     try {
-      if (this.entries.length === 0) return rmSync(this.file, { force: true });
+      const all = [...this.read().filter((e) => !this.mine.has(e.clientMsgId)), ...this.entries];
+      if (all.length === 0) return rmSync(this.file, { force: true });
       mkdirSync(join(this.file, '..'), { recursive: true, mode: 0o700 });
-      writeFileSync(`${this.file}.tmp`, JSON.stringify(this.entries), { mode: 0o600 });
-      renameSync(`${this.file}.tmp`, this.file);
+      writeFileSync(`${this.file}.tmp.${process.pid}`, JSON.stringify(all), { mode: 0o600 });
+      renameSync(`${this.file}.tmp.${process.pid}`, this.file);
     } catch (err) {
       problem(new Error(`unsent messages not saved to ${this.file}: ${(err as Error).message}`));
     }
