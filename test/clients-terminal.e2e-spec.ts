@@ -47,6 +47,13 @@ class Terminal {
     return found;
   }
 
+  /** Types /quit; resolves with the exit code, or 'still running' after 10 s. */
+  quit(): Promise<number | null | string> {
+    const exited = new Promise<number | null>((resolve) => this.child.once('exit', resolve));
+    this.type('/quit');
+    return Promise.race([exited, sleep(10000).then(() => 'still running')]);
+  }
+
   count(pattern: RegExp): number {
     return this.lines.filter((l) => pattern.test(l)).length;
   }
@@ -145,9 +152,7 @@ describe('terminal client (npm run chat) as a child process', () => {
     await term.waitFor(new RegExp(`^\\* ${bobAuth.user.username} left #${room}$`), at);
     term.type('/who');
     await term.waitFor(new RegExp(`^\\* ${bobAuth.user.username} is (online|offline)$`), at);
-    const exited = new Promise<number | null>((resolve) => term!.child.once('exit', resolve));
-    term.type('/quit');
-    expect(await Promise.race([exited, sleep(10000).then(() => 'still running')])).toBe(0);
+    expect(await term.quit()).toBe(0);
   }, 120000);
 
   it('keeps what was typed while the server was away across a /quit: the next start sends it, once', async () => {
@@ -168,9 +173,7 @@ describe('terminal client (npm run chat) as a child process', () => {
     await t.waitFor(/^\* connection lost/);
     t.type('typed while the server was away');
     await eventually('the unsent line is in the outbox file', () => readdirSync(stateDir).some((f) => f.startsWith('outbox-')));
-    let exited = new Promise<number | null>((resolve) => t.child.once('exit', resolve));
-    t.type('/quit');
-    expect(await Promise.race([exited, sleep(10000).then(() => 'still running')])).toBe(0);
+    expect(await t.quit()).toBe(0);
 
     server = await ServerProcess.start(env, server.port);
     await eventually('erin reconnected', () => erin!.client.state === 'ready', 30000);
@@ -180,8 +183,6 @@ describe('terminal client (npm run chat) as a child process', () => {
     await eventually('erin gets the line', () => erin!.texts(channelId).includes('typed while the server was away'), 30000);
     await eventually('the outbox file is gone once the server stored it', () => !readdirSync(stateDir).some((f) => f.startsWith('outbox-')));
     expect(erin.texts(channelId).filter((x) => x === 'typed while the server was away')).toHaveLength(1);
-    exited = new Promise<number | null>((resolve) => t.child.once('exit', resolve));
-    t.type('/quit');
-    expect(await Promise.race([exited, sleep(10000).then(() => 'still running')])).toBe(0);
+    expect(await t.quit()).toBe(0);
   }, 120000);
 });
