@@ -347,6 +347,10 @@ describe.each(DATABASES)('WebSocket protocol v1 on %s', (db) => {
   it('publishes an AsyncAPI document and Prometheus metrics for the gateway', async () => {
     const doc = (await t.http().get('/asyncapi.json').expect(200)).body;
     expect(doc.asyncapi).toBe('3.1.0');
+    // Its own counted error, so that the test does not depend on an earlier one's.
+    const client = (await connect(await registerUser(t, 'metrics'))).client;
+    client.sendRaw('{"event": ');
+    expect(await client.next('error')).toMatchObject({ code: 'bad_json' });
     const metrics = (await t.http().get('/metrics').expect(200)).text;
     for (const name of ['parley_ws_connections', 'parley_messages_sent_total', 'parley_messages_delivered_total', 'parley_send_ack_seconds_bucket', 'parley_fanout_write_seconds_bucket', 'parley_errors_total']) {
       expect(metrics).toContain(name);
