@@ -1,7 +1,9 @@
 // The floor for Parley's history endpoint: bare node:http + better-sqlite3 doing
 // the same work per request on the same database file: verify the JWT, check
 // membership, read one page of messages with their senders, answer the same
-// JSON shape ({channelId, messages: [Message ascending], hasMore}).
+// JSON ({channelId, messages: [Message ascending], hasMore}), byte for byte:
+// the scenario compares the two pages' JSON, so a Message field Parley adds
+// must be added here too (src/messages/message.mapper.ts, rowToMessage).
 import { createServer } from 'node:http';
 import Database from 'better-sqlite3';
 import jwt from 'jsonwebtoken';
@@ -9,8 +11,10 @@ import jwt from 'jsonwebtoken';
 const db = new Database(process.env.DB_FILE);
 db.pragma('journal_mode = WAL');
 const SECRET = process.env.JWT_SECRET;
+const SYSTEM_USER_ID = '00000000-0000-0000-0000-000000000000';
 const isMember = db.prepare('SELECT 1 FROM memberships WHERE channel_id = ? AND user_id = ?').pluck();
-const SELECT = `SELECT m.id, m.channel_id, m.seq, m.sender_id, u.username, m.text, m.client_msg_id, m.created_at
+const SELECT = `SELECT m.id, m.channel_id, m.seq, m.rev, m.sender_id, u.username, m.text, m.client_msg_id, m.created_at,
+  m.edited_at, m.deleted_at, m.reply_to, m.mentions, m.reactions
   FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.channel_id = ?`;
 const latest = db.prepare(`${SELECT} ORDER BY m.seq DESC LIMIT ?`);
 const before = db.prepare(`${SELECT} AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`);
@@ -21,7 +25,19 @@ const send = (res, code, body) => {
   res.writeHead(code, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(s) });
   res.end(s);
 };
-const toMessage = (r) => ({ id: r.id, channelId: r.channel_id, seq: r.seq, sender: { id: r.sender_id, username: r.username }, text: r.text, clientMsgId: r.client_msg_id, createdAt: new Date(Number(r.created_at)).toISOString() });
+const iso = (ms) => new Date(Number(ms)).toISOString();
+const toMessage = (r) => {
+  const system = r.sender_id === SYSTEM_USER_ID;
+  const m = {
+    id: r.id, channelId: r.channel_id, seq: r.seq, rev: r.rev, kind: system ? 'system' : 'user',
+    sender: system ? null : { id: r.sender_id, username: r.username }, text: r.text, clientMsgId: r.client_msg_id,
+    createdAt: iso(r.created_at), deleted: r.deleted_at !== null,
+    mentions: r.mentions ? JSON.parse(r.mentions) : [], reactions: r.reactions ? JSON.parse(r.reactions) : [],
+  };
+  if (r.edited_at !== null) m.editedAt = iso(r.edited_at);
+  if (r.reply_to) m.replyTo = JSON.parse(r.reply_to);
+  return m;
+};
 
 createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
