@@ -248,10 +248,12 @@ export class ChannelsService {
    * the other (an existing one stays readable; `assertCanPost` refuses sends in it).
    */
   async getOrCreateDm(caller: Caller, peerUsername: string): Promise<{ state: ChannelState; created: boolean }> {
+    const open = this.openDm(caller, peerUsername);
+    if (open) return { state: open, created: false };
     const peer = await this.users.resolveUsername(peerUsername);
     if (!peer) throw AppError.notFound('user');
     if (peer.id === caller.id) throw new AppError('invalid_payload', 'cannot open a direct message with yourself');
-    const dmKey = [caller.id, peer.id].sort().join(':');
+    const dmKey = dmKeyOf(caller.id, peer.id);
     const mine = await this.blocks.of(caller.id); // also makes the answer's peer status exact
     // A DM's channel never changes once made: after the first look-up, no query.
     const known = this.dmChannels.get(dmKey);
@@ -288,14 +290,32 @@ export class ChannelsService {
   }
 
   /**
+   * The DM a `message.send` with `to` goes to on every send after the first: the peer's name, the
+   * caller's blocks and the DM all in memory, so no await, no query. The ingest benchmark's sends
+   * all come this way; the general path above allocated about a fifth of what its main thread
+   * allocated (each await, the sorted pair), and its garbage collector was a third of its time.
+   * Undefined sends the caller down the general path, which answers the same.
+   */
+  private openDm(caller: Caller, peerUsername: string): ChannelState | undefined {
+    const peer = this.users.cachedUsername(peerUsername);
+    if (!peer || peer.id === caller.id || !this.blocks.cached(caller.id)) return undefined;
+    const channelId = this.dmChannels.get(dmKeyOf(caller.id, peer.id));
+    return channelId === undefined ? undefined : this.store.peek(channelId);
+  }
+
+  /**
    * Refuses a post where it may not go: an archived channel (read-only; edits, deletes and
    * reactions should ask this too), a DM between users one of whom blocked the other.
    */
   async assertCanPost(state: ChannelState, userId: string): Promise<void> {
     assertNotArchived(state);
     if (state.kind !== 'dm') return;
-    const peer = [...state.members.keys()].find((id) => id !== userId);
-    if (peer && (await this.blockedBetween(userId, peer))) throw AppError.forbidden('direct messages with this user are blocked');
+    for (const peer of state.members.keys()) {
+      if (peer === userId) continue;
+      const mine = this.blocks.cached(userId) ?? (await this.blocks.of(userId));
+      if (mine.blocked.has(peer) || mine.blockedBy.has(peer)) throw AppError.forbidden('direct messages with this user are blocked');
+      return;
+    }
   }
 
   /** `POST /channels/:id/accept`: the caller accepts a conversation someone else put them in (idempotent). */
@@ -324,11 +344,6 @@ export class ChannelsService {
     );
     // Nothing updated: accepted meanwhile (another device), and announced by that one.
     if (result.affected) this.bus.publish('member.accepted', { channelId: state.id, userId, acceptedAt, ...opts });
-  }
-
-  private async blockedBetween(a: string, b: string): Promise<boolean> {
-    const mine = await this.blocks.of(a);
-    return mine.blocked.has(b) || mine.blockedBy.has(b);
   }
 
   summary(state: ChannelState, userId: string): ChannelSummary {
@@ -382,6 +397,9 @@ export function webhookChannel(c: Channel): WebhookChannel {
 }
 
 /** An archived channel is read-only: the one refusal every write path shares (HTTP and WebSocket alike). */
+/** A DM's key: the pair's ids in order (so either side finds the same channel). */
+const dmKeyOf = (a: string, b: string): string => (a < b ? `${a}:${b}` : `${b}:${a}`);
+
 export function assertNotArchived(state: ChannelState): void {
   if ((state.archivedAt ?? null) !== null) throw AppError.archived();
 }

@@ -96,6 +96,11 @@ export class BlocksService {
     return rows.map((r) => ({ user: { id: r.id, username: r.username }, blockedAt: new Date(Number(r.created_at)).toISOString() }));
   }
 
+  /** A user's blocks both ways when in memory (as `of` gives them), without loading: the send path's no-await check. */
+  cached(userId: string): BlockRecord | undefined {
+    return this.records.get(userId);
+  }
+
   /** A user's blocks both ways, from memory when loaded (then kept current by the bus). */
   of(userId: string): Promise<BlockRecord> {
     const cached = this.records.get(userId);

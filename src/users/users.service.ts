@@ -139,6 +139,11 @@ export class UsersService {
     return this.users.findOneBy({ usernameKey: username.toLowerCase() });
   }
 
+  /** What resolveUsername gives when it has it in memory; undefined otherwise (no query). */
+  cachedUsername(username: string): { id: string; username: string } | undefined {
+    return this.byName.get(username.toLowerCase());
+  }
+
   /** The id and spelling of a username, from memory when seen before. */
   async resolveUsername(username: string): Promise<{ id: string; username: string } | null> {
     const key = username.toLowerCase();
