@@ -110,6 +110,25 @@ describe.each(DATABASES)('privacy and trust on %s', (db) => {
   });
 
   describe('blocking', () => {
+    it('refuses a send by username into a DM already in use once either side blocks (the open-DM path reads blocks from memory)', async () => {
+      const [alice, bob] = await users(2);
+      const b = (await connect(bob)).client;
+      for (const clientMsgId of ['open-1', 'open-2']) {
+        b.send('message.send', { to: alice.username, text: 'hi', clientMsgId });
+        await b.next('message.ack', (d) => d.clientMsgId === clientMsgId);
+      }
+      await block(alice, bob).expect(200);
+      b.send('message.send', { to: alice.username, text: 'still there?', clientMsgId: 'open-3' });
+      expect(await b.next('error')).toMatchObject({ code: 'forbidden', clientMsgId: 'open-3' });
+      await unblock(alice, bob).expect(204);
+      b.send('message.send', { to: alice.username, text: 'again', clientMsgId: 'open-4' });
+      expect((await b.next('message.ack', (d) => d.clientMsgId === 'open-4')).message).toMatchObject({ seq: 3 });
+      // And the other way: bob blocks alice, and his own sends stop too.
+      await block(bob, alice).expect(200);
+      b.send('message.send', { to: alice.username, text: 'bye', clientMsgId: 'open-5' });
+      expect(await b.next('error')).toMatchObject({ code: 'forbidden', clientMsgId: 'open-5' });
+    });
+
     it('stops DMs with the blocked user both ways, opening new ones included, until unblocked', async () => {
       const [alice, bob, carol] = await users(3);
       const { channelId } = await dm(bob, alice);

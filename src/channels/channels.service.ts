@@ -396,10 +396,10 @@ export function webhookChannel(c: Channel): WebhookChannel {
   return { id: c.id, kind: c.kind, name: c.name, visibility: c.visibility, createdAt: new Date(c.createdAt).toISOString() };
 }
 
-/** An archived channel is read-only: the one refusal every write path shares (HTTP and WebSocket alike). */
 /** A DM's key: the pair's ids in order (so either side finds the same channel). */
 const dmKeyOf = (a: string, b: string): string => (a < b ? `${a}:${b}` : `${b}:${a}`);
 
+/** An archived channel is read-only: the one refusal every write path shares (HTTP and WebSocket alike). */
 export function assertNotArchived(state: ChannelState): void {
   if ((state.archivedAt ?? null) !== null) throw AppError.archived();
 }

@@ -103,7 +103,7 @@ export class BlocksService {
 
   /** A user's blocks both ways, from memory when loaded (then kept current by the bus). */
   of(userId: string): Promise<BlockRecord> {
-    const cached = this.records.get(userId);
+    const cached = this.cached(userId);
     if (cached) return Promise.resolve(cached);
     let pending = this.loading.get(userId);
     if (!pending) {

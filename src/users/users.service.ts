@@ -146,9 +146,9 @@ export class UsersService {
 
   /** The id and spelling of a username, from memory when seen before. */
   async resolveUsername(username: string): Promise<{ id: string; username: string } | null> {
-    const key = username.toLowerCase();
-    const hit = this.byName.get(key);
+    const hit = this.cachedUsername(username);
     if (hit) return hit;
+    const key = username.toLowerCase();
     const user = await this.findByUsername(key);
     if (!user || user.deactivatedAt !== null) return null; // deactivated (or the system user): nobody to reach
     const ref = { id: user.id, username: user.username };
