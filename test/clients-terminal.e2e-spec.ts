@@ -83,11 +83,18 @@ describe('terminal client (npm run chat) as a child process', () => {
     rmSync(stateDir, { recursive: true, force: true });
   });
 
+  /** A user registered over HTTP and connected with the SDK: the other side of the terminal's conversations. */
+  async function counterpart(username: string): Promise<{ auth: Awaited<ReturnType<typeof register>>; probe: SdkProbe }> {
+    const auth = await register(server.baseUrl, { username, password: PASSWORD });
+    const probe = await SdkProbe.create({ url: server.baseUrl, token: auth.accessToken });
+    await probe.client.connect();
+    return { auth, probe };
+  }
+
   it('signs up, chats both ways, lists conversations, pages history, shows joins and presence, and survives a server restart', async () => {
     const suffix = Math.random().toString(36).slice(2, 7);
-    const bobAuth = await register(server.baseUrl, { username: `bob_${suffix}`, password: PASSWORD });
-    bob = await SdkProbe.create({ url: server.baseUrl, token: bobAuth.accessToken });
-    await bob.client.connect();
+    const { auth: bobAuth, probe } = await counterpart(`bob_${suffix}`);
+    bob = probe;
 
     const alice = `alice_${suffix}`;
     term = chat('--user', alice, '--register');
@@ -157,9 +164,7 @@ describe('terminal client (npm run chat) as a child process', () => {
 
   it('keeps what was typed while the server was away across a /quit: the next start sends it, once', async () => {
     const suffix = Math.random().toString(36).slice(2, 7);
-    const erinAuth = await register(server.baseUrl, { username: `erin_${suffix}`, password: PASSWORD });
-    erin = await SdkProbe.create({ url: server.baseUrl, token: erinAuth.accessToken });
-    await erin.client.connect();
+    erin = (await counterpart(`erin_${suffix}`)).probe;
     const room = `outbox_${suffix}`;
     const { channelId } = await erin.client.join({ name: room });
     const fay = `fay_${suffix}`;

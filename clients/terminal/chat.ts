@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface, Interface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
@@ -140,7 +140,7 @@ class Outbox {
     try {
       const all = [...this.read().filter((e) => !this.mine.has(e.clientMsgId)), ...this.entries];
       if (all.length === 0) return rmSync(this.file, { force: true });
-      mkdirSync(join(this.file, '..'), { recursive: true, mode: 0o700 });
+      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
       writeFileSync(`${this.file}.tmp.${process.pid}`, JSON.stringify(all), { mode: 0o600 });
       renameSync(`${this.file}.tmp.${process.pid}`, this.file);
     } catch (err) {
