@@ -10,6 +10,7 @@ import { BENCH_DIR } from './lib/servers.mjs';
 import { ensureBuilt, seedParley, makeUsers } from './lib/parley.mjs';
 import { LABEL } from './lib/targets.mjs';
 import { machineInfo, table, ratio, waitQuiet } from './lib/util.mjs';
+import { describeCosts, machineCosts } from './lib/machine-costs.mjs';
 import * as fanoutS from './scenarios/fanout.mjs';
 import * as ingestS from './scenarios/ingest.mjs';
 import * as connectionsS from './scenarios/connections.mjs';
@@ -82,6 +83,8 @@ if (rates) ctx.notes.push(`Fan-out ladder limited to ${rates.join(', ')} deliver
 const summary = { startedAt: new Date().toISOString(), machine: { ...machineInfo(), fdLimit: ctx.fdLimit }, quick, repeats, scenarios: {}, ratios: {}, notes: ctx.notes };
 try {
   log(`machine: ${JSON.stringify(summary.machine)}`);
+  summary.machine.costs = await machineCosts(work);
+  log(describeCosts(summary.machine.costs));
   if (kinds.includes('parley')) {
     if (!ensureBuilt(log)) {
       ctx.notes.push('Parley not benchmarked: no runnable build (dist/main.js) and `npm run build` failed or src/main.ts is missing.');

@@ -1,0 +1,138 @@
+// What this machine charges for the three things Parley's write path does that an in-memory
+// server does not: a system call, waking another thread, and a durable commit. Measured at the
+// start of every run (about 2 s) and printed beside the machine's name, because the ratios against
+// the references depend on them: on a 2-core VM where a system call costs a microsecond and a
+// thread wake-up tens of microseconds, the writer thread's hand-over and SQLite's pwrite/fsync
+// weigh far more than on a machine where both are a tenth of that. Each figure is the median of
+// three short measurements, CPU time of the whole process (all threads) where it says CPU.
+//
+// - syscall: a zero-length `fs.writeSync` (one pwrite), Node's binding included (about 1 µs of
+//   it on a 2-core VM where a C `getppid` loop took 1.05 µs a call);
+// - wake round trip: two threads passing a turn through `Atomics.wait`/`Atomics.notify` (futexes,
+//   the kernel's part of any thread hand-over: libuv's eventfd behind `postMessage` costs about
+//   the same), one round trip = two sleeps and two wake-ups;
+// - postMessage round trip: a short string to a worker_threads Worker and back, as Parley's main
+//   thread and its SQLite writer thread talk;
+// - durable commit: what one small SQLite WAL commit does to the file (7 pages, each written as a
+//   24-byte frame header and a 4,096-byte page, then one fsync), in the run's temporary folder.
+import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { median } from './util.mjs';
+
+const cpuUs = () => { const u = process.cpuUsage(); return u.user + u.system; };
+
+/** Runs `fn(n)` three times; returns the medians of wall and CPU µs per iteration. */
+async function measure(n, fn) {
+  const wall = [], cpu = [];
+  for (let r = 0; r < 3; r++) {
+    const c0 = cpuUs(), t0 = performance.now();
+    await fn(n);
+    wall.push(((performance.now() - t0) * 1000) / n);
+    cpu.push((cpuUs() - c0) / n);
+  }
+  return { wallUs: round(median(wall)), cpuUs: round(median(cpu)) };
+}
+
+const round = (v) => Math.round(v * 100) / 100;
+
+function syscalls(dir) {
+  const file = join(dir, 'machine-costs.empty');
+  const fd = openSync(file, 'w');
+  const none = Buffer.alloc(1);
+  return {
+    run: (k) => { for (let i = 0; i < k; i++) writeSync(fd, none, 0, 0, 0); },
+    stop: () => { closeSync(fd); rmSync(file, { force: true }); },
+  };
+}
+
+// The peer thread of the futex ping-pong: waits for its turn (1), hands it back (0).
+const FUTEX_PEER = `
+const { workerData } = require('node:worker_threads');
+const turn = new Int32Array(workerData);
+for (;;) {
+  Atomics.wait(turn, 0, 0);
+  if (Atomics.load(turn, 1) === 1) break;
+  Atomics.store(turn, 0, 0);
+  Atomics.notify(turn, 0);
+}`;
+
+async function futexRoundTrips() {
+  const sab = new SharedArrayBuffer(8);
+  const turn = new Int32Array(sab);
+  const w = new Worker(FUTEX_PEER, { eval: true, workerData: sab });
+  await new Promise((r) => setTimeout(r, 50)); // the peer is waiting
+  return {
+    run: (k) => {
+      for (let i = 0; i < k; i++) {
+        Atomics.store(turn, 0, 1);
+        Atomics.notify(turn, 0);
+        Atomics.wait(turn, 0, 1);
+      }
+    },
+    stop: async () => { Atomics.store(turn, 1, 1); Atomics.store(turn, 0, 1); Atomics.notify(turn, 0); await w.terminate(); },
+  };
+}
+
+async function postMessageRoundTrips() {
+  const w = new Worker(`const { parentPort } = require('node:worker_threads'); parentPort.on('message', (m) => parentPort.postMessage(m));`, { eval: true });
+  const one = () => new Promise((resolve) => { w.once('message', resolve); w.postMessage('{"type":"batch","id":1}'); });
+  await one();
+  return {
+    run: async (k) => { for (let i = 0; i < k; i++) await one(); },
+    stop: () => w.terminate(),
+  };
+}
+
+function durableCommits(dir) {
+  const file = join(dir, 'machine-costs.wal');
+  const fd = openSync(file, 'w+');
+  const header = Buffer.alloc(24, 1), page = Buffer.alloc(4096, 2);
+  writeSync(fd, Buffer.alloc(1 << 20), 0, 1 << 20, 0); // preallocated, as a WAL file that is reused
+  fsyncSync(fd);
+  let off = 0;
+  return {
+    run: (k) => {
+      for (let i = 0; i < k; i++) {
+        for (let p = 0; p < 7; p++) {
+          writeSync(fd, header, 0, 24, off);
+          writeSync(fd, page, 0, 4096, off + 24);
+          off += 4120;
+        }
+        if (off > 900_000) off = 0;
+        fsyncSync(fd);
+      }
+    },
+    stop: () => { closeSync(fd); rmSync(file, { force: true }); },
+  };
+}
+
+/** The four figures, for summary.machine; null figures when a measurement failed (said in `error`). */
+export async function machineCosts(dir) {
+  try {
+    const out = {};
+    for (const [name, n, open] of [
+      ['syscall', 200_000, () => syscalls(dir)],
+      ['wakeRoundTrip', 5_000, futexRoundTrips],
+      ['postMessageRoundTrip', 2_000, postMessageRoundTrips],
+      ['durableCommit', 300, () => durableCommits(dir)],
+    ]) {
+      const probe = await open();
+      try {
+        out[name] = await measure(n, probe.run);
+      } finally {
+        await probe.stop();
+      }
+    }
+    return out;
+  } catch (e) {
+    return { error: e.message };
+  }
+}
+
+export function describeCosts(c) {
+  if (!c || c.error) return `machine costs: not measured (${c?.error ?? 'skipped'})`;
+  const f = (x) => `${x.wallUs} µs (CPU ${x.cpuUs} µs)`;
+  return `machine costs (medians of 3): syscall ${f(c.syscall)}; thread wake round trip ${f(c.wakeRoundTrip)}; ` +
+    `postMessage round trip ${f(c.postMessageRoundTrip)}; durable commit of 7 pages ${f(c.durableCommit)}`;
+}
