@@ -1,13 +1,13 @@
-// What this machine charges for the three things Parley's write path does that an in-memory
-// server does not: a system call, waking another thread, and a durable commit. Measured at the
-// start of every run (about 2 s) and printed beside the machine's name, because the ratios against
-// the references depend on them: on a 2-core VM where a system call costs a microsecond and a
-// thread wake-up tens of microseconds, the writer thread's hand-over and SQLite's pwrite/fsync
-// weigh far more than on a machine where both are a tenth of that. Each figure is the median of
-// three short measurements, CPU time of the whole process (all threads) where it says CPU.
+// What this machine charges for what Parley's write path does and an in-memory server does not:
+// system calls, waking another thread (the hand-over to the SQLite writer thread and back), and a
+// durable commit. Measured at the start of every run (about 2.5 s) and printed beside the
+// machine's name, because the ratios against the references depend on them: on the 2-core VM of
+// docs/benchmarks.md a system call cost about a microsecond and a thread wake-up tens of them, and
+// the writer thread's kernel time was 30 % of Parley's CPU for a lone sender. Each figure is the
+// median of three short measurements; CPU is the whole process's (all threads).
 //
-// - syscall: a zero-length `fs.writeSync` (one pwrite), Node's binding included (about 1 µs of
-//   it on a 2-core VM where a C `getppid` loop took 1.05 µs a call);
+// - syscall: a zero-length `fs.writeSync` (one pwrite), Node's binding included (about 2.1 µs on
+//   that VM, where a C `getppid` loop took 1.05 µs a call: Node's part is about 1 µs);
 // - wake round trip: two threads passing a turn through `Atomics.wait`/`Atomics.notify` (futexes,
 //   the kernel's part of any thread hand-over: libuv's eventfd behind `postMessage` costs about
 //   the same), one round trip = two sleeps and two wake-ups;
@@ -107,7 +107,7 @@ function durableCommits(dir) {
   };
 }
 
-/** The four figures, for summary.machine; null figures when a measurement failed (said in `error`). */
+/** The four figures, for summary.machine, or `{ error }` when a measurement failed (the run goes on). */
 export async function machineCosts(dir) {
   try {
     const out = {};
