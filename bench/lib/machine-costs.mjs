@@ -18,7 +18,7 @@
 import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { median } from './util.mjs';
+import { median, round2 } from './util.mjs';
 
 const cpuUs = () => { const u = process.cpuUsage(); return u.user + u.system; };
 
@@ -31,10 +31,8 @@ async function measure(n, fn) {
     wall.push(((performance.now() - t0) * 1000) / n);
     cpu.push((cpuUs() - c0) / n);
   }
-  return { wallUs: round(median(wall)), cpuUs: round(median(cpu)) };
+  return { wallUs: round2(median(wall)), cpuUs: round2(median(cpu)) };
 }
-
-const round = (v) => Math.round(v * 100) / 100;
 
 function syscalls(dir) {
   const file = join(dir, 'machine-costs.empty');

@@ -5,7 +5,7 @@ import { DatabaseWriter } from '../database/database-writer.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
 import { FanoutBus } from '../fanout/fanout-bus.js';
 import { PresenceService } from '../presence/presence.service.js';
-import { BlockRecord, BlocksService } from '../users/blocks.service.js';
+import { BlockRecord, BlocksService, eitherBlocked } from '../users/blocks.service.js';
 import { toUserRef, type UserRef } from '../users/user.mapper.js';
 import { UsersService } from '../users/users.service.js';
 import { Channel, type ChannelVisibility } from './channel.entity.js';
@@ -309,7 +309,7 @@ export class ChannelAdminService {
   private statusIn(state: ChannelState, viewerId: string, mine: BlockRecord, userId: string, accepted: boolean): PresenceStatus {
     if (userId === viewerId) return this.presence.statusOf(userId);
     const viewerAccepted = (state.members.get(viewerId)?.acceptedAt ?? null) !== null;
-    const shares = viewerAccepted && accepted && !mine.blocked.has(userId) && !mine.blockedBy.has(userId);
+    const shares = viewerAccepted && accepted && !eitherBlocked(mine, userId);
     return shares ? this.presence.statusOf(userId) : 'offline';
   }
 

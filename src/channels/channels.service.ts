@@ -7,7 +7,7 @@ import { AppConfig } from '../config/app-config.js';
 import { DatabaseWriter } from '../database/database-writer.js';
 import { FanoutBus } from '../fanout/fanout-bus.js';
 import { PresenceService } from '../presence/presence.service.js';
-import { BlocksService } from '../users/blocks.service.js';
+import { BlocksService, eitherBlocked } from '../users/blocks.service.js';
 import { toUserRef } from '../users/user.mapper.js';
 import { UsersService } from '../users/users.service.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
@@ -263,7 +263,7 @@ export class ChannelsService {
     let existing = await repo.findOneBy({ dmKey });
     let created = false;
     if (!existing) {
-      if (mine.blocked.has(peer.id) || mine.blockedBy.has(peer.id)) throw AppError.forbidden('direct messages with this user are blocked');
+      if (eitherBlocked(mine, peer.id)) throw AppError.forbidden('direct messages with this user are blocked');
       await this.quotas.checkRoom([caller, peer], caller.id);
       const channel = this.newChannel({ kind: 'dm', name: null, visibility: 'private', dmKey });
       const members: NewMember[] = [
@@ -310,10 +310,11 @@ export class ChannelsService {
   async assertCanPost(state: ChannelState, userId: string): Promise<void> {
     assertNotArchived(state);
     if (state.kind !== 'dm') return;
+    // The other member (a DM has two), found without an array per send.
     for (const peer of state.members.keys()) {
       if (peer === userId) continue;
       const mine = this.blocks.cached(userId) ?? (await this.blocks.of(userId));
-      if (mine.blocked.has(peer) || mine.blockedBy.has(peer)) throw AppError.forbidden('direct messages with this user are blocked');
+      if (eitherBlocked(mine, peer)) throw AppError.forbidden('direct messages with this user are blocked');
       return;
     }
   }

@@ -16,6 +16,9 @@ export interface BlockRecord {
   blockedBy: Set<string>;
 }
 
+/** Whether the owner of `record` and `other` blocked each other, either way. */
+export const eitherBlocked = (record: BlockRecord, other: string): boolean => record.blocked.has(other) || record.blockedBy.has(other);
+
 /** Users whose blocks are kept in memory at most (connected users' are always loaded). */
 const MAX_CACHED_USERS = 100_000;
 
@@ -120,9 +123,9 @@ export class BlocksService {
    */
   between(a: string, b: string): boolean | undefined {
     const ra = this.records.peek(a);
-    if (ra) return ra.blocked.has(b) || ra.blockedBy.has(b);
+    if (ra) return eitherBlocked(ra, b);
     const rb = this.records.peek(b);
-    if (rb) return rb.blocked.has(a) || rb.blockedBy.has(a);
+    if (rb) return eitherBlocked(rb, a);
     void this.of(a).catch(() => undefined);
     return undefined;
   }
