@@ -140,8 +140,9 @@ function goals(s) {
   const bound = (...ks) => ks.filter((k) => f?.[k]?.limitedBy && f[k].limitedBy !== 'server').map((k) => `${LABEL[k]} ${f[k].limitedBy}-limited`).join(', ');
   add('Fan-out Parley >= 0.9x ws-ref', pr && wr ? `${ratio(pr, wr)}x` : null, pr / wr >= 0.9, bound('parley', 'ws'));
   add('Fan-out Parley >= 1.2x socket.io-ref', pr && sr ? `${ratio(pr, sr)}x` : null, pr / sr >= 1.2, bound('parley', 'sio'));
-  const ing = s.ingest?.servers?.parley?.msgsPerSec;
-  add('Ingest >= 40,000 msgs/s (SQLite)', ing != null ? `${ing} msgs/s` : null, ing >= 40_000);
+  const ing = s.ingest?.servers?.parley?.msgsPerSec, ingWs = s.ingest?.servers?.ws?.msgsPerSec;
+  // Beside it, what the ws reference (which keeps nothing) reached under the same load: the machine's ceiling.
+  add('Ingest >= 40,000 msgs/s (SQLite)', ing != null ? `${ing} msgs/s${ingWs ? ` (ws-ref, keeping nothing: ${ingWs})` : ''}` : null, ing >= 40_000);
   const at = f?.parley?.fixed?.find((x) => x.target === 100_000);
   add('p50 <= 5 ms at 100k deliv/s', at ? `${at.p50} ms` : null, at?.p50 <= 5);
   add('p99 <= 50 ms at 100k deliv/s', at ? `${at.p99} ms` : null, at?.p99 <= 50);

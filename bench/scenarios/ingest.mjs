@@ -2,10 +2,12 @@
 // (`to: username`) with a window of unacknowledged messages. Counts messages
 // persisted and acknowledged per second, then checks that the `messages`
 // table grew by exactly the number of acks (persist-then-ack, nothing lost,
-// nothing doubled). Parley only: the references keep nothing. Two rows: the
-// default SQLite file, and PostgreSQL (a schema of the harness's own, as in the
-// cluster scenario; one instance, no Redis), skipped with a note when
-// PostgreSQL cannot be reached.
+// nothing doubled). Parley's rows: the default SQLite file, and PostgreSQL (a
+// schema of the harness's own, as in the cluster scenario; one instance, no
+// Redis), skipped with a note when PostgreSQL cannot be reached. Then the same
+// load against each reference server of the run (--servers): they keep
+// nothing, so their rows are the ceiling this machine and this client put on
+// the load, beside which Parley's figure is read (not a goal of their own).
 import { Group } from '../lib/workers.mjs';
 import { startTarget } from '../lib/targets.mjs';
 import { tokenFor, countRows, startParley, withPg, resetPgSchema, seedPgUsers, pgBaseUrl, pgSchemaUrl, redact } from '../lib/parley.mjs';
@@ -17,20 +19,41 @@ const COUNT = 'SELECT COUNT(*) AS n FROM messages';
 const LABELS = { parleyPg: 'Parley (PostgreSQL)' };
 
 export async function run(ctx) {
-  if (!ctx.parley) return { skipped: 'Parley not available', servers: {} };
   const servers = {};
-  ctx.log('ingest: parley');
-  const t = await startTarget(ctx, 'parley');
-  try { servers.parley = await measure(ctx, t, async () => countRows(ctx.dbFile, COUNT)); }
-  finally { await t.srv.stop(); }
+  if (ctx.parley) {
+    ctx.log('ingest: parley');
+    const t = await startTarget(ctx, 'parley');
+    try { servers.parley = await measure(ctx, t, async () => countRows(ctx.dbFile, COUNT)); }
+    finally { await t.srv.stop(); }
+    servers.parleyPg = await onPostgres(ctx);
+  }
+  // The references keep nothing, so their rows are this machine's ceiling for the same load from
+  // the same client: what a server that persists nothing reaches, not a goal.
+  for (const kind of ctx.kinds.filter((k) => k !== 'parley')) {
+    ctx.log(`ingest: ${kind} (keeps nothing: the machine's ceiling)`);
+    let t;
+    try {
+      t = await startTarget(ctx, kind);
+      servers[kind] = await measure(ctx, t, null);
+    } catch (e) {
+      servers[kind] = { error: String(e.message || e) };
+      ctx.log(`ingest on ${kind} failed: ${e.stack || e}`);
+    } finally {
+      await t?.srv.stop();
+    }
+  }
+  return { servers };
+}
 
+// The PostgreSQL row: a schema of the harness's own, one instance, no Redis.
+async function onPostgres(ctx) {
   ctx.log('ingest: parley on PostgreSQL');
   const pgUrl = pgBaseUrl();
   try { await withPg(pgUrl, null, (c) => c.query('SELECT 1')); }
   catch (e) {
-    servers.parleyPg = { skipped: `PostgreSQL not reachable at ${redact(pgUrl)} (${e.message}); set BENCH_PG_URL` };
-    ctx.log(`  ${servers.parleyPg.skipped}`);
-    return { servers };
+    const skipped = `PostgreSQL not reachable at ${redact(pgUrl)} (${e.message}); set BENCH_PG_URL`;
+    ctx.log(`  ${skipped}`);
+    return { skipped };
   }
   let srv;
   try {
@@ -39,19 +62,19 @@ export async function run(ctx) {
     srv = await startParley({ logDir: ctx.logDir, name: 'ingest-pg', env: { DATABASE_URL: pgSchemaUrl(pgUrl, SCHEMA), REDIS_URL: '' } });
     await seedPgUsers(pgUrl, SCHEMA, ctx.users.dm);
     const count = () => withPg(pgUrl, SCHEMA, async (c) => Number((await c.query(COUNT)).rows[0].n));
-    servers.parleyPg = { ...(await measure(ctx, { srv, base: `ws://127.0.0.1:${srv.port}`, framing: 'json' }, count, true)), database: redact(pgSchemaUrl(pgUrl, SCHEMA)) };
+    return { ...(await measure(ctx, { srv, base: `ws://127.0.0.1:${srv.port}`, framing: 'json', kind: 'parleyPg' }, count, true)), database: redact(pgSchemaUrl(pgUrl, SCHEMA)) };
   } catch (e) {
-    servers.parleyPg = { error: String(e.message || e) };
     ctx.log(`ingest on PostgreSQL failed: ${e.stack || e}`);
+    return { error: String(e.message || e) };
   } finally {
     await srv?.stop();
     if (!ctx.keep) await resetPgSchema(pgUrl, SCHEMA).catch(() => {});
   }
-  return { servers };
 }
 
-// One ingest measurement on a started Parley; countRows() counts its `messages`.
-// pg: also the CPU of the PostgreSQL processes (the database works in other processes).
+// One ingest measurement on a started server; countRowsNow() counts Parley's `messages` (null for
+// a reference, which keeps nothing). pg: also the CPU of the PostgreSQL processes (the database
+// works in other processes).
 async function measure(ctx, t, countRowsNow, pg = false) {
   const users = ctx.users.dm;
   const g = new Group(2, pg ? 'ingpg' : 'ing');
@@ -65,7 +88,7 @@ async function measure(ctx, t, countRowsNow, pg = false) {
     await g.all('window', { window: 1, durationMs: ctx.quick ? 300 : 1000, tag: 'warm' });
     if (!ctx.quick) await g.all('window', { window: WINDOW, durationMs: JIT_WARM_MS, tag: 'warm' });
     await g.snap();
-    const rows0 = await countRowsNow();
+    const rows0 = countRowsNow ? await countRowsNow() : null;
     const cpu0 = t.srv.cpuSec();
     const db0 = pg ? postgresCpu() : null;
     await t.srv.stats({ reset: true });
@@ -76,23 +99,25 @@ async function measure(ctx, t, countRowsNow, pg = false) {
     const dbS = pg ? postgresCpuSince(db0) : null;
     const st = await t.srv.stats();
     const s = await g.snap();
-    const rows1 = await countRowsNow();
+    const rows1 = countRowsNow ? await countRowsNow() : null;
     const res = {
       pairs: users.length / 2, window: WINDOW, senders: users.length,
       sent: ws.reduce((a, w) => a + w.sent, 0), acks: s.acks, unacked: ws.reduce((a, w) => a + w.unacked, 0), errors: s.errors, errorSamples: s.errorSamples,
-      rowsAdded: rows1 - rows0, msgsPerSec: Math.round(s.acks / elapsedS), elapsedS,
+      rowsAdded: countRowsNow ? rows1 - rows0 : null, msgsPerSec: Math.round(s.acks / elapsedS), elapsedS,
       ackP50: s.ackLat.summaryMs().p50, ackP99: s.ackLat.summaryMs().p99,
-      deliveries: s.deliveries, serverCpuCores: Math.round((cpuS / elapsedS) * 100) / 100,
+      deliveries: s.deliveries, deliveriesPerAck: s.acks ? round2(s.deliveries / s.acks) : null, serverCpuCores: Math.round((cpuS / elapsedS) * 100) / 100,
       serverCpuUsPerMsg: s.acks ? Math.round((cpuS * 1e6) / s.acks) : null, serverEldP99Ms: st.eld.p99,
       clientCpu: s.clientCpuCores, closed: s.closed,
+      // The load generator's own cost: at a rate R it needs R times this of the machine's cores.
+      clientCpuUsPerMsg: s.acks ? Math.round((s.clientCpuCores.reduce((a, c) => a + c, 0) * elapsedS * 1e6) / s.acks) : null,
     };
     if (pg) {
       // Every postgres process on the machine (the server may be shared): an upper bound.
       res.dbCpuCores = round2(dbS / elapsedS);
       res.dbCpuUsPerMsg = s.acks ? Math.round((dbS * 1e6) / s.acks) : null;
     }
-    res.rowsMatchAcks = res.rowsAdded === res.acks;
-    ctx.log(`  parley${pg ? ' (PostgreSQL)' : ''}: ${res.msgsPerSec} msgs/s, rows +${res.rowsAdded} vs acks ${res.acks}`);
+    if (countRowsNow) res.rowsMatchAcks = res.rowsAdded === res.acks;
+    ctx.log(`  ${t.kind ?? 'parley'}: ${res.msgsPerSec} msgs/s, ${res.serverCpuUsPerMsg} us/msg, client ${res.clientCpu.join('+')} cores${countRowsNow ? `, rows +${res.rowsAdded} vs acks ${res.acks}` : ''}`);
     return res;
   } finally {
     await g.kill();
@@ -106,12 +131,13 @@ export function report(r, { table, LABEL }) {
     if (v.error) return { server, note: `error: ${v.error.slice(0, 100)}` };
     return {
       server, pairs: v.pairs, 'acked msgs/s': v.msgsPerSec, acks: v.acks, 'rows added': v.rowsAdded,
-      'rows == acks': v.rowsMatchAcks ? 'yes' : 'NO', errors: v.errors, 'ack p50 ms': v.ackP50, 'ack p99 ms': v.ackP99,
+      'rows == acks': v.rowsMatchAcks === undefined ? 'keeps none' : v.rowsMatchAcks ? 'yes' : 'NO', 'deliv/ack': v.deliveriesPerAck, errors: v.errors, 'ack p50 ms': v.ackP50, 'ack p99 ms': v.ackP99,
       'srv us/msg': v.serverCpuUsPerMsg, 'srv cores': v.serverCpuCores, 'db cores': v.dbCpuCores, 'db us/msg': v.dbCpuUsPerMsg,
-      'client cores': v.clientCpu.join('+'),
+      'client cores': v.clientCpu.join('+'), 'client us/msg': v.clientCpuUsPerMsg,
     };
   });
-  const p = r.servers.parley, q = r.servers.parleyPg, ratios = {};
-  if (p?.msgsPerSec && q?.msgsPerSec) ratios['Ingest PostgreSQL/SQLite msgs/s'] = Math.round((q.msgsPerSec / p.msgsPerSec) * 100) / 100;
+  const p = r.servers.parley, q = r.servers.parleyPg, w = r.servers.ws, ratios = {};
+  if (p?.msgsPerSec && q?.msgsPerSec) ratios['Ingest PostgreSQL/SQLite msgs/s'] = round2(q.msgsPerSec / p.msgsPerSec);
+  if (p?.msgsPerSec && w?.msgsPerSec) ratios['Ingest Parley (SQLite)/ws-ref msgs/s (ws-ref keeps nothing)'] = round2(p.msgsPerSec / w.msgsPerSec);
   return { text: table(`Ingest: DM pairs, window ${r.servers.parley?.window ?? WINDOW} per sender${r.skipped ? ` (skipped: ${r.skipped})` : ''}`, rows), ratios };
 }

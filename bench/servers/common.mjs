@@ -29,13 +29,29 @@ export function joinByName(name) {
   }
   return ch;
 }
+// Direct messages (`message.send` with `to: <username>` instead of `channelId`, as the ingest
+// scenario sends): one channel per pair of users, made on the first message, as in Parley. Its
+// members are both users' connections at send time (each server keeps its own per-user sets).
+const dms = new Map();
+export function dmOf(from, to) {
+  const key = from < to ? `${from}\n${to}` : `${to}\n${from}`;
+  let ch = dms.get(key);
+  if (!ch) {
+    ch = { id: randomUUID(), name: null, seq: 0, users: [from, to], members: new Set() };
+    dms.set(key, ch);
+    channels.set(ch.id, ch);
+  }
+  return ch;
+}
 export const conversationOf = (ch) => ({ channelId: ch.id, kind: 'channel', name: ch.name, lastMessage: null, headSeq: ch.seq, lastReadSeq: 0, unreadCount: 0 });
 
 // Returns an error frame payload, or null when the payload is valid.
 export function validateSend(d) {
   const bad = (field, message) => ({ code: 'invalid_payload', message, details: [{ field, message }], ref: d?.ref, clientMsgId: d?.clientMsgId });
   if (!d || typeof d !== 'object') return bad('data', 'data must be an object');
-  if (typeof d.channelId !== 'string' || d.channelId.length > 64) return bad('channelId', 'channelId must be a string');
+  if (d.to !== undefined && d.channelId === undefined) {
+    if (typeof d.to !== 'string' || d.to.length < 1 || d.to.length > 64) return bad('to', 'to must be a username');
+  } else if (typeof d.channelId !== 'string' || d.channelId.length > 64) return bad('channelId', 'channelId must be a string');
   if (typeof d.text !== 'string' || d.text.length < 1 || d.text.length > 4000) return bad('text', 'text must be 1..4000 characters');
   if (typeof d.clientMsgId !== 'string' || d.clientMsgId.length < 1 || d.clientMsgId.length > 64) return bad('clientMsgId', 'clientMsgId must be 1..64 characters');
   return null;

@@ -2,7 +2,7 @@
 // and io.to(room).emit('message.new', ...). Events carry the same names and
 // payloads as Parley's; only the framing is Socket.IO's (42["event",data]).
 import { Server } from 'socket.io';
-import { userFromRequest, channels, joinByName, conversationOf, validateSend, makeMessage, sessionReady, httpServer } from './common.mjs';
+import { userFromRequest, channels, joinByName, dmOf, conversationOf, validateSend, makeMessage, sessionReady, httpServer } from './common.mjs';
 
 const server = httpServer();
 const io = new Server(server, {
@@ -21,14 +21,16 @@ io.use((socket, next) => {
 
 io.on('connection', (socket) => {
   const user = socket.data.user;
+  socket.join(`user:${user.username}`); // direct messages go to both users' rooms
   socket.on('message.send', (d) => {
     const err = validateSend(d);
     if (err) return socket.emit('error', err);
-    const ch = channels.get(d.channelId);
-    if (!ch || !socket.rooms.has(ch.id)) return socket.emit('error', { code: 'forbidden', message: 'not a member', clientMsgId: d.clientMsgId });
+    const dm = d.channelId === undefined;
+    const ch = dm ? dmOf(user.username, d.to) : channels.get(d.channelId);
+    if (!ch || !(dm || socket.rooms.has(ch.id))) return socket.emit('error', { code: 'forbidden', message: 'not a member', clientMsgId: d.clientMsgId });
     const message = makeMessage(ch, user, d);
     socket.emit('message.ack', { clientMsgId: d.clientMsgId, message, duplicate: false });
-    io.to(ch.id).emit('message.new', { message });
+    io.to(dm ? ch.users.map((u) => `user:${u}`) : ch.id).emit('message.new', { message });
   });
   socket.on('channel.join', (d) => {
     if (typeof d?.name !== 'string') return socket.emit('error', { code: 'invalid_payload', message: 'name required' });

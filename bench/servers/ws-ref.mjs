@@ -4,7 +4,7 @@
 // personalization. Each message.new frame is serialized once into one Buffer and
 // that same Buffer is handed to every member socket.
 import { WebSocketServer } from 'ws';
-import { userFromRequest, channels, joinByName, conversationOf, validateSend, makeMessage, sessionReady, httpServer, SEND_BUFFER_CAP } from './common.mjs';
+import { userFromRequest, channels, joinByName, dmOf, conversationOf, validateSend, makeMessage, sessionReady, httpServer, SEND_BUFFER_CAP } from './common.mjs';
 
 const server = httpServer();
 const wss = new WebSocketServer({ noServer: true, maxPayload: 65536 });
@@ -18,12 +18,24 @@ server.on('upgrade', (req, socket, head) => {
 
 const frame = (event, data) => JSON.stringify({ event, data });
 
+// Each user's connections, for direct messages (a DM's members are both users' connections).
+const byUser = new Map();
+function* dmMembers(ch) {
+  for (const u of ch.users) yield* byUser.get(u) ?? [];
+}
+
 function onConnection(ws, user) {
   ws.user = user;
   ws.alive = true;
   ws.chans = new Set();
+  let mine = byUser.get(user.username);
+  if (!mine) byUser.set(user.username, (mine = new Set()));
+  mine.add(ws);
   ws.on('pong', () => { ws.alive = true; });
-  ws.on('close', () => { for (const ch of ws.chans) ch.members.delete(ws); });
+  ws.on('close', () => {
+    for (const ch of ws.chans) ch.members.delete(ws);
+    mine.delete(ws);
+  });
   ws.on('message', (raw) => {
     let f;
     try { f = JSON.parse(raw); } catch { return ws.send(frame('error', { code: 'bad_json', message: 'bad JSON' })); }
@@ -32,12 +44,13 @@ function onConnection(ws, user) {
       case 'message.send': {
         const err = validateSend(d);
         if (err) return ws.send(frame('error', err));
-        const ch = channels.get(d.channelId);
-        if (!ch || !ch.members.has(ws)) return ws.send(frame('error', { code: 'forbidden', message: 'not a member', clientMsgId: d.clientMsgId }));
+        const dm = d.channelId === undefined;
+        const ch = dm ? dmOf(user.username, d.to) : channels.get(d.channelId);
+        if (!ch || !(dm || ch.members.has(ws))) return ws.send(frame('error', { code: 'forbidden', message: 'not a member', clientMsgId: d.clientMsgId }));
         const message = makeMessage(ch, user, d);
         ws.send(frame('message.ack', { clientMsgId: d.clientMsgId, message, duplicate: false }));
         const out = Buffer.from(frame('message.new', { message }));
-        for (const m of ch.members) {
+        for (const m of dm ? dmMembers(ch) : ch.members) {
           // Same slow-consumer rule as Parley (close 4008 past the cap).
           if (m.bufferedAmount > SEND_BUFFER_CAP) { m.close(4008, 'slow consumer'); continue; }
           m.send(out, { binary: false });
