@@ -304,6 +304,28 @@ export class ChannelsService {
   }
 
   /**
+   * The conversation a send goes to, found without an await, or undefined. Answered only when all
+   * that `MessagesService.send`'s general path would check is in memory and allows the post: the
+   * channel (or the open DM, see openDm), the caller a member who has accepted it (so acceptPending
+   * has nothing to do), the channel not archived, and in a DM the caller's blocks loaded and
+   * neither side blocking. Every other case, refusals included, goes down the general path, which
+   * is the one place that words them. Why: every `await` of that path is a promise and a
+   * suspended function kept for the send's life; under load (ingest: thousands of sends waiting
+   * for their commit) they outlive the young generation and the garbage collector copies them.
+   */
+  postableNow(caller: Caller, input: { channelId?: string; to?: string }): ChannelState | undefined {
+    const state = input.to !== undefined ? this.openDm(caller, input.to) : this.store.peek(input.channelId!);
+    if (!state || (state.archivedAt ?? null) !== null) return undefined;
+    const me = state.members.get(caller.id);
+    if (!me || me.acceptedAt === null) return undefined;
+    if (state.kind !== 'dm') return state;
+    const mine = this.blocks.cached(caller.id);
+    if (!mine) return undefined;
+    for (const peer of state.members.keys()) if (peer !== caller.id && eitherBlocked(mine, peer)) return undefined;
+    return state;
+  }
+
+  /**
    * Refuses a post where it may not go: an archived channel (read-only; edits, deletes and
    * reactions should ask this too), a DM between users one of whom blocked the other.
    */

@@ -63,7 +63,15 @@ export class MessagesService implements OnModuleInit {
    * Persist, then answer: the promise resolves only after the row is committed. Posting in a
    * conversation accepts it (a DM someone opened with you, a channel someone added you to).
    */
-  async send(caller: AuthUser, input: SendInput): Promise<SendOutcome> {
+  send(caller: AuthUser, input: SendInput): Promise<SendOutcome> {
+    // Where the conversation and the right to post are known without an await (every send after
+    // a conversation's first, see ChannelsService.postableNow): straight to the writer.
+    const state = (input.channelId === undefined) !== (input.to === undefined) ? this.channels.postableNow(caller, input) : undefined;
+    return state ? this.write(caller, input, state) : this.sendChecked(caller, input);
+  }
+
+  /** `send`'s general path: finds or makes the conversation, checks, accepts, then writes. */
+  private async sendChecked(caller: AuthUser, input: SendInput): Promise<SendOutcome> {
     if ((input.channelId === undefined) === (input.to === undefined)) {
       // Both given: the frame's own validation passes each field alone (each is a valid choice).
       const both = input.channelId !== undefined;
@@ -75,21 +83,25 @@ export class MessagesService implements OnModuleInit {
       : await this.channels.requireMember(input.channelId!, caller.id);
     await this.channels.assertCanPost(state, caller.id);
     await this.channels.acceptPending(state, caller.id, { quiet: true });
-    try {
-      return await this.messageWriter.write({
-        channelId: state.id,
-        sender: { id: caller.id, username: caller.username },
-        text: input.text,
-        clientMsgId: input.clientMsgId,
-        replyToSeq: input.replyToSeq,
-        mentions: parseMentions(input.text, state),
-      });
-    } catch (err) {
+    return this.write(caller, input, state);
+  }
+
+  /** Persist, then answer (the writer's promise resolves after the commit). */
+  private write(caller: AuthUser, input: SendInput, state: ChannelState): Promise<SendOutcome> {
+    const written = this.messageWriter.write({
+      channelId: state.id,
+      sender: { id: caller.id, username: caller.username },
+      text: input.text,
+      clientMsgId: input.clientMsgId,
+      replyToSeq: input.replyToSeq,
+      mentions: parseMentions(input.text, state),
+    });
+    return written.catch(async (err: unknown) => {
       // The writer found no membership: a user deleted since their token was made has none
       // either, and is told 401 (the token outlived its user), not 403. Only on this rare path.
       if (err instanceof AppError && err.code === 'forbidden' && !(await this.users.findById(caller.id))) throw UsersService.callerGone();
       throw err;
-    }
+    });
   }
 
   async history(caller: AuthUser, channelId: string, q: { before?: number; after?: number; limit: number }): Promise<HistoryPage> {

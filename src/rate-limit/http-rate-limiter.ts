@@ -195,6 +195,11 @@ export class HttpRateLimiter {
     return this.check('write', { user: { id: userId } });
   }
 
+  /** Whether checkWrite counts anything (HTTP_RATE_LIMIT on and a write limit set): the send path skips it otherwise. */
+  get limitsWrites(): boolean {
+    return this.byRoute.has('write');
+  }
+
   private degrade(reason: string): void {
     if (this.degraded) return;
     this.degraded = true;
