@@ -11,7 +11,7 @@ import { UsersService } from '../users/users.service.js';
 import { Channel, type ChannelVisibility } from './channel.entity.js';
 import { ChannelQuotas } from './channel-quotas.js';
 import { ChannelState, ChannelStateStore, MemberState } from './channel-state.store.js';
-import { assertNotArchived, ChannelsService, NewMember, webhookChannel } from './channels.service.js';
+import { assertNotArchived, ChannelsService, isArchived, NewMember, webhookChannel } from './channels.service.js';
 import { WebhookOutbox } from '../webhooks/webhook-outbox.js';
 import { AuditService } from '../audit/audit.service.js';
 import { webhookEvents } from '../webhooks/webhook-events.js';
@@ -106,7 +106,7 @@ export class ChannelAdminService {
   /** Administrative action: archive (owner). Read-only from then on; archiving again changes nothing. */
   async archive(caller: Caller, channelId: string): Promise<ChannelDetails> {
     const state = await this.managed(caller, channelId, OWNER, 'only the owner may archive the channel', { archivedOk: true });
-    if ((state.archivedAt ?? null) !== null) return this.detailsOf(state, caller.id);
+    if (isArchived(state)) return this.detailsOf(state, caller.id);
     let row: Channel | null = null;
     await this.writer.transaction(async (em) => {
       await this.authorize(em, channelId, caller.id, OWNER, 'only the owner may archive the channel', { archivedOk: true });

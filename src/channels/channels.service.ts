@@ -7,7 +7,7 @@ import { AppConfig } from '../config/app-config.js';
 import { DatabaseWriter } from '../database/database-writer.js';
 import { FanoutBus } from '../fanout/fanout-bus.js';
 import { PresenceService } from '../presence/presence.service.js';
-import { BlocksService, eitherBlocked } from '../users/blocks.service.js';
+import { type BlockRecord, BlocksService, eitherBlocked } from '../users/blocks.service.js';
 import { toUserRef } from '../users/user.mapper.js';
 import { UsersService } from '../users/users.service.js';
 import { isUniqueViolation } from '../database/unique-violation.js';
@@ -315,14 +315,12 @@ export class ChannelsService {
    */
   postableNow(caller: Caller, input: { channelId?: string; to?: string }): ChannelState | undefined {
     const state = input.to !== undefined ? this.openDm(caller, input.to) : this.store.peek(input.channelId!);
-    if (!state || (state.archivedAt ?? null) !== null) return undefined;
+    if (!state || isArchived(state)) return undefined;
     const me = state.members.get(caller.id);
     if (!me || me.acceptedAt === null) return undefined;
     if (state.kind !== 'dm') return state;
     const mine = this.blocks.cached(caller.id);
-    if (!mine) return undefined;
-    for (const peer of state.members.keys()) if (peer !== caller.id && eitherBlocked(mine, peer)) return undefined;
-    return state;
+    return mine && !dmBlocked(state, caller.id, mine) ? state : undefined;
   }
 
   /**
@@ -332,13 +330,8 @@ export class ChannelsService {
   async assertCanPost(state: ChannelState, userId: string): Promise<void> {
     assertNotArchived(state);
     if (state.kind !== 'dm') return;
-    // The other member (a DM has two), found without an array per send.
-    for (const peer of state.members.keys()) {
-      if (peer === userId) continue;
-      const mine = this.blocks.cached(userId) ?? (await this.blocks.of(userId));
-      if (eitherBlocked(mine, peer)) throw AppError.forbidden('direct messages with this user are blocked');
-      return;
-    }
+    const mine = this.blocks.cached(userId) ?? (await this.blocks.of(userId));
+    if (dmBlocked(state, userId, mine)) throw AppError.forbidden('direct messages with this user are blocked');
   }
 
   /** `POST /channels/:id/accept`: the caller accepts a conversation someone else put them in (idempotent). */
@@ -423,8 +416,16 @@ export function webhookChannel(c: Channel): WebhookChannel {
 const dmKeyOf = (a: string, b: string): string => (a < b ? `${a}:${b}` : `${b}:${a}`);
 
 /** An archived channel is read-only: the one refusal every write path shares (HTTP and WebSocket alike). */
+export const isArchived = (state: ChannelState): boolean => (state.archivedAt ?? null) !== null;
+
 export function assertNotArchived(state: ChannelState): void {
-  if ((state.archivedAt ?? null) !== null) throw AppError.archived();
+  if (isArchived(state)) throw AppError.archived();
+}
+
+/** Whether either member of DM `state` blocked the other (`mine`: `userId`'s blocks); no array per send. */
+function dmBlocked(state: ChannelState, userId: string, mine: BlockRecord): boolean {
+  for (const peer of state.members.keys()) if (peer !== userId) return eitherBlocked(mine, peer);
+  return false;
 }
 
 /** A DM this member hid, with no message since (see Membership.hiddenSeq). */
