@@ -38,6 +38,9 @@ export interface SyncPage extends HistoryPage {
 
 export type { ChangeOrigin as ChangeAsker } from '../fanout/changes.js';
 
+/** A send names exactly one of channelId and to. */
+const oneTarget = (input: SendInput): boolean => (input.channelId === undefined) !== (input.to === undefined);
+
 /** Messages per `sync.result` page; the client repeats while hasMore. */
 export const SYNC_PAGE = 200;
 /** Words of a search query that count. */
@@ -66,13 +69,13 @@ export class MessagesService implements OnModuleInit {
   send(caller: AuthUser, input: SendInput): Promise<SendOutcome> {
     // Where the conversation and the right to post are known without an await (every send after
     // a conversation's first, see ChannelsService.postableNow): straight to the writer.
-    const state = (input.channelId === undefined) !== (input.to === undefined) ? this.channels.postableNow(caller, input) : undefined;
+    const state = oneTarget(input) ? this.channels.postableNow(caller, input) : undefined;
     return state ? this.write(caller, input, state) : this.sendChecked(caller, input);
   }
 
   /** `send`'s general path: finds or makes the conversation, checks, accepts, then writes. */
   private async sendChecked(caller: AuthUser, input: SendInput): Promise<SendOutcome> {
-    if ((input.channelId === undefined) === (input.to === undefined)) {
+    if (!oneTarget(input)) {
       // Both given: the frame's own validation passes each field alone (each is a valid choice).
       const both = input.channelId !== undefined;
       const why = both ? 'give channelId or to, not both' : 'channelId or to is required';
