@@ -1,5 +1,7 @@
 import { createChannel, registerUser, startApp, TestApp } from './helpers/test-app.js';
 import { MetricsService } from '../src/metrics/metrics.service.js';
+import { ConnectionRegistry } from '../src/realtime/connection-registry.js';
+import { CLOSE_GRACE_MS } from '../src/realtime/connection.js';
 import { HandshakeRefused, TestClient } from './helpers/ws-client.js';
 
 /** Gateway limits; they do not depend on the database, so they run on SQLite only. */
@@ -199,6 +201,41 @@ describe('WebSocket limits', () => {
       const seqs = b.log.filter((f) => f.event === 'message.new').map((f) => f.data.message.seq);
       expect(seqs).toEqual(Array.from({ length: sent }, (_, i) => i + 1));
       await b.close();
+    });
+  });
+
+  describe('a server-initiated close to a peer that is not reading', () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await startApp('sqlite');
+    });
+    afterAll(() => t.close());
+
+    // The close frame is in the kernel's buffers, behind frames the peer has not read yet, when
+    // the server gives up waiting (CLOSE_GRACE_MS). A socket closed outright (close(2)) answers
+    // anything the peer sends afterwards, here the pong to a ping it reads first, with a reset,
+    // and the peer's kernel then drops what it had not read, close frame included: the client
+    // saw 1006 instead of the server's code. The server now only ends its side and keeps reading.
+    it('still gets the close code when it reads again after CLOSE_GRACE_MS', async () => {
+      const u = await registerUser(t, 'napper');
+      const channelId = await createChannel(t, u, []);
+      const { client } = await TestClient.connect(t.wsUrl, u.token);
+      const tcp = (client.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      tcp.pause();
+      const [conn] = [...(t.app.get(ConnectionRegistry).of(u.id) ?? [])];
+      conn.socket.ping(); // what the heartbeat sends; the client answers it as soon as it reads it
+      // More after the ping than the client's receive buffer holds, so that the kernel on the
+      // server's side still has some of it, close frame last, when the client reads again.
+      const text = 'x'.repeat(3900);
+      for (let i = 0; i < 40; i++) {
+        await t.http().post(`/channels/${channelId}/messages`).set(u.auth).send({ text, clientMsgId: `nap-${i}` }).expect(201);
+      }
+      await t.http().post('/auth/logout').set(u.auth).expect(204); // the server closes: 1008
+      await new Promise((r) => setTimeout(r, CLOSE_GRACE_MS + 500));
+      const raw = (conn.socket as unknown as { _socket: { writableLength: number } })._socket;
+      expect(raw.writableLength).toBe(0); // everything, close frame included, was in the kernel
+      tcp.resume();
+      expect(await client.waitClosed(5000)).toEqual({ code: 1008, reason: 'session ended' });
     });
   });
 });

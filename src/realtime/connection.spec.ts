@@ -19,6 +19,7 @@ function fakeTcp() {
         pending = [];
       }
     },
+    end: jest.fn(),
     write(b: Buffer) {
       if (this.writableCorked > 0) pending.push(b);
       else wire.push([b]);
@@ -126,6 +127,25 @@ describe('Connection close', () => {
     }
     expect(elapsed).toBeGreaterThanOrEqual(CLOSE_GRACE_MAX_MS);
     expect(elapsed).toBeLessThanOrEqual(CLOSE_GRACE_MAX_MS + CLOSE_GRACE_MS);
+  });
+
+  it('only ends its side once the close frame is in the kernel, so a late reader still gets it', () => {
+    const { conn, socket, tcp } = closingSocket(0);
+    conn.close(1008, 'session ended');
+    jest.advanceTimersByTime(CLOSE_GRACE_MS);
+    expect(tcp.end).toHaveBeenCalledTimes(1);
+    expect(socket.terminate).not.toHaveBeenCalled(); // ws's close timer destroys it at CLOSE_GRACE_MAX_MS
+  });
+
+  it('ends its side when a reading peer has taken everything queued ahead of the close frame', () => {
+    const { conn, socket, tcp } = closingSocket(100_000);
+    conn.close(4008, 'slow consumer');
+    tcp.writableLength = 40_000;
+    jest.advanceTimersByTime(CLOSE_GRACE_MS);
+    tcp.writableLength = 0;
+    jest.advanceTimersByTime(CLOSE_GRACE_MS);
+    expect(tcp.end).toHaveBeenCalledTimes(1);
+    expect(socket.terminate).not.toHaveBeenCalled();
   });
 
   it('leaves a socket alone once the close handshake has finished', () => {

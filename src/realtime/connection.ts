@@ -19,6 +19,7 @@ interface TcpSocket {
   write(b: Buffer): boolean;
   cork(): void;
   uncork(): void;
+  end(): void;
 }
 
 /** Sockets corked in this turn of the event loop, uncorked together at its end. */
@@ -183,15 +184,21 @@ export class Connection {
    * after CLOSE_GRACE_MS. But the close frame leaves behind whatever was queued before it (a slow
    * consumer's is up to SEND_BUFFER_CAP_BYTES), and a peer still reading that queue would lose its
    * close code (1006 instead of 4008) if cut on a fixed clock. So each period in which the queue
-   * shrank buys another, up to CLOSE_GRACE_MAX_MS in all (ws's own close timeout). Once the queue
-   * is empty the close frame is in the kernel, which sends what it holds before the FIN of a cut
-   * socket (unless unread input makes it reset).
+   * shrank buys another, up to CLOSE_GRACE_MAX_MS in all (ws's own close timeout).
+   *
+   * Once Node's queue is empty the close frame is in the kernel, maybe behind frames the peer has
+   * not read yet. Then this side only ends (a FIN after the kernel's data) and keeps reading:
+   * a socket closed outright answers whatever the peer sends next (the pong to a ping it reads on
+   * its way to the close frame) with a reset, and the reset drops the data the kernel still held,
+   * close frame included (test/limits.e2e-spec.ts). ws's own close timer (CLOSE_GRACE_MAX_MS
+   * after the close) destroys a socket whose peer never finishes.
    */
   private reapUnlessDraining(deadline: number, queuedBefore: number): void {
     setTimeout(() => {
       if (this.socket.readyState === 3) return; // CLOSED: the handshake finished
       const queued = this.queued();
       if (queued > 0 && queued < queuedBefore && Date.now() < deadline) this.reapUnlessDraining(deadline, queued);
+      else if (queued === 0) (this.socket as unknown as Partial<RawSocket>)._socket?.end();
       else this.socket.terminate();
     }, CLOSE_GRACE_MS).unref();
   }
