@@ -1,6 +1,6 @@
 // What this machine charges for what Parley's write path does and an in-memory server does not:
 // system calls, waking another thread (the hand-over to the SQLite writer thread and back), and a
-// durable commit. Measured at the start of every run (about 2.5 s) and printed beside the
+// durable commit. Measured at the start of every run (about 7.5 s) and printed beside the
 // machine's name, because the ratios against the references depend on them: on the 2-core VM of
 // docs/benchmarks.md a system call cost about a microsecond and a thread wake-up tens of them, and
 // the writer thread's kernel time was 30 % of Parley's CPU for a lone sender. Each figure is the
@@ -15,6 +15,10 @@
 //   thread and its SQLite writer thread talk;
 // - durable commit: what one small SQLite WAL commit does to the file (7 pages, each written as a
 //   24-byte frame header and a 4,096-byte page, then one fsync), in the run's temporary folder.
+// - the same two after 20 ms of idleness each (the postMessage round trip and the durable
+//   commit): at ordinary load (the fan-out's 50 messages a second) every send finds both threads
+//   asleep and the disk idle, and on the 2-core VM of docs/benchmarks.md both cost several times
+//   their back-to-back figure (0.6.5). Wall time of the operation alone, the sleeps left out.
 import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -105,7 +109,30 @@ function durableCommits(dir) {
   };
 }
 
-/** The four figures, for summary.machine, or `{ error }` when a measurement failed (the run goes on). */
+const IDLE_MS = 20;
+
+/**
+ * `op` `n` times, each after IDLE_MS of sleep, three times; the medians of the per-round means of
+ * the operation's own wall and CPU µs (the sleeps are not counted).
+ */
+async function measureAfterIdle(n, op) {
+  const wall = [], cpu = [];
+  for (let r = 0; r < 3; r++) {
+    let w = 0, c = 0;
+    for (let i = 0; i < n; i++) {
+      await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+      const c0 = cpuUs(), t0 = performance.now();
+      await op();
+      w += (performance.now() - t0) * 1000;
+      c += cpuUs() - c0;
+    }
+    wall.push(w / n);
+    cpu.push(c / n);
+  }
+  return { wallUs: round2(median(wall)), cpuUs: round2(median(cpu)) };
+}
+
+/** The figures, for summary.machine, or `{ error }` when a measurement failed (the run goes on). */
 export async function machineCosts(dir) {
   try {
     const out = {};
@@ -118,6 +145,8 @@ export async function machineCosts(dir) {
       const probe = await open();
       try {
         out[name] = await measure(n, probe.run);
+        // The same operation once at a time after idleness (about 2.4 s each).
+        if (name === 'postMessageRoundTrip' || name === 'durableCommit') out[`${name}AfterIdle`] = await measureAfterIdle(40, () => probe.run(1));
       } finally {
         await probe.stop();
       }
@@ -132,5 +161,6 @@ export function describeCosts(c) {
   if (!c || c.error) return `machine costs: not measured (${c?.error ?? 'skipped'})`;
   const f = (x) => `${x.wallUs} µs (CPU ${x.cpuUs} µs)`;
   return `machine costs (medians of 3): syscall ${f(c.syscall)}; thread wake round trip ${f(c.wakeRoundTrip)}; ` +
-    `postMessage round trip ${f(c.postMessageRoundTrip)}; durable commit of 7 pages ${f(c.durableCommit)}`;
+    `postMessage round trip ${f(c.postMessageRoundTrip)}; durable commit of 7 pages ${f(c.durableCommit)}` +
+    (c.durableCommitAfterIdle ? `; after ${IDLE_MS} ms idle: postMessage round trip ${f(c.postMessageRoundTripAfterIdle)}, durable commit ${f(c.durableCommitAfterIdle)}` : '');
 }
