@@ -15,7 +15,7 @@ import { WebhookChannel, webhookEvents } from '../webhooks/webhook-events.js';
 import { WebhookOutbox } from '../webhooks/webhook-outbox.js';
 import { Channel } from './channel.entity.js';
 import { ChannelQuotas } from './channel-quotas.js';
-import { ChannelState, ChannelStateStore, MemberState } from './channel-state.store.js';
+import { ChannelState, ChannelStateStore, isArchived, MemberState } from './channel-state.store.js';
 import { byRecentActivity, ConversationView, PresenceStatus, toConversation } from './conversation.mapper.js';
 import type { ChannelSummary, CreateChannelDto } from './dto/channel.dto.js';
 import { Membership, MemberRole } from './membership.entity.js';
@@ -416,8 +416,6 @@ export function webhookChannel(c: Channel): WebhookChannel {
 const dmKeyOf = (a: string, b: string): string => (a < b ? `${a}:${b}` : `${b}:${a}`);
 
 /** An archived channel is read-only: the one refusal every write path shares (HTTP and WebSocket alike). */
-export const isArchived = (state: ChannelState): boolean => (state.archivedAt ?? null) !== null;
-
 export function assertNotArchived(state: ChannelState): void {
   if (isArchived(state)) throw AppError.archived();
 }

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ApiNullableRef } from '../common/api-nullable.decorator.js';
 import { MessageView } from '../messages/message.mapper.js';
-import { type ChannelState, mentionCount, unreadCount } from './channel-state.store.js';
+import { type ChannelState, isArchived, mentionCount, unreadCount } from './channel-state.store.js';
 
 export type PresenceStatus = 'online' | 'offline';
 
@@ -58,7 +58,7 @@ export function toConversation(
     accepted: (state.members.get(userId)?.acceptedAt ?? null) !== null,
     muted: (state.members.get(userId)?.mutedAt ?? null) !== null,
     topic: state.topic ?? null,
-    archived: (state.archivedAt ?? null) !== null,
+    archived: isArchived(state),
   };
   if (state.kind === 'dm') {
     const peer = [...state.members.values()].find((m) => m.userId !== userId) ?? state.members.get(userId);

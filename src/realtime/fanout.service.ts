@@ -1,6 +1,6 @@
 import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
-import { ChannelState, ChannelStateStore, mentionCount, unreadCount } from '../channels/channel-state.store.js';
+import { ChannelState, ChannelStateStore, isArchived, mentionCount, unreadCount } from '../channels/channel-state.store.js';
 import { ChannelsService } from '../channels/channels.service.js';
 import { AppConfig } from '../config/app-config.js';
 import type { ChangeOrigin } from '../fanout/changes.js';
@@ -294,7 +294,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       headRev: channel.headRev,
       name: channel.name ?? '',
       topic: channel.topic ?? null,
-      archived: (channel.archivedAt ?? null) !== null,
+      archived: isArchived(channel),
     });
     const head = `{"event":"conversation.update","data":{"conversation":${shared.slice(0, -1)},"lastReadSeq":`;
     return (userId) => {
