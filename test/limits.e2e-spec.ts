@@ -214,8 +214,9 @@ describe('WebSocket limits', () => {
     // The close frame is in the kernel's buffers, behind frames the peer has not read yet, when
     // the server gives up waiting (CLOSE_GRACE_MS). A socket closed outright (close(2)) answers
     // anything the peer sends afterwards, here the pong to a ping it reads first, with a reset,
-    // and the peer's kernel then drops what it had not read, close frame included: the client
-    // saw 1006 instead of the server's code. The server now only ends its side and keeps reading.
+    // and the reset drops what the server's kernel still held for the peer, close frame included:
+    // the client saw 1006 instead of the server's code. The server now only ends its side and
+    // keeps reading.
     it('still gets the close code when it reads again after CLOSE_GRACE_MS', async () => {
       const u = await registerUser(t, 'napper');
       const channelId = await createChannel(t, u, []);

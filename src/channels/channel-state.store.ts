@@ -556,10 +556,10 @@ function dropUpTo(lists: Map<string, number[]>, userId: string, seq: number): vo
   else lists.delete(userId);
 }
 
-/** Messages above `lastReadSeq` that count as unread: all of them but the deleted ones. */
 /** Whether a channel is archived (read-only); the state carries `archivedAt` or null, or nothing when it never was. */
 export const isArchived = (state: ChannelState): boolean => (state.archivedAt ?? null) !== null;
 
+/** Messages above `lastReadSeq` that count as unread: all of them but the deleted ones. */
 export function unreadCount(state: ChannelState, lastReadSeq: number): number {
   if (lastReadSeq >= state.headSeq) return 0;
   const deletedAbove = state.deletedSeqs.length - lowerBound(state.deletedSeqs, lastReadSeq + 1);
