@@ -174,9 +174,14 @@ export class Connection {
     this.reapUnlessDraining(Date.now() + CLOSE_GRACE_MAX_MS, this.queued());
   }
 
+  /** The TCP socket under ws's (absent once ws has let go of it). */
+  private tcp(): TcpSocket | undefined {
+    return (this.socket as unknown as Partial<RawSocket>)._socket;
+  }
+
   /** Bytes of this socket's still in Node's hands (not yet taken by the kernel). */
   private queued(): number {
-    return (this.socket as unknown as Partial<RawSocket>)._socket?.writableLength ?? 0;
+    return this.tcp()?.writableLength ?? 0;
   }
 
   /**
@@ -198,7 +203,7 @@ export class Connection {
       if (this.socket.readyState === 3) return; // CLOSED: the handshake finished
       const queued = this.queued();
       if (queued > 0 && queued < queuedBefore && Date.now() < deadline) this.reapUnlessDraining(deadline, queued);
-      else if (queued === 0) (this.socket as unknown as Partial<RawSocket>)._socket?.end();
+      else if (queued === 0) this.tcp()?.end();
       else this.socket.terminate();
     }, CLOSE_GRACE_MS).unref();
   }
