@@ -1,7 +1,7 @@
 import { createChannel, registerUser, startApp, TestApp } from './helpers/test-app.js';
 import { MetricsService } from '../src/metrics/metrics.service.js';
 import { ConnectionRegistry } from '../src/realtime/connection-registry.js';
-import { CLOSE_GRACE_MS } from '../src/realtime/connection.js';
+import { CLOSE, CLOSE_GRACE_MS } from '../src/realtime/connection.js';
 import { HandshakeRefused, TestClient } from './helpers/ws-client.js';
 
 /** Gateway limits; they do not depend on the database, so they run on SQLite only. */
@@ -42,6 +42,30 @@ describe('WebSocket limits', () => {
       await first.close();
       await new Promise((r) => setTimeout(r, 50));
       const third = (await TestClient.connect(t.wsUrl, u.token)).client;
+      await Promise.all([second.close(), third.close()]);
+    });
+
+    // A socket the server has closed can take up to 30 s to finish (a client reading slowly, or
+    // gone without a FIN): its place is given back at the server's close, not at the socket's.
+    it('takes a connection again as soon as the server closes one, before its socket has finished', async () => {
+      const u = await registerUser(t);
+      const gauge = async () => (await t.app.get(MetricsService).connections.get()).values[0].value;
+      const before = await gauge();
+      const first = (await TestClient.connect(t.wsUrl, u.token)).client;
+      const second = (await TestClient.connect(t.wsUrl, u.token)).client;
+      const tcp = (first.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      tcp.pause(); // it will not answer the close for now
+      const registry = t.app.get(ConnectionRegistry);
+      const [conn] = registry.of(u.id)!; // the first to open
+      conn.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
+      expect(conn.socket.readyState).toBe(2); // CLOSING: the client has not answered
+      expect([registry.count(u.id), await gauge()]).toEqual([1, before + 1]);
+      const third = (await TestClient.connect(t.wsUrl, u.token)).client;
+      tcp.resume();
+      expect(await first.waitClosed(5000)).toEqual({ code: 4008, reason: 'slow consumer' });
+      await new Promise((r) => setTimeout(r, 50));
+      // The socket's own close gave nothing back a second time.
+      expect([registry.count(u.id), await gauge()]).toEqual([2, before + 2]);
       await Promise.all([second.close(), third.close()]);
     });
 

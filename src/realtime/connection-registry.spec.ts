@@ -5,12 +5,12 @@ import { textFrame } from './ws-frame.js';
 
 describe('ConnectionRegistry delivery', () => {
   const written = new Map<string, Buffer[]>();
-  const limits = { sendBufferCap: 1 << 20, onSlowConsumer: () => { throw new Error('slow'); } };
+  const policy = { sendBufferCap: 1 << 20, onSlowConsumer: () => { throw new Error('slow'); }, onServerClose: () => undefined };
   const connect = (registry: ConnectionRegistry, id: string, userId: string) => {
     // Every frame is written to the TCP socket (a fake one here, never corked for long).
     const tcp = { writableLength: 0, writableCorked: 0, cork: () => undefined, uncork: () => undefined, write: (b: Buffer) => { written.set(id, [...(written.get(id) ?? []), b]); return true; } };
     const socket = { readyState: 1, bufferedAmount: 0, _socket: tcp };
-    const conn = new Connection(id, { id: userId, username: userId }, socket as unknown as WebSocket, null, limits);
+    const conn = new Connection(id, { id: userId, username: userId }, socket as unknown as WebSocket, null, policy);
     conn.open('{"event":"session.ready"}'); // nothing held from now on
     written.delete(id); // session.ready is not what is checked here
     registry.add(conn);
@@ -55,12 +55,14 @@ describe('ConnectionRegistry delivery', () => {
     const b = connect(registry, 'b', 'u1');
     const c = connect(registry, 'c', 'u1');
     expect([registry.count('u1'), [...registry.of('u1')!]]).toEqual([3, [a, b, c]]);
-    expect(registry.remove(a)).toBe(2);
-    expect(registry.remove(c)).toBe(1);
+    expect(registry.remove(a)).toBe(true);
+    expect(registry.count('u1')).toBe(2);
+    expect(registry.remove(c)).toBe(true);
     expect([registry.count('u1'), [...registry.of('u1')!], registry.first('u1')]).toEqual([1, [b], b]);
-    expect(registry.remove(c)).toBe(1); // already gone: nothing changes
+    expect(registry.remove(c)).toBe(false); // already gone: nothing changes
+    expect(registry.count('u1')).toBe(1);
     expect(registry.toMembers(new Map([['u1', {}]]), 'm')).toBe(1);
-    expect(registry.remove(b)).toBe(0);
+    expect(registry.remove(b)).toBe(true);
     expect([registry.count('u1'), registry.of('u1'), registry.first('u1')]).toEqual([0, undefined, undefined]);
     expect(registry.toMembers(new Map([['u1', {}]]), 'm')).toBe(0);
     expect([...registry.connections()]).toEqual([]);

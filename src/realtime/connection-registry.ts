@@ -34,24 +34,22 @@ export class ConnectionRegistry {
     return 2;
   }
 
-  /** Returns how many connections the user still has here. */
-  remove(conn: Connection): number {
-    if (!this.all.delete(conn)) return this.count(conn.user.id);
+  /** False if it was not here (already removed): the caller's release happens once. */
+  remove(conn: Connection): boolean {
+    if (!this.all.delete(conn)) return false;
     if (conn.address) {
       const n = (this.byAddress.get(conn.address) ?? 1) - 1;
       if (n > 0) this.byAddress.set(conn.address, n);
       else this.byAddress.delete(conn.address);
     }
     const held = this.byUser.get(conn.user.id);
-    if (held === conn) {
-      this.byUser.delete(conn.user.id);
-      return 0;
+    if (held === conn) this.byUser.delete(conn.user.id);
+    else if (held instanceof Set) {
+      held.delete(conn);
+      if (held.size === 1) this.byUser.set(conn.user.id, held.values().next().value!);
+      else if (held.size === 0) this.byUser.delete(conn.user.id);
     }
-    if (!(held instanceof Set)) return held === undefined ? 0 : 1;
-    held.delete(conn);
-    if (held.size === 1) this.byUser.set(conn.user.id, held.values().next().value!);
-    else if (held.size === 0) this.byUser.delete(conn.user.id);
-    return held.size;
+    return true;
   }
 
   /** The user's connections here, if any. */

@@ -29,9 +29,9 @@ function fakeTcp() {
   return { tcp, wire };
 }
 
-const limits = { sendBufferCap: 1 << 20, onSlowConsumer: () => undefined };
+const policy = { sendBufferCap: 1 << 20, onSlowConsumer: () => undefined, onServerClose: () => undefined };
 const open = (tcp: object) => {
-  const conn = new Connection('c', { id: 'u', username: 'u' }, { readyState: 1, _socket: tcp } as unknown as WebSocket, null, limits);
+  const conn = new Connection('c', { id: 'u', username: 'u' }, { readyState: 1, _socket: tcp } as unknown as WebSocket, null, policy);
   conn.open('ready');
   return conn;
 };
@@ -87,7 +87,7 @@ describe('Connection close', () => {
         this.readyState = 3;
       }),
     };
-    const conn = new Connection('c', { id: 'u', username: 'u' }, socket as unknown as WebSocket, null, limits);
+    const conn = new Connection('c', { id: 'u', username: 'u' }, socket as unknown as WebSocket, null, policy);
     conn.open('ready');
     return { conn, socket, tcp };
   }

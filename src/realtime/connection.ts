@@ -3,10 +3,18 @@ import type { AuthUser } from '../auth/auth.service.js';
 import { TokenBucket } from './token-bucket.js';
 import { textFrame } from './ws-frame.js';
 
-/** How much a socket may have queued, and what happens to one that has more. */
-export interface SendLimits {
+/**
+ * What every connection of an instance shares: how much a socket may have queued, what happens to
+ * one that has more, and who hears that the server closed one.
+ */
+export interface ConnectionPolicy {
   sendBufferCap: number;
   onSlowConsumer: (conn: Connection) => void;
+  /**
+   * The server has closed this connection (any code): it is over for everyone but the socket,
+   * which may take up to CLOSE_GRACE_MAX_MS to finish the close handshake.
+   */
+  onServerClose: (conn: Connection) => void;
 }
 
 /** The ws internals send and sendFrame use (ws exposes no API for a raw write). */
@@ -99,7 +107,7 @@ export class Connection {
     readonly socket: WebSocket,
     readonly bucket: TokenBucket | null,
     /** Shared by every connection of the instance (one field, not two, per connection). */
-    private readonly limits: SendLimits,
+    private readonly policy: ConnectionPolicy,
   ) {}
 
   /** False once the socket is closing or closed (from either side): frames would reach nobody. */
@@ -136,7 +144,7 @@ export class Connection {
     if (this.socket.readyState !== 1) return;
     const tcp = (this.socket as unknown as RawSocket)._socket;
     if (this.overCap(tcp.writableLength, frame.length)) {
-      this.limits.onSlowConsumer(this);
+      this.policy.onSlowConsumer(this);
       return;
     }
     if (own) corkForTurn(tcp);
@@ -149,7 +157,7 @@ export class Connection {
    * alone be larger than the cap, and that says nothing about the reader.
    */
   private overCap(buffered: number, bytes: number): boolean {
-    return buffered > 0 && buffered + bytes > this.limits.sendBufferCap;
+    return buffered > 0 && buffered + bytes > this.policy.sendBufferCap;
   }
 
   /** Sends `first` ahead of everything held back since the connection opened. */
@@ -165,6 +173,7 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.held = null;
+    this.policy.onServerClose(this);
     try {
       this.socket.close(code, reason);
     } catch {

@@ -6,14 +6,14 @@ import type { AppConfig } from '../config/app-config.js';
 import type { MetricsService } from '../metrics/metrics.service.js';
 import { addressKey } from '../rate-limit/http-rate-limiter.js';
 import { clientAddressOf } from './client-address.js';
-import { Connection, type SendLimits } from './connection.js';
+import { Connection, type ConnectionPolicy } from './connection.js';
 import { ParleyWsAdapter } from './parley-ws.adapter.js';
 import type { SessionService } from './session.service.js';
 
 /** What an idle connection keeps was trimmed (bench/run.mjs --only connections); its behaviour must not change. */
 
 describe('Connection.expiresAt', () => {
-  const conn = () => new Connection('1', { id: 'u', username: 'u' }, {} as WebSocket, null, {} as SendLimits);
+  const conn = () => new Connection('1', { id: 'u', username: 'u' }, {} as WebSocket, null, {} as ConnectionPolicy);
 
   it('never expires until set; holds a token exp (whole seconds) exactly', () => {
     const c = conn();

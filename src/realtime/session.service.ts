@@ -14,7 +14,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { PresenceService } from '../presence/presence.service.js';
 import { toUserRef } from '../users/user.mapper.js';
 import { clientAddressOf } from './client-address.js';
-import { CLOSE, Connection, SendLimits } from './connection.js';
+import { CLOSE, Connection, ConnectionPolicy } from './connection.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { frame } from './server-events.js';
 import { TokenBucket } from './token-bucket.js';
@@ -144,7 +144,7 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
     const bucket = this.config.rateLimitPerSec > 0 ? new TokenBucket(this.config.rateLimitPerSec, this.config.rateLimitBurst) : null;
     // A short per-process id (an idle connection's every byte counts); sessionId adds the
     // instance prefix to make it unique across instances and restarts.
-    const conn = new Connection((++this.connectionSeq).toString(36), user, socket, bucket, this.sendLimits);
+    const conn = new Connection((++this.connectionSeq).toString(36), user, socket, bucket, this.policy);
     conn.expiresAt = session.expiresAt;
     conn.address = (req as TaggedRequest)[HANDSHAKE_ADDRESS] ?? null;
     conn.sessionId = sibling?.sessionId === session.sessionId ? sibling.sessionId : session.sessionId;
@@ -187,7 +187,17 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
     const conn = connectionOf(socket);
     if (!conn) return;
     conn.closed = true;
-    this.registry.remove(conn);
+    this.release(conn);
+  }
+
+  /**
+   * Gives back a connection's place: its quota slots, its presence count, the gauge. Once, at the
+   * server's close or at the socket's, whichever comes first: a socket the server has closed may
+   * take up to 30 s to finish (a peer reading slowly, or a dead one), and it must not count against
+   * the user's reconnect or keep them online meanwhile.
+   */
+  private release(conn: Connection): void {
+    if (!this.registry.remove(conn)) return;
     this.metrics.connections.dec();
     this.presence.disconnected(conn.user);
   }
@@ -223,11 +233,16 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
   }
 
   // Shared by every connection (no closure or field per socket: idle connections are mostly overhead).
-  private readonly sendLimits: SendLimits = {
+  private readonly policy: ConnectionPolicy = {
     sendBufferCap: this.config.sendBufferCapBytes,
     onSlowConsumer: (conn) => {
       this.metrics.closes.inc({ reason: 'slow_consumer' });
       conn.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
+    },
+    // Not while shutting down: presence.stop() hands the whole instance's presence over at once,
+    // where a release per socket would start an offline announcement (and its write) per user.
+    onServerClose: (conn) => {
+      if (!this.shuttingDown) this.release(conn);
     },
   };
 
