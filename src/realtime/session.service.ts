@@ -239,8 +239,9 @@ export class SessionService implements OnModuleInit, OnModuleDestroy {
       this.metrics.closes.inc({ reason: 'slow_consumer' });
       conn.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
     },
-    // Not while shutting down: presence.stop() hands the whole instance's presence over at once,
-    // where a release per socket would start an offline announcement (and its write) per user.
+    // Not while shutting down: presence.stop() retires the whole instance's presence at once (the
+    // other instances see it lapse after the grace), where a release per socket would start an
+    // offline announcement, and its lastSeenAt write, per user while the database is closing.
     onServerClose: (conn) => {
       if (!this.shuttingDown) this.release(conn);
     },
