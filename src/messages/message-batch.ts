@@ -56,14 +56,18 @@ export interface MessageBatchOps {
   findExisting(pairs: { senderId: string; clientMsgId: string }[]): Promise<Map<string, MessageView>> | Map<string, MessageView>;
   /** Which of these (channelId, userId) pairs are memberships, keyed `${channelId}\u0000${userId}`. */
   findMembers(pairs: { channelId: string; userId: string }[]): Promise<Set<string>> | Set<string>;
-  /** Adds n to the channel's head_seq and head_rev and returns the new heads (null: no such channel, or archived). */
-  bumpHead(channelId: string, n: number): Promise<Heads | null> | Heads | null;
-  /** Locks the channel's row (PostgreSQL; SQLite's writer is alone anyway) and reads its heads. */
-  lockChannel(channelId: string): Promise<Heads | null> | Heads | null;
+  /**
+   * The batch's channels, taken in the order given (sorted by id: the lock order across
+   * instances): each one with n > 0 gets n added to head_seq and head_rev, each one with n = 0 (a
+   * channel with changes only) is locked and read (PostgreSQL; SQLite's writer is alone anyway).
+   * The map holds every channel that exists: a bumped one's new heads, the others' as they are,
+   * and an archived one with `archived` set (never bumped).
+   */
+  takeHeads(channels: [channelId: string, n: number][]): Promise<Map<string, Heads>> | Map<string, Heads>;
   setHeadRev(channelId: string, rev: number): Promise<void> | void;
   insert(messages: MessageView[], createdAtMs: number): Promise<void> | void;
-  /** Moves a member's read marker up to seq (never down). */
-  advanceMarker(channelId: string, userId: string, seq: number): Promise<void> | void;
+  /** Moves each member's read marker up to its seq (never down). */
+  advanceMarkers(markers: ReadMarker[]): Promise<void> | void;
   findMessage(channelId: string, seq: number): Promise<MessageView | null> | MessageView | null;
   /** The channel's messages, not deleted, that answer message `seq` (by the partial index on reply_to_seq), in no order. */
   repliesTo(channelId: string, seq: number): Promise<MessageView[]> | MessageView[];
@@ -86,8 +90,14 @@ export interface MessageBatchOps {
 export interface Heads {
   headSeq: number;
   headRev: number;
-  /** lockChannel only: the channel is archived (read-only). */
+  /** The channel is archived (read-only): its heads were read, not bumped. */
   archived?: boolean;
+}
+
+export interface ReadMarker {
+  channelId: string;
+  userId: string;
+  seq: number;
 }
 
 /** What the transaction makes of a new message; the rest of it is the request's. */
@@ -276,17 +286,18 @@ export async function writeBatch(ops: MessageBatchOps, all: Request[], opts: Bat
   const now = Date.now();
   const createdAt = new Date(now).toISOString();
   const created: MessageView[] = [];
-  for (const channelId of [...new Set([...byChannel.keys(), ...changeChannels])].sort()) {
+  const order = [...new Set([...byChannel.keys(), ...changeChannels])].sort();
+  const taken = await ops.takeHeads(order.map((channelId) => [channelId, byChannel.get(channelId)?.length ?? 0]));
+  for (const channelId of order) {
     const idx = byChannel.get(channelId);
+    const head = taken.get(channelId);
     if (!idx) {
-      const locked = await ops.lockChannel(channelId);
-      if (locked) heads.set(channelId, locked);
+      if (head) heads.set(channelId, head);
       continue;
     }
-    const head = await ops.bumpHead(channelId, idx.length);
-    // No row: gone, or archived since the in-memory check let these sends in (another
-    // instance's archive, a bus round trip ago). The batch splits down to these sends.
-    if (head === null) throw (await ops.lockChannel(channelId)) ? AppError.archived() : AppError.notFound('channel');
+    // Gone, or archived since the in-memory check let these sends in (another instance's
+    // archive, a bus round trip ago). The batch splits down to these sends.
+    if (!head || head.archived) throw head ? AppError.archived() : AppError.notFound('channel');
     heads.set(channelId, head);
     idx.forEach((i, k) => {
       const target = replies.get(i);
@@ -308,14 +319,14 @@ export async function writeBatch(ops: MessageBatchOps, all: Request[], opts: Bat
   for (const m of created) if (m.mentions.length > 0) await ops.setMentions(m.channelId, m.seq, m.mentions.map((u) => u.id), false);
 
   // 5. Sending reads up to one's own message: that is what makes unread = head - lastRead exact.
-  const markers = new Map<string, { channelId: string; userId: string; seq: number }>();
+  const markers = new Map<string, ReadMarker>();
   for (const m of created) {
     if (!m.sender) continue; // a system message reads nobody's marker forward
     const key = pairKey(m.channelId, m.sender.id);
     const cur = markers.get(key);
     if (!cur || cur.seq < m.seq) markers.set(key, { channelId: m.channelId, userId: m.sender.id, seq: m.seq });
   }
-  for (const m of markers.values()) await ops.advanceMarker(m.channelId, m.userId, m.seq);
+  if (markers.size > 0) await ops.advanceMarkers([...markers.values()]);
 
   // Repeats inside the batch get the message their first copy created.
   for (const [i, first] of repeats) {

@@ -54,6 +54,36 @@ describe.each(DATABASES)('MessagesService on %s', (db) => {
     expect(out.map((o) => [o.message.channelId === c1 ? 'c1' : 'c2', o.message.seq])).toEqual([['c1', 1], ['c2', 1], ['c1', 2], ['c2', 2]]);
   });
 
+  // One batch over several channels takes all their heads at once on PostgreSQL (takeHeads):
+  // what each channel gets must not change, nor the refusal of one archived behind memory's back.
+  it('takes several channels\' heads in one batch: seqs, revs, markers, a change, and an archived one refused alone', async () => {
+    const [a, b] = [await user(), await user()];
+    const [c1, c2, c3, c4] = [await channel(a, [b]), await channel(a, [b]), await channel(a, [b]), await channel(a, [b])];
+    await messages.send(a, { channelId: c1, text: 'before', clientMsgId: 'th-0' });
+    const edited = await messages.send(b, { channelId: c4, text: 'to edit', clientMsgId: 'th-e' });
+    const ds = ctx.get(DataSource);
+    // Archived in the database only (another instance, a bus round trip ago): memory lets the send in.
+    await ds.query(`UPDATE channels SET archived_at = ${Date.now()} WHERE id = '${c3}'`);
+    const sends = [c1, c2, c3, c1, c2].map((channelId, i) => messages.send(a, { channelId, text: `t${i}`, clientMsgId: `th-${i + 1}` }).catch((e: unknown) => e));
+    const edit = messages.edit(b, c4, edited.message.seq, 'edited');
+    const [out, change] = await Promise.all([Promise.all(sends), edit]);
+    const ok = (o: unknown) => (o as { message: { channelId: string; seq: number; rev: number } }).message;
+    expect([out[0], out[1], out[3], out[4]].map((o) => [ok(o).channelId, ok(o).seq, ok(o).rev])).toEqual([
+      [c1, 2, 2],
+      [c2, 1, 1],
+      [c1, 3, 3],
+      [c2, 2, 2],
+    ]);
+    expect(out[2]).toBeInstanceOf(AppError);
+    expect((out[2] as AppError).code).toBe(AppError.archived().code);
+    expect([change.changed, change.message.text, change.message.rev]).toEqual([true, 'edited', 2]);
+    const rows = await ds.query(
+      `SELECT c.id, c.head_seq, c.head_rev, m.last_read_seq FROM channels c JOIN memberships m ON m.channel_id = c.id AND m.user_id = '${a.id}' WHERE c.id IN ('${c1}', '${c2}', '${c3}', '${c4}')`,
+    );
+    const byChannel = Object.fromEntries(rows.map((r: Record<string, unknown>) => [r.id, [Number(r.head_seq), Number(r.head_rev), Number(r.last_read_seq)]]));
+    expect(byChannel).toEqual({ [c1]: [3, 3, 3], [c2]: [2, 2, 2], [c3]: [0, 0, 0], [c4]: [1, 2, 0] });
+  });
+
   it('is idempotent on (sender, clientMsgId): retries, also concurrent ones, return the original', async () => {
     const [a, b] = [await user(), await user()];
     const id = await channel(a, [b]);

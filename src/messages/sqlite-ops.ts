@@ -3,7 +3,7 @@ import type { OutboxRow } from '../webhooks/webhook-events.js';
 import { outboxInsertStatements } from '../webhooks/webhook-outbox-sql.js';
 import { MESSAGE_COLUMNS, MessageRow, MessageView, jsonOrNull, rowToMessage } from './message.mapper.js';
 import { SYSTEM_USER_ID } from '../users/system-user.js';
-import { Heads, MessageBatchOps, pairKey } from './message-batch.js';
+import { Heads, MessageBatchOps, pairKey, type ReadMarker } from './message-batch.js';
 
 /*
  * The message batch's statements on a better-sqlite3 connection, and the SQL text both
@@ -92,14 +92,20 @@ export class SqliteOps implements MessageBatchOps {
     return found;
   }
 
-  bumpHead(channelId: string, n: number): Heads | null {
-    const row = this.bump.get(n, n, channelId) as { head_seq: number; head_rev: number } | undefined;
-    return row ? { headSeq: row.head_seq, headRev: row.head_rev } : null;
-  }
-
-  lockChannel(channelId: string): Heads | null {
-    const row = this.heads.get(channelId) as { head_seq: number; head_rev: number; archived_at: number | null } | undefined;
-    return row ? { headSeq: row.head_seq, headRev: row.head_rev, archived: row.archived_at !== null } : null;
+  // One statement per channel: in process, a statement costs microseconds, not a round trip.
+  takeHeads(channels: [channelId: string, n: number][]): Map<string, Heads> {
+    const taken = new Map<string, Heads>();
+    for (const [channelId, n] of channels) {
+      const bumped = n > 0 ? (this.bump.get(n, n, channelId) as { head_seq: number; head_rev: number } | undefined) : undefined;
+      if (bumped) {
+        taken.set(channelId, { headSeq: bumped.head_seq, headRev: bumped.head_rev });
+        continue;
+      }
+      // Changes only, or not bumped: gone, or archived (the caller tells which from this).
+      const row = this.heads.get(channelId) as { head_seq: number; head_rev: number; archived_at: number | null } | undefined;
+      if (row) taken.set(channelId, { headSeq: row.head_seq, headRev: row.head_rev, archived: row.archived_at !== null });
+    }
+    return taken;
   }
 
   setHeadRev(channelId: string, rev: number): void {
@@ -156,8 +162,8 @@ export class SqliteOps implements MessageBatchOps {
     }
   }
 
-  advanceMarker(channelId: string, userId: string, seq: number): void {
-    this.marker.run(seq, channelId, userId, seq);
+  advanceMarkers(markers: ReadMarker[]): void {
+    for (const m of markers) this.marker.run(m.seq, m.channelId, m.userId, m.seq);
   }
 
   appendOutbox(rows: OutboxRow[]): void {
