@@ -282,23 +282,18 @@ export async function writeBatch(ops: MessageBatchOps, all: Request[], opts: Bat
   // 3. Sequence numbers and revs, channel by channel in a fixed order (the lock order across
   //    instances); a channel that only has changes is locked in the same pass.
   const changeChannels = new Set(changeIdx.map((i) => (all[i] as ChangeRequest).channelId));
-  const heads = new Map<string, Heads>();
   const now = Date.now();
   const createdAt = new Date(now).toISOString();
   const created: MessageView[] = [];
   const order = [...new Set([...byChannel.keys(), ...changeChannels])].sort();
-  const taken = await ops.takeHeads(order.map((channelId) => [channelId, byChannel.get(channelId)?.length ?? 0]));
+  const heads = await ops.takeHeads(order.map((channelId) => [channelId, byChannel.get(channelId)?.length ?? 0]));
   for (const channelId of order) {
     const idx = byChannel.get(channelId);
-    const head = taken.get(channelId);
-    if (!idx) {
-      if (head) heads.set(channelId, head);
-      continue;
-    }
+    if (!idx) continue; // changes only: step 6 reads its heads
+    const head = heads.get(channelId);
     // Gone, or archived since the in-memory check let these sends in (another instance's
     // archive, a bus round trip ago). The batch splits down to these sends.
     if (!head || head.archived) throw head ? AppError.archived() : AppError.notFound('channel');
-    heads.set(channelId, head);
     idx.forEach((i, k) => {
       const target = replies.get(i);
       const message = newMessage(reqs[i], {
