@@ -15,6 +15,12 @@ import type { CrashPoint } from './writer-wire.js';
 export { pairKey };
 export type { Heads, MessageBatchOps };
 
+/**
+ * PostgreSQL: message batches in flight at once per instance, over disjoint channels (see
+ * MessageWriter). Each holds a pooled connection (10 in all) while it runs.
+ */
+const PG_BATCHES_IN_FLIGHT = 2;
+
 /** Messages per indexing transaction, and how long after a send the indexing runs. */
 const INDEX_BATCH = 5000;
 const INDEX_DELAY_MS = 1000;
@@ -63,6 +69,11 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
   private indexTimer: NodeJS.Timeout | null = null;
   /** Write transactions tried by message batches so far (the split test reads it). */
   transactions = 0;
+  /**
+   * How many batches MessageWriter may have here at once: SQLite has one writer (the thread, or
+   * the one `:memory:` connection); PostgreSQL's pool runs several, each on its own connection.
+   */
+  readonly batchesInFlight: number;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -70,6 +81,7 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
     config: AppConfig,
   ) {
     this.webhooks = config.webhooks !== null;
+    this.batchesInFlight = writer.dialect === 'sqlite' ? 1 : PG_BATCHES_IN_FLIGHT;
     if (writer.dialect !== 'sqlite') return;
     const main = (dataSource.driver as unknown as { databaseConnection: Database.Database }).databaseConnection;
     const file = config.database.type === 'sqlite' ? config.database.file : ':memory:';

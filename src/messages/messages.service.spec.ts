@@ -275,4 +275,36 @@ describe.each(DATABASES)('MessagesService on %s', (db) => {
       expect(seqs).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
     }
   });
+
+  // Two batches in flight per instance, over disjoint channels (MessageWriter): a channel whose
+  // row lock is held elsewhere (here by an open transaction; in production another instance's
+  // batch) holds up its own sends only, and a channel's later send still waits for its earlier one.
+  it('writes another channel while one waits for its row lock, and keeps the waiting channel in order', async () => {
+    const [one] = instances;
+    const u = await one.get(UsersService).create(`flight_${Date.now().toString(36)}`, 'not-a-real-hash');
+    const caller = { id: u.id, username: u.username };
+    const create = async (name: string) => (await one.get(ChannelsService).create(caller, { name: `${name}-${Date.now().toString(36)}`, visibility: 'public' })).id;
+    const [held, free] = [await create('held'), await create('free')];
+    const send = (channelId: string, key: string) => one.get(MessagesService).send(caller, { channelId, text: key, clientMsgId: key });
+    const holder = one.get(DataSource).createQueryRunner();
+    await holder.connect();
+    await holder.startTransaction();
+    try {
+      await holder.query('SELECT id FROM channels WHERE id = $1 FOR UPDATE', [held]);
+      let heldDone = false;
+      const first = send(held, 'f1').finally(() => (heldDone = true));
+      await new Promise((resolve) => setTimeout(resolve, 50)); // its batch is in the database, waiting
+      const second = send(held, 'f2');
+      let timer: NodeJS.Timeout | undefined;
+      const other = await Promise.race([send(free, 'f3'), new Promise((resolve) => (timer = setTimeout(() => resolve('still waiting'), 5000)))]);
+      clearTimeout(timer);
+      expect(other).toMatchObject({ message: { channelId: free, seq: 1 } });
+      expect(heldDone).toBe(false);
+      await holder.commitTransaction();
+      expect([(await first).message.seq, (await second).message.seq]).toEqual([1, 2]);
+    } finally {
+      if (holder.isTransactionActive) await holder.rollbackTransaction();
+      await holder.release();
+    }
+  });
 });
