@@ -62,7 +62,9 @@ async function onPostgres(ctx) {
     srv = await startParley({ logDir: ctx.logDir, name: 'ingest-pg', env: { DATABASE_URL: pgSchemaUrl(pgUrl, SCHEMA), REDIS_URL: '' } });
     await seedPgUsers(pgUrl, SCHEMA, ctx.users.dm);
     const count = () => withPg(pgUrl, SCHEMA, async (c) => Number((await c.query(COUNT)).rows[0].n));
-    return { ...(await measure(ctx, { srv, base: `ws://127.0.0.1:${srv.port}`, framing: 'json', kind: 'parleyPg' }, count, true)), database: redact(pgSchemaUrl(pgUrl, SCHEMA)) };
+    const checkpoints = () => withPg(pgUrl, SCHEMA, checkpointCount).catch(() => null);
+    const t = { srv, base: `ws://127.0.0.1:${srv.port}`, framing: 'json', kind: 'parleyPg', checkpoints };
+    return { ...(await measure(ctx, t, count, true)), database: redact(pgSchemaUrl(pgUrl, SCHEMA)) };
   } catch (e) {
     ctx.log(`ingest on PostgreSQL failed: ${e.stack || e}`);
     return { error: String(e.message || e) };
@@ -91,12 +93,14 @@ async function measure(ctx, t, countRowsNow, pg = false) {
     const rows0 = countRowsNow ? await countRowsNow() : null;
     const cpu0 = t.srv.cpuSec();
     const db0 = pg ? postgresCpu() : null;
+    const checkpoints0 = t.checkpoints ? await t.checkpoints() : null;
     await t.srv.stats({ reset: true });
     const durationMs = ctx.quick ? 2000 : 6000;
     const ws = await g.all('window', { window: WINDOW, durationMs, tag: 'ing' });
     const elapsedS = Math.max(...ws.map((w) => w.elapsedMs)) / 1000;
     const cpuS = t.srv.cpuSec() - cpu0;
     const dbS = pg ? postgresCpuSince(db0) : null;
+    const checkpoints1 = t.checkpoints ? await t.checkpoints() : null;
     const st = await t.srv.stats();
     const s = await g.snap();
     const rows1 = countRowsNow ? await countRowsNow() : null;
@@ -115,6 +119,10 @@ async function measure(ctx, t, countRowsNow, pg = false) {
       // Every postgres process on the machine (the server may be shared): an upper bound.
       res.dbCpuCores = round2(dbS / elapsedS);
       res.dbCpuUsPerMsg = s.acks ? Math.round((dbS * 1e6) / s.acks) : null;
+      // A checkpoint in the window (timed, every checkpoint_timeout; or WAL past max_wal_size)
+      // makes each page's first change after it write the whole page to the WAL, and the
+      // checkpointer's own writes count in `db us/msg`: counted, so a run can be read with it.
+      res.dbCheckpoints = checkpoints0 !== null && checkpoints1 !== null ? checkpoints1 - checkpoints0 : null;
     }
     if (countRowsNow) res.rowsMatchAcks = res.rowsAdded === res.acks;
     ctx.log(`  ${t.kind ?? 'parley'}: ${res.msgsPerSec} msgs/s, ${res.serverCpuUsPerMsg} us/msg, client ${res.clientCpu.join('+')} cores${countRowsNow ? `, rows +${res.rowsAdded} vs acks ${res.acks}` : ''}`);
@@ -133,11 +141,20 @@ export function report(r, { table, LABEL }) {
       server, pairs: v.pairs, 'acked msgs/s': v.msgsPerSec, acks: v.acks, 'rows added': v.rowsAdded,
       'rows == acks': v.rowsMatchAcks === undefined ? 'keeps none' : v.rowsMatchAcks ? 'yes' : 'NO', 'deliv/ack': v.deliveriesPerAck, errors: v.errors, 'ack p50 ms': v.ackP50, 'ack p99 ms': v.ackP99,
       'srv us/msg': v.serverCpuUsPerMsg, 'srv cores': v.serverCpuCores, 'db cores': v.dbCpuCores, 'db us/msg': v.dbCpuUsPerMsg,
-      'client cores': v.clientCpu.join('+'), 'client us/msg': v.clientCpuUsPerMsg,
+      'db checkpoints': v.dbCheckpoints, 'client cores': v.clientCpu.join('+'), 'client us/msg': v.clientCpuUsPerMsg,
     };
   });
   const p = r.servers.parley, q = r.servers.parleyPg, w = r.servers.ws, ratios = {};
   if (p?.msgsPerSec && q?.msgsPerSec) ratios['Ingest PostgreSQL/SQLite msgs/s'] = round2(q.msgsPerSec / p.msgsPerSec);
   if (p?.msgsPerSec && w?.msgsPerSec) ratios['Ingest Parley (SQLite)/ws-ref msgs/s (ws-ref keeps nothing)'] = round2(p.msgsPerSec / w.msgsPerSec);
   return { text: table(`Ingest: DM pairs, window ${r.servers.parley?.window ?? WINDOW} per sender${r.skipped ? ` (skipped: ${r.skipped})` : ''}`, rows), ratios };
+}
+
+/** PostgreSQL's checkpoints so far, timed and requested (pg_stat_checkpointer from 17, pg_stat_bgwriter before). */
+async function checkpointCount(c) {
+  try {
+    return Number((await c.query('SELECT num_timed + num_requested AS n FROM pg_stat_checkpointer')).rows[0].n);
+  } catch {
+    return Number((await c.query('SELECT checkpoints_timed + checkpoints_req AS n FROM pg_stat_bgwriter')).rows[0].n);
+  }
 }
