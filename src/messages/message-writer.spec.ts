@@ -132,14 +132,18 @@ describe('MessageWriter schedule', () => {
       expect(new Set(commits[0].reqs.map((r) => r.channelId))).toEqual(new Set(channels.slice(0, 4)));
       commits[0].commit();
       await tick();
-      // Channels 0-3 are free again, 4-7 still in flight; three new sends to a free channel
-      // would be a batch of 3 beside one of 40: they wait for it.
+      // Channels 0-3 are free again, 4-7 still in flight. Three new sends to free channels would
+      // be a batch of 3 beside one of 40: they wait for it, also with 30 more queued for a busy one.
       acks.push(write(100, channels[0]), write(101, channels[1]), write(102, channels[2]));
+      await tick();
+      expect(commits).toHaveLength(2);
+      for (let i = 0; i < 30; i++) acks.push(write(200 + i, channels[5]));
       await tick();
       expect(commits).toHaveLength(2);
       commits[1].commit();
       await tick();
-      expect(commits.map((c) => c.reqs.length)).toEqual([40, 40, 3]); // with nothing in flight, all three at once
+      // Nothing in flight, 33 queued (under the split's 64): one batch.
+      expect(commits.map((c) => c.reqs.length)).toEqual([40, 40, 33]);
       commits[2].commit();
       await Promise.all(acks);
     });

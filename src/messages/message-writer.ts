@@ -157,6 +157,11 @@ export class MessageWriter implements BeforeApplicationShutdown {
     const slots = this.store.batchesInFlight;
     if (this.inFlight.size >= slots) return [];
     if (slots === 1) return this.queue.splice(0, MAX_BATCH);
+    let other = 0;
+    for (const b of this.inFlight) other = Math.max(other, b.length);
+    // Too few queued to pass the size rule below: not worth a walk of the queue (this runs every
+    // turn of the event loop that queues a send while one batch is in flight).
+    if (this.queue.length * 2 < other) return [];
     const half = this.inFlight.size === 0 && this.queue.length >= SPLIT_AT ? this.firstHalf() : null;
     const batch: Pending[] = [];
     const left: Pending[] = [];
@@ -165,8 +170,6 @@ export class MessageWriter implements BeforeApplicationShutdown {
       if (batch.length < MAX_BATCH && !this.busy.has(id) && (!half || half.has(id))) batch.push(p);
       else left.push(p);
     }
-    let other = 0;
-    for (const b of this.inFlight) other = Math.max(other, b.length);
     if (batch.length === 0 || batch.length * 2 < other) return []; // waits for the one in flight
     this.queue = left;
     return batch;
