@@ -353,6 +353,17 @@ export class MessageStore implements OnModuleInit, OnApplicationBootstrap, OnApp
   }
 }
 
+/** `list` in slices of INSERT_CHUNK: one statement each, far below PostgreSQL's bind limit. */
+function* chunks<T>(list: T[]): Generator<T[]> {
+  for (let start = 0; start < list.length; start += INSERT_CHUNK) yield list.slice(start, start + INSERT_CHUNK);
+}
+
+/** `($1::varchar, $2::int), ($3::varchar, $4::int), …`: `rows` tuples of these casts ('' for none). */
+function valuesList(rows: number, casts: string[]): string {
+  const k = casts.length;
+  return Array.from({ length: rows }, (_, i) => `(${casts.map((cast, j) => `$${k * i + j + 1}${cast}`).join(', ')})`).join(', ');
+}
+
 class PostgresOps implements MessageBatchOps {
   constructor(private readonly em: EntityManager) {}
 
@@ -363,14 +374,11 @@ class PostgresOps implements MessageBatchOps {
 
   async findExisting(pairs: { senderId: string; clientMsgId: string }[]): Promise<Map<string, MessageView>> {
     const found = new Map<string, MessageView>();
-    for (let start = 0; start < pairs.length; start += INSERT_CHUNK) {
-      const chunk = pairs.slice(start, start + INSERT_CHUNK);
-      const params = chunk.flatMap((p) => [p.senderId, p.clientMsgId]);
-      const values = chunk.map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(', ');
+    for (const chunk of chunks(pairs)) {
       const rows = await this.rows<MessageRow>(
         `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
-         WHERE (m.sender_id, m.client_msg_id) IN (VALUES ${values})`,
-        params,
+         WHERE (m.sender_id, m.client_msg_id) IN (VALUES ${valuesList(chunk.length, ['', ''])})`,
+        chunk.flatMap((p) => [p.senderId, p.clientMsgId]),
       );
       for (const row of rows) found.set(pairKey(row.sender_id, row.client_msg_id), rowToMessage(row));
     }
@@ -380,11 +388,9 @@ class PostgresOps implements MessageBatchOps {
   async findMembers(pairs: { channelId: string; userId: string }[]): Promise<Set<string>> {
     const unique = [...new Map(pairs.map((p) => [pairKey(p.channelId, p.userId), p])).values()];
     const found = new Set<string>();
-    for (let start = 0; start < unique.length; start += INSERT_CHUNK) {
-      const chunk = unique.slice(start, start + INSERT_CHUNK);
-      const values = chunk.map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(', ');
+    for (const chunk of chunks(unique)) {
       const rows = await this.rows<{ channel_id: string; user_id: string }>(
-        `SELECT channel_id, user_id FROM memberships WHERE (channel_id, user_id) IN (VALUES ${values})`,
+        `SELECT channel_id, user_id FROM memberships WHERE (channel_id, user_id) IN (VALUES ${valuesList(chunk.length, ['', ''])})`,
         chunk.flatMap((p) => [p.channelId, p.userId]),
       );
       for (const r of rows) found.add(pairKey(r.channel_id, r.user_id));
@@ -418,12 +424,10 @@ class PostgresOps implements MessageBatchOps {
     );
     for (const r of locked) taken.set(r.id, { headSeq: Number(r.head_seq), headRev: Number(r.head_rev), archived: r.archived_at !== null });
     const bumps = channels.filter(([channelId, n]) => n > 0 && taken.get(channelId)?.archived === false);
-    for (let start = 0; start < bumps.length; start += INSERT_CHUNK) {
-      const chunk = bumps.slice(start, start + INSERT_CHUNK);
-      const values = chunk.map((_, i) => `($${2 * i + 1}::varchar, $${2 * i + 2}::int)`).join(', ');
+    for (const chunk of chunks(bumps)) {
       const bumped = await this.rows<{ id: string; head_seq: number; head_rev: number }>(
         `UPDATE channels c SET head_seq = c.head_seq + v.n, head_rev = c.head_rev + v.n
-         FROM (VALUES ${values}) AS v(id, n) WHERE c.id = v.id RETURNING c.id, c.head_seq, c.head_rev`,
+         FROM (VALUES ${valuesList(chunk.length, ['::varchar', '::int'])}) AS v(id, n) WHERE c.id = v.id RETURNING c.id, c.head_seq, c.head_rev`,
         chunk.flat(),
       );
       for (const r of bumped) taken.set(r.id, { headSeq: Number(r.head_seq), headRev: Number(r.head_rev) });
@@ -485,8 +489,7 @@ class PostgresOps implements MessageBatchOps {
   }
 
   async insert(messages: MessageView[], createdAtMs: number): Promise<void> {
-    for (let start = 0; start < messages.length; start += INSERT_CHUNK) {
-      const chunk = messages.slice(start, start + INSERT_CHUNK);
+    for (const chunk of chunks(messages)) {
       let n = 0;
       await this.em.queryRunner!.query(insertSql(chunk.length, () => `$${++n}`), insertParams(chunk, createdAtMs));
     }
@@ -498,11 +501,9 @@ class PostgresOps implements MessageBatchOps {
    * batches that share a marker have already queued on its channel.
    */
   async advanceMarkers(markers: ReadMarker[]): Promise<void> {
-    for (let start = 0; start < markers.length; start += INSERT_CHUNK) {
-      const chunk = markers.slice(start, start + INSERT_CHUNK);
-      const values = chunk.map((_, i) => `($${3 * i + 1}::varchar, $${3 * i + 2}::varchar, $${3 * i + 3}::int)`).join(', ');
+    for (const chunk of chunks(markers)) {
       await this.em.queryRunner!.query(
-        `UPDATE memberships m SET last_read_seq = v.seq FROM (VALUES ${values}) AS v(channel_id, user_id, seq)
+        `UPDATE memberships m SET last_read_seq = v.seq FROM (VALUES ${valuesList(chunk.length, ['::varchar', '::varchar', '::int'])}) AS v(channel_id, user_id, seq)
          WHERE m.channel_id = v.channel_id AND m.user_id = v.user_id AND m.last_read_seq < v.seq`,
         chunk.flatMap((m) => [m.channelId, m.userId, m.seq]),
       );

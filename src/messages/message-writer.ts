@@ -61,9 +61,8 @@ export class MessageWriter implements BeforeApplicationShutdown {
   private readonly logger = new Logger(MessageWriter.name);
   private queue: Pending[] = [];
   private scheduled = false;
-  /** Batches in the database now (at most store.batchesInFlight), and the channels they hold. */
-  private readonly inFlight = new Set<Pending[]>();
-  private readonly busy = new Set<string>();
+  /** Batches in the database now (at most store.batchesInFlight), each with the channels it holds. */
+  private readonly inFlight = new Map<Pending[], Set<string>>();
   private idle: (() => void)[] = [];
   /**
    * Called synchronously after each commit with the new messages (in seq order per channel) and
@@ -120,15 +119,12 @@ export class MessageWriter implements BeforeApplicationShutdown {
 
   private async run(batch: Pending[]): Promise<void> {
     // Marked before the first await: the next take() must see this batch.
-    this.inFlight.add(batch);
-    const channels = new Set(batch.map((p) => p.req.channelId));
-    for (const id of channels) this.busy.add(id);
+    this.inFlight.set(batch, new Set(batch.map((p) => p.req.channelId)));
     this.metrics.writeBatch.observe(batch.length);
     const timer = this.metrics.writeBatchSeconds.startTimer();
     const result = await this.store.writeBatch(batch.map((p) => p.req));
     timer();
     this.inFlight.delete(batch);
-    for (const id of channels) this.busy.delete(id);
     // What queued during this commit goes to the database now, before this batch is answered and
     // fanned out: the writer thread commits it while this thread sends the acks and the frames.
     // (Answering first left the thread idle for that time, and the clients, waiting for their
@@ -158,7 +154,7 @@ export class MessageWriter implements BeforeApplicationShutdown {
     if (this.inFlight.size >= slots) return [];
     if (slots === 1) return this.queue.splice(0, MAX_BATCH);
     let other = 0;
-    for (const b of this.inFlight) other = Math.max(other, b.length);
+    for (const b of this.inFlight.keys()) other = Math.max(other, b.length);
     // Too few queued to pass the size rule below: not worth a walk of the queue (this runs every
     // turn of the event loop that queues a send while one batch is in flight).
     if (this.queue.length * 2 < other) return [];
@@ -167,12 +163,18 @@ export class MessageWriter implements BeforeApplicationShutdown {
     const left: Pending[] = [];
     for (const p of this.queue) {
       const id = p.req.channelId;
-      if (batch.length < MAX_BATCH && !this.busy.has(id) && (!half || half.has(id))) batch.push(p);
+      if (batch.length < MAX_BATCH && !this.held(id) && (!half || half.has(id))) batch.push(p);
       else left.push(p);
     }
     if (batch.length === 0 || batch.length * 2 < other) return []; // waits for the one in flight
     this.queue = left;
     return batch;
+  }
+
+  /** A batch in flight holds this channel (two at most to ask). */
+  private held(channelId: string): boolean {
+    for (const channels of this.inFlight.values()) if (channels.has(channelId)) return true;
+    return false;
   }
 
   /** The queue's channels, in order of first request, that hold about half its requests (one at least, not all). */
