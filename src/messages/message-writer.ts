@@ -11,10 +11,10 @@ import type { ChangeOutcome, SendOutcome, SendRequest } from './message-batch.js
 // The batch itself (idempotency, membership, seq and rev, rows, markers, changes, outbox) is
 // plain code in message-batch.ts, run where the database is (see MessageStore.writeBatch).
 export { MAX_REACTION_EMOJI } from './message-batch.js';
+export type { ChangeOutcome, ChangeRequest, SendOutcome, SendRequest } from './message-batch.js';
 
 /** PostgreSQL: a queue this long, with no batch in flight, goes out as two batches (see MessageWriter.take). */
 const SPLIT_AT = 64;
-export type { ChangeOutcome, ChangeRequest, SendOutcome, SendRequest } from './message-batch.js';
 
 interface Pending {
   req: Request;
